@@ -1,0 +1,50 @@
+"""mlcc: an ahead-of-time compiler from ONNX to dependency-free C libraries.
+
+Public API: compile() and load().
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import onnx
+
+from .context import CompileOptions
+from .driver import compile_model
+from .errors import MlccError
+from .runtime.loader import CompiledModel
+from .version import __version__
+
+__all__ = ["CompiledModel", "MlccError", "__version__", "compile", "load"]
+
+
+def compile(
+    model: onnx.ModelProto | str | os.PathLike,
+    target: str = "c",
+    out_dir: str | os.PathLike = "out",
+    input_shapes: Mapping[str, Sequence[int]] | None = None,
+    name: str = "model",
+    opt_level: int = 2,
+    weights: str = "embed",
+    build: bool = True,
+    verify: bool = False,
+) -> dict:
+    """Compile an ONNX model (path or ModelProto) into `out_dir`, build it, and return the compile report."""
+    opts = CompileOptions(
+        out_dir=Path(out_dir),
+        target=target,
+        name=name,
+        input_shapes=dict(input_shapes or {}),
+        opt_level=opt_level,
+        weights=weights,
+        build=build,
+        verify=verify,
+    )
+    return compile_model(model, opts)
+
+
+def load(out_dir: str | os.PathLike) -> CompiledModel:
+    """Load a model compiled into `out_dir`: `.inputs`, `.outputs`, `.run({name: array})`."""
+    return CompiledModel(out_dir)

@@ -1,0 +1,1 @@
+"""Code generation: IR + memory plan -> source files; toolchain -> built library."""

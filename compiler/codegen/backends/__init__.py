@@ -1,0 +1,1 @@
+"""Backends: one class per target; dialect differences are attributes."""

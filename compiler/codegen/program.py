@@ -1,0 +1,124 @@
+"""Target-independent host plan: kernels in order, where every value lives, the weight blob.
+
+Storage classes: graph inputs and outputs are the caller's buffers; constants live in the weight blob
+(or, when every element is equal, in a region filled once at create time); everything else gets an
+offset in the activation arena from the memory planner.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import InternalError
+from ..ir.graph import Graph, Node, Value
+from ..ops.registry import Kernel, lookup
+from ..passes.memory_plan import ALIGN, MemoryPlan, plan_memory
+
+WEIGHTS_MAGIC = b"MLCCWTS1"
+WEIGHTS_HEADER = 64  # magic (8) + model hash (32) + payload bytes (8) + padding
+SPLAT_MIN_BYTES = 256  # constants at least this big whose elements are all equal are filled, not stored
+
+
+@dataclass(frozen=True)
+class Location:
+    kind: str  # "input", "output", "arena", "weights", "fill"
+    index: int  # input/output index or byte offset
+
+
+@dataclass
+class Fill:
+    value: Value
+    offset: int
+    literal: object  # the repeated element, as a Python scalar
+
+
+@dataclass
+class Step:
+    kernel: Kernel
+    node: Node
+
+
+@dataclass
+class Program:
+    graph: Graph
+    steps: list[Step]
+    locations: dict[int, Location]
+    memory: MemoryPlan
+    weights: bytes  # payload, without header
+    fills: list[Fill]
+    fill_bytes: int
+    output_copies: list[tuple[int, Value]] = field(default_factory=list)  # (output index, source value)
+
+    def where(self, v: Value) -> Location:
+        try:
+            return self.locations[id(v)]
+        except KeyError:
+            raise InternalError(f"value {v.name!r} has no storage") from None
+
+
+def _align(n: int) -> int:
+    return (n + ALIGN - 1) // ALIGN * ALIGN
+
+
+def lower_graph(graph: Graph) -> list[Step]:
+    steps = []
+    for node in graph.nodes:
+        entry = lookup(node.op, node.domain, node.version)
+        if entry is None:
+            raise InternalError(f"no lowering for {node.op}")
+        steps.extend(Step(k, node) for k in entry.lower(node))
+    return steps
+
+
+def _is_splat(data: np.ndarray) -> bool:
+    flat = data.reshape(-1)
+    return data.nbytes >= SPLAT_MIN_BYTES and bool(np.all(flat == flat[0]))
+
+
+def build_program(graph: Graph) -> Program:
+    steps = lower_graph(graph)
+    locations: dict[int, Location] = {}
+    for i, v in enumerate(graph.inputs):
+        locations[id(v)] = Location("input", i)
+
+    output_copies = []
+    for j, v in enumerate(graph.outputs):
+        if id(v) in locations or v.is_const:
+            output_copies.append((j, v))  # an input, a constant or a repeated output: copied at the end
+        else:
+            locations[id(v)] = Location("output", j)
+
+    weights, fills, weight_size, fill_size = bytearray(), [], 0, 0
+    for c in graph.constants():
+        if _is_splat(c.data):
+            fills.append(Fill(c, fill_size, c.data.reshape(-1)[0].item()))
+            locations[id(c)] = Location("fill", fill_size)
+            fill_size += _align(c.nbytes)
+        else:
+            locations[id(c)] = Location("weights", weight_size)
+            weights += c.data.tobytes()
+            weights += b"\0" * (_align(len(weights)) - len(weights))
+            weight_size = len(weights)
+
+    pinned = set(locations)
+    memory = plan_memory([(s.kernel.inputs, s.kernel.outputs) for s in steps], pinned)
+    for key, offset in memory.offsets.items():
+        locations[key] = Location("arena", offset)
+    return Program(graph, steps, locations, memory, bytes(weights), fills, fill_size, output_copies)
+
+
+def weights_file(payload: bytes, model_hash: str) -> bytes:
+    """The weight blob as written to weights.bin: a header that ties it to one model, then the payload."""
+    header = WEIGHTS_MAGIC + bytes.fromhex(model_hash) + len(payload).to_bytes(8, "little")
+    return header + b"\0" * (WEIGHTS_HEADER - len(header)) + payload
+
+
+def model_hash(model_bytes: bytes, options: dict) -> str:
+    """sha256 over the serialized model and the options that change generated code."""
+    h = hashlib.sha256(model_bytes)
+    h.update(json.dumps(options, sort_keys=True).encode())
+    return h.hexdigest()

@@ -1,0 +1,49 @@
+"""Options of one compile and the pass context (opt level, disabled passes, hooks, verification)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .ir.graph import Graph
+
+Hook = Callable[[str, int, Graph], None]  # (pass name, pass index, graph)
+Progress = Callable[[str, int, int], None]  # (step, done, total)
+
+TARGETS = ("c", "cuda")
+WEIGHT_MODES = ("embed", "external")
+
+
+@dataclass
+class PassContext:
+    opt_level: int = 2
+    disabled: set[str] = field(default_factory=set)
+    before: list[Hook] = field(default_factory=list)
+    after: list[Hook] = field(default_factory=list)
+    verify: bool = False
+    timings: list[dict] = field(default_factory=list)  # per pass: name, seconds, nodes after
+
+
+@dataclass
+class CompileOptions:
+    out_dir: Path
+    target: str = "c"
+    name: str = "model"
+    input_shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    opt_level: int = 2
+    weights: str = "embed"
+    build: bool = True
+    verify: bool = False
+    jobs: int = 2
+    progress: Progress | None = None
+
+    def flags(self) -> dict:
+        """The options that change generated code; hashed into the model hash and printed in headers."""
+        return {
+            "target": self.target,
+            "name": self.name,
+            "input_shapes": {k: list(v) for k, v in sorted(self.input_shapes.items())},
+            "opt_level": self.opt_level,
+            "weights": self.weights,
+        }

@@ -1,0 +1,134 @@
+"""One compile, end to end: import -> passes -> program -> codegen -> files -> build."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+
+import time
+from pathlib import Path
+
+import onnx
+
+from .codegen import toolchain
+from .codegen.backends.c import ABI_VERSION, CBackend, ModelMeta
+from .codegen.program import build_program, model_hash, weights_file
+from .context import TARGETS, WEIGHT_MODES, CompileOptions, PassContext
+from .errors import MlccError, UnsupportedError
+from .importer.onnx import import_onnx, load_model
+from .paths import runtime_c_dir
+from .pipeline import run_pipeline
+from .version import __version__
+
+_PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+RUNTIME_FILES = ("mlcc_runtime.h", "mlcc_runtime.c")
+
+
+def _check_options(opts: CompileOptions) -> None:
+    if opts.target not in TARGETS:
+        raise MlccError(f"unknown target {opts.target!r}; use one of {', '.join(TARGETS)}")
+    if opts.target == "cuda":
+        raise UnsupportedError("--target cuda is not implemented yet; use --target c")
+    if not _PREFIX.match(opts.name):
+        raise MlccError(f"--name {opts.name!r} must be a C identifier (letters, digits, _; not starting with a digit)")
+    if opts.weights not in WEIGHT_MODES:
+        raise MlccError(f"--weights must be one of {', '.join(WEIGHT_MODES)}")
+
+
+def _model_bytes(source) -> bytes:
+    if isinstance(source, onnx.ModelProto):
+        return source.SerializeToString(deterministic=True)
+    return Path(source).read_bytes()
+
+
+def _write(path: Path, data: bytes | str) -> None:
+    """Write atomically: a reader never sees a half-written file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def compile_model(source, opts: CompileOptions) -> dict:
+    """Compile `source` (path or ModelProto) into opts.out_dir; returns the report (also written as report.json)."""
+    _check_options(opts)
+    progress = opts.progress or (lambda step, done, total: None)
+    started = time.perf_counter()
+    model, _ = load_model(source)
+    digest = model_hash(_model_bytes(source), opts.flags())
+
+    progress("import", 0, 1)
+    t = time.perf_counter()
+    graph = import_onnx(source, opts.input_shapes, lambda done, total: progress("import", done, total))
+    nodes_in = len(graph.nodes)
+    import_s = time.perf_counter() - t
+
+    ctx = PassContext(opt_level=opts.opt_level, verify=opts.verify)
+    ctx.after.append(lambda name, index, g: progress("passes", index + 1, len(ctx.timings) + 1))
+    graph = run_pipeline(graph, opts.target, ctx)
+
+    progress("codegen", 0, 1)
+    t = time.perf_counter()
+    program = build_program(graph)
+    meta = ModelMeta(
+        prefix=opts.name,
+        model_hash=digest,
+        version=__version__,
+        flags=json.dumps(opts.flags(), sort_keys=True),
+        weights=opts.weights,
+        source_name="model.c",
+    )
+    files = CBackend().generate(program, meta)
+    out = Path(opts.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in (f"lib{opts.name}.so", f"lib{opts.name}.a"):
+        (out / stale).unlink(missing_ok=True)
+    for name, text in files.items():
+        _write(out / name, text)
+    for name in RUNTIME_FILES:
+        _write(out / name, (runtime_c_dir() / name).read_bytes())
+    _write(out / "weights.bin", weights_file(program.weights, digest))
+    manifest = {
+        "mlcc_version": __version__,
+        "abi_version": ABI_VERSION,
+        "target": opts.target,
+        "prefix": opts.name,
+        "model_hash": digest,
+        "weights": opts.weights,
+        "library": f"lib{opts.name}.so",
+        "inputs": [{"name": v.name, "dtype": v.dtype.name, "shape": list(v.shape)} for v in graph.inputs],
+        "outputs": [{"name": v.name, "dtype": v.dtype.name, "shape": list(v.shape)} for v in graph.outputs],
+    }
+    _write(out / "model.json", json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=True) + "\n")
+    codegen_s = time.perf_counter() - t
+    progress("codegen", 1, 1)
+
+    build_s = None
+    if opts.build:
+        progress("build", 0, 1)
+        build_s = toolchain.build(out, jobs=opts.jobs)
+        progress("build", 1, 1)
+
+    report = {
+        "model_hash": digest,
+        "target": opts.target,
+        "opt_level": opts.opt_level,
+        "nodes_in": nodes_in,
+        "nodes_out": len(graph.nodes),
+        "kernels": len(program.steps),
+        "weight_bytes": len(program.weights),
+        "fill_bytes": program.fill_bytes,
+        "arena_bytes": program.memory.arena_bytes,
+        "naive_bytes": program.memory.naive_bytes,
+        "lower_bound_bytes": program.memory.lower_bound_bytes,
+        "passes": ctx.timings,
+        "import_seconds": import_s,
+        "codegen_seconds": codegen_s,
+        "build_seconds": build_s,
+        "compile_seconds": time.perf_counter() - started - (build_s or 0.0),
+        "library": str(out / f"lib{opts.name}.so") if opts.build else None,
+    }
+    _write(out / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    return report
+
+

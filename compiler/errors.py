@@ -1,0 +1,33 @@
+"""User-facing failures. Every error a user can act on is an MlccError; anything else is a bug."""
+
+from __future__ import annotations
+
+
+class MlccError(Exception):
+    """A failure caused by the input or the environment, reported as `mlcc: error: ...`."""
+
+    exit_code = 2
+
+
+class ModelError(MlccError):
+    """The ONNX model is malformed, or inconsistent with what mlcc was told about it."""
+
+
+class ShapeError(MlccError):
+    """A shape is unknown, unbound or inconsistent."""
+
+
+class UnsupportedError(MlccError):
+    """The model uses something the compiler does not implement (yet)."""
+
+
+class BuildError(MlccError):
+    """The C/CUDA toolchain failed on generated code."""
+
+    exit_code = 1
+
+
+class InternalError(MlccError):
+    """A compiler bug detected by an internal check (verifier, template)."""
+
+    exit_code = 1

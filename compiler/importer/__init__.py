@@ -1,0 +1,1 @@
+"""Front ends: model formats -> ir.Graph."""

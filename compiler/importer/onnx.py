@@ -1,0 +1,270 @@
+"""ONNX ModelProto -> ir.Graph. Structure only: op semantics live in the op registry."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import AttributeProto, numpy_helper
+from google.protobuf.message import DecodeError
+
+from ..errors import MlccError, ModelError, ShapeError, UnsupportedError
+from ..ir.dtypes import BY_ONNX
+from ..ir.graph import Graph, Node, Value
+from ..ops import registry
+
+MAX_ELEMENTS = 2**31 - 1  # per tensor; larger shapes are rejected before anything is allocated
+InputShapes = Mapping[str, Sequence[int]]
+
+
+def load_model(source: onnx.ModelProto | str | os.PathLike) -> tuple[onnx.ModelProto, Path | None]:
+    """Parse a model file (or take a ModelProto); external data is resolved later, safely."""
+    if isinstance(source, onnx.ModelProto):
+        return source, None
+    path = Path(source)
+    if not path.is_file():
+        raise MlccError(f"cannot read model {str(path)!r}: no such file")
+    try:
+        model = onnx.load_model(str(path), load_external_data=False)
+    except (DecodeError, ValueError, RuntimeError) as err:
+        raise ModelError(f"{str(path)!r} is not a valid ONNX model ({type(err).__name__}: {err})") from None
+    return model, path.parent
+
+
+def _external_bytes(tensor: onnx.TensorProto, base_dir: Path | None) -> bytes:
+    """Read a tensor's external data, refusing locations outside the model's directory."""
+    info = {e.key: e.value for e in tensor.external_data}
+    location = info.get("location", "")
+    if base_dir is None:
+        raise ModelError(f"initializer {tensor.name!r} has external data; pass the model as a file path")
+    root = base_dir.resolve()
+    target = (root / location).resolve()
+    if os.path.isabs(location) or not location or root not in target.parents:
+        raise ModelError(f"initializer {tensor.name!r}: external data location {location!r} is outside the model's directory")
+    if not target.is_file():
+        raise ModelError(f"initializer {tensor.name!r}: external data file {location!r} not found next to the model")
+    offset, length = int(info.get("offset", 0) or 0), info.get("length")
+    size = target.stat().st_size
+    length = size - offset if length is None else int(length)
+    if offset < 0 or length < 0 or offset + length > size:
+        raise ModelError(f"initializer {tensor.name!r}: external data range {offset}+{length} exceeds {location!r}")
+    with open(target, "rb") as f:
+        f.seek(offset)
+        return f.read(length)
+
+
+def tensor_to_array(tensor: onnx.TensorProto, base_dir: Path | None = None) -> np.ndarray:
+    """A TensorProto's value as numpy, checking that it holds the data it declares."""
+    dtype = BY_ONNX.get(tensor.data_type)
+    if dtype is None:
+        raise UnsupportedError(f"tensor {tensor.name!r}: element type code {tensor.data_type} is not supported")
+    dims = [int(d) for d in tensor.dims]
+    _check_dims(f"tensor {tensor.name!r}", dims)
+    if tensor.data_location == onnx.TensorProto.EXTERNAL:
+        raw = _external_bytes(tensor, base_dir)
+        copy = onnx.TensorProto()
+        copy.CopyFrom(tensor)
+        del copy.external_data[:]
+        copy.data_location = onnx.TensorProto.DEFAULT
+        copy.raw_data = raw
+        tensor = copy
+    try:
+        array = numpy_helper.to_array(tensor)
+    except (ValueError, TypeError) as err:
+        raise ModelError(f"tensor {tensor.name!r} does not hold the data its dims declare ({err})") from None
+    if list(array.shape) != dims:
+        raise ModelError(f"tensor {tensor.name!r} holds {array.size} elements for dims {dims}")
+    return np.ascontiguousarray(array.astype(dtype.np, copy=False))
+
+
+def _check_dims(what: str, dims: Sequence[int]) -> None:
+    if any(d < 0 for d in dims):
+        raise ShapeError(f"{what} has a negative dim {list(dims)}")
+    if int(np.prod([max(d, 1) for d in dims], dtype=np.float64)) > MAX_ELEMENTS:
+        raise ShapeError(f"{what} has {list(dims)}: more than {MAX_ELEMENTS} elements")
+
+
+def _attr_value(attr: AttributeProto, base_dir: Path | None, where: str):
+    t = attr.type
+    if t == AttributeProto.FLOAT:
+        return float(attr.f)
+    if t == AttributeProto.INT:
+        return int(attr.i)
+    if t == AttributeProto.STRING:
+        return attr.s.decode("utf-8", "surrogateescape")
+    if t == AttributeProto.FLOATS:
+        return [float(x) for x in attr.floats]
+    if t == AttributeProto.INTS:
+        return [int(x) for x in attr.ints]
+    if t == AttributeProto.STRINGS:
+        return [s.decode("utf-8", "surrogateescape") for s in attr.strings]
+    if t == AttributeProto.TENSOR:
+        return tensor_to_array(attr.t, base_dir)
+    raise UnsupportedError(f"{where}: attribute {attr.name!r} of type {AttributeProto.AttributeType.Name(t)} is not supported")
+
+
+def _input_value(vi: onnx.ValueInfoProto, bound: InputShapes) -> Value:
+    name = vi.name
+    if not vi.type.HasField("tensor_type"):
+        raise UnsupportedError(f"graph input {name!r}: only tensor inputs are supported")
+    tt = vi.type.tensor_type
+    dtype = BY_ONNX.get(tt.elem_type)
+    if dtype is None:
+        raise UnsupportedError(f"graph input {name!r}: element type code {tt.elem_type} is not supported")
+    declared = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim]
+    if name in bound:
+        given = [int(d) for d in bound[name]]
+        if tt.HasField("shape") and len(given) != len(declared):
+            raise ShapeError(f"--input-shape {name}: rank {len(given)} given, the model declares rank {len(declared)} {declared}")
+        for axis, (g, d) in enumerate(zip(given, declared)):
+            if isinstance(d, int) and d != g:
+                raise ShapeError(f"--input-shape {name}: dim {axis} is {g}, the model fixes it to {d}")
+        shape = given
+    else:
+        if not tt.HasField("shape"):
+            raise ShapeError(f"graph input {name!r} has no shape; bind it with --input-shape {name}=D0,D1,...")
+        for axis, d in enumerate(declared):
+            if not isinstance(d, int):
+                raise ShapeError(
+                    f"graph input {name!r} dim {axis} is symbolic ({d!r}) in {declared}; "
+                    f"bind it with --input-shape {name}=D0,D1,..."
+                )
+        shape = declared
+    _check_dims(f"graph input {name!r}", shape)
+    return Value(name, dtype, tuple(shape))
+
+
+def _check_supported(graph: onnx.GraphProto, opsets: Mapping[str, int]) -> None:
+    """Raise one UnsupportedError listing every unsupported (op, domain, opset) with its nodes."""
+    missing: dict[tuple[str, str, int | None], list[str]] = {}
+    for node in graph.node:
+        domain = "" if node.domain in ("", "ai.onnx") else node.domain
+        version = opsets.get(domain)
+        if version is None or registry.lookup(node.op_type, domain, version) is None:
+            missing.setdefault((node.op_type, domain, version), []).append(node.name)
+    if not missing:
+        return
+    lines = [f"the model uses {len(missing)} unsupported operator(s):"]
+    for (op, domain, version), names in sorted(missing.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        dom = domain or "ai.onnx"
+        opset = f"opset {version}" if version is not None else "no opset imported for this domain"
+        shown = ", ".join(repr(n) for n in names[:5]) + (f", ... ({len(names) - 5} more)" if len(names) > 5 else "")
+        lines.append(f"  {op} (domain {dom}, {opset}): {len(names)} node(s): {shown}")
+    raise UnsupportedError("\n".join(lines))
+
+
+def _topological(nodes: Sequence[onnx.NodeProto], known: set[str]) -> list[onnx.NodeProto]:
+    """Nodes in an order where every input is defined first; ModelError on cycles or undefined names."""
+    order, pending, defined = [], list(nodes), set(known)
+    while pending:
+        rest = [n for n in pending if not all(i == "" or i in defined for i in n.input)]
+        ready = [n for n in pending if all(i == "" or i in defined for i in n.input)]
+        if not ready:
+            node = rest[0]
+            undefined = [i for i in node.input if i and i not in defined]
+            producers = {o for n in rest for o in n.output}
+            if any(i in producers for i in undefined):
+                raise ModelError(f"the graph has a cycle through node {node.op_type} {node.name!r}")
+            raise ModelError(f"node {node.op_type} {node.name!r} uses undefined tensor {undefined[0]!r}")
+        for n in ready:
+            order.append(n)
+            defined.update(o for o in n.output if o)
+        pending = rest
+    return order
+
+
+def import_onnx(
+    source: onnx.ModelProto | str | os.PathLike,
+    input_shapes: InputShapes | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Graph:
+    """Build the typed graph IR of an ONNX model with every shape static."""
+    model, base_dir = load_model(source)
+    bound = dict(input_shapes or {})
+    opsets = {("" if o.domain in ("", "ai.onnx") else o.domain): int(o.version) for o in model.opset_import}
+    if "" not in opsets and model.ir_version < 3:
+        opsets[""] = 1
+    graph = model.graph
+    _check_supported(graph, opsets)
+
+    values: dict[str, Value] = {}
+    for tensor in graph.initializer:
+        if tensor.name in values:
+            raise ModelError(f"initializer {tensor.name!r} is defined twice")
+        array = tensor_to_array(tensor, base_dir)
+        values[tensor.name] = Value(tensor.name, BY_ONNX[tensor.data_type], array.shape, array)
+
+    inputs = []
+    names = {vi.name for vi in graph.input}
+    for vi in graph.input:
+        if vi.name in values:
+            continue  # an initializer listed as input: a weight, fixed at compile time
+        value = _input_value(vi, bound)
+        values[vi.name] = value
+        inputs.append(value)
+    unknown = sorted(set(bound) - names)
+    if unknown:
+        raise ShapeError(f"--input-shape names {unknown}, but the model's inputs are {[v.name for v in inputs]}")
+
+    nodes = []
+    ordered = _topological(graph.node, set(values))
+    for index, proto in enumerate(ordered):
+        nodes.append(_import_node(proto, values, opsets, base_dir))
+        if progress:
+            progress(index + 1, len(ordered))
+
+    outputs = []
+    for vi in graph.output:
+        if vi.name not in values:
+            raise ModelError(f"graph output {vi.name!r} is not produced by any node")
+        outputs.append(values[vi.name])
+    return Graph(graph.name or "model", inputs, outputs, nodes, opsets)
+
+
+def _import_node(proto: onnx.NodeProto, values: dict[str, Value], opsets: Mapping[str, int], base_dir: Path | None) -> Node:
+    domain = "" if proto.domain in ("", "ai.onnx") else proto.domain
+    where = f"node {proto.op_type} {proto.name!r}"
+    entry = registry.lookup(proto.op_type, domain, opsets[domain])
+    assert entry is not None  # _check_supported ran first
+    inputs = [values[name] if name else None for name in proto.input]
+    attrs = {a.name: _attr_value(a, base_dir, where) for a in proto.attribute}
+    node = Node(proto.op_type, inputs, [], attrs, proto.name, domain, opsets[domain])
+    try:
+        inferred = entry.infer(node)
+    except (MlccError, AssertionError):
+        raise
+    except (TypeError, ValueError, IndexError, KeyError, AttributeError) as err:
+        raise ModelError(f"{where}: inputs or attributes are malformed ({type(err).__name__}: {err})") from None
+    if len(inferred) < len(proto.output):
+        raise ModelError(f"{where} declares {len(proto.output)} outputs; the operator has {len(inferred)}")
+    for i, name in enumerate(proto.output):
+        if name and name in values:
+            raise ModelError(f"{where}: output {name!r} is already defined elsewhere")
+        dtype, shape = inferred[i]
+        _check_dims(f"{where} output {name!r}", shape)
+        value = Value(name, dtype, shape)
+        value.producer = node
+        node.outputs.append(value)
+        if name:
+            values[name] = value
+    if entry.shape_only or all(v is None or v.data is not None for v in node.inputs):
+        _evaluate(node, entry, where)
+    return node
+
+
+def _evaluate(node: Node, entry: registry.OpDef, where: str) -> None:
+    """Compute outputs known at compile time (inputs all known, or the op reads shapes only)."""
+    try:
+        results = entry.reference(node, [v.data if v is not None else None for v in node.inputs])
+    except MlccError:
+        raise
+    except (ArithmeticError, ValueError, IndexError, TypeError, MemoryError) as err:
+        raise ModelError(f"{where}: cannot evaluate its constant inputs ({type(err).__name__}: {err})") from None
+    for value, data in zip(node.outputs, results):
+        data = np.ascontiguousarray(np.asarray(data, dtype=value.dtype.np))
+        if data.shape != value.shape:
+            raise ModelError(f"{where}: computes shape {list(data.shape)} where inference said {list(value.shape)}")
+        value.data = data

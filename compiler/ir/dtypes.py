@@ -1,0 +1,59 @@
+"""Element types: the ONNX code, the numpy dtype and the C type of each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class DType:
+    name: str
+    onnx: int  # TensorProto.DataType code
+    np: np.dtype
+    c: str | None  # C storage/compute type; None where the C target has no arithmetic for it yet
+    kind: str  # "float", "int", "uint" or "bool"
+
+    @property
+    def itemsize(self) -> int:
+        return self.np.itemsize
+
+    @property
+    def is_float(self) -> bool:
+        return self.kind == "float"
+
+    @property
+    def is_int(self) -> bool:
+        return self.kind in ("int", "uint")
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+FLOAT32 = DType("float32", 1, np.dtype(np.float32), "float", "float")
+UINT8 = DType("uint8", 2, np.dtype(np.uint8), "uint8_t", "uint")
+INT8 = DType("int8", 3, np.dtype(np.int8), "int8_t", "int")
+UINT16 = DType("uint16", 4, np.dtype(np.uint16), "uint16_t", "uint")
+INT16 = DType("int16", 5, np.dtype(np.int16), "int16_t", "int")
+INT32 = DType("int32", 6, np.dtype(np.int32), "int32_t", "int")
+INT64 = DType("int64", 7, np.dtype(np.int64), "int64_t", "int")
+BOOL = DType("bool", 9, np.dtype(np.bool_), "bool", "bool")
+FLOAT16 = DType("float16", 10, np.dtype(np.float16), None, "float")
+FLOAT64 = DType("float64", 11, np.dtype(np.float64), "double", "float")
+UINT32 = DType("uint32", 12, np.dtype(np.uint32), "uint32_t", "uint")
+UINT64 = DType("uint64", 13, np.dtype(np.uint64), "uint64_t", "uint")
+
+ALL = (FLOAT32, UINT8, INT8, UINT16, INT16, INT32, INT64, BOOL, FLOAT16, FLOAT64, UINT32, UINT64)
+BY_ONNX = {d.onnx: d for d in ALL}
+BY_NAME = {d.name: d for d in ALL}
+_BY_NP = {d.np: d for d in ALL}
+
+FLOATS = (FLOAT32, FLOAT64, FLOAT16)
+INTS = (INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32, UINT64)
+NUMERIC = FLOATS + INTS
+
+
+def from_numpy(dt: np.dtype) -> DType:
+    """The DType of a numpy dtype; KeyError where mlcc has none."""
+    return _BY_NP[np.dtype(dt)]

@@ -1,0 +1,96 @@
+"""The graph IR: one Value type, one Node type, one Graph type.
+
+A Value has a dtype and a static shape. `data` holds its value where it is known at compile time:
+a constant (producer None) is a weight; a node output with data set is still computed at run time
+unless the fold pass replaces its node.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .dtypes import DType
+
+
+class Value:
+    __slots__ = ("name", "dtype", "shape", "data", "producer")
+
+    def __init__(self, name: str, dtype: DType, shape: tuple[int, ...], data: np.ndarray | None = None):
+        self.name = name
+        self.dtype = dtype
+        self.shape = tuple(int(d) for d in shape)
+        self.data = data
+        self.producer: Node | None = None
+
+    @property
+    def is_const(self) -> bool:
+        return self.producer is None and self.data is not None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64))
+
+    @property
+    def nbytes(self) -> int:
+        return self.size * self.dtype.itemsize
+
+    @property
+    def rank(self) -> int:
+        return len(self.shape)
+
+    def __repr__(self) -> str:
+        return f"Value({self.name!r}, {self.dtype}, {list(self.shape)})"
+
+
+@dataclass(eq=False)
+class Node:
+    op: str
+    inputs: list[Value | None]
+    outputs: list[Value]
+    attrs: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+    domain: str = ""
+    version: int = 0  # opset version of the node's domain
+
+    def input(self, i: int) -> Value | None:
+        """The i-th input, or None where it is absent or given as an empty name."""
+        return self.inputs[i] if i < len(self.inputs) else None
+
+    def attr(self, key: str, default: Any = None) -> Any:
+        return self.attrs.get(key, default)
+
+    def __repr__(self) -> str:
+        return f"Node({self.op}, {self.name!r})"
+
+
+@dataclass(eq=False)
+class Graph:
+    name: str
+    inputs: list[Value]
+    outputs: list[Value]
+    nodes: list[Node]
+    opsets: dict[str, int] = field(default_factory=dict)
+
+    def constants(self) -> list[Value]:
+        """Constants used by nodes or outputs, in first-use order."""
+        seen: dict[int, Value] = {}
+        for node in self.nodes:
+            for v in node.inputs:
+                if v is not None and v.is_const:
+                    seen.setdefault(id(v), v)
+        for v in self.outputs:
+            if v.is_const:
+                seen.setdefault(id(v), v)
+        return list(seen.values())
+
+    def consumers(self) -> dict[int, list[Node]]:
+        """id(value) -> nodes reading it."""
+        users: dict[int, list[Node]] = {}
+        for node in self.nodes:
+            for v in node.inputs:
+                if v is not None:
+                    users.setdefault(id(v), []).append(node)
+        return users

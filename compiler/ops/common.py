@@ -1,0 +1,168 @@
+"""Helpers shared by op families: broadcasting, strides, loop nests, C literals, attributes."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import numpy as np
+
+from ..errors import ModelError, ShapeError, UnsupportedError
+from ..ir.dtypes import DType
+from ..ir.graph import Node, Value
+from .registry import Kernel
+
+Shape = tuple[int, ...]
+
+
+def contiguous_strides(shape: Sequence[int]) -> list[int]:
+    strides, acc = [0] * len(shape), 1
+    for i in range(len(shape) - 1, -1, -1):
+        strides[i] = acc
+        acc *= shape[i]
+    return strides
+
+
+def broadcast_shapes(node: Node, *shapes: Sequence[int]) -> Shape:
+    """numpy broadcasting of `shapes`, or a ShapeError naming the node."""
+    rank = max((len(s) for s in shapes), default=0)
+    out = []
+    for axis in range(rank):
+        dims = {s[axis - rank + len(s)] for s in shapes if axis - rank + len(s) >= 0}
+        dims.discard(1)
+        if len(dims) > 1:
+            raise ShapeError(f"{node.op} {node.name!r}: shapes {[list(s) for s in shapes]} do not broadcast")
+        out.append(dims.pop() if dims else 1)
+    return tuple(out)
+
+
+def broadcast_strides(in_shape: Sequence[int], out_shape: Sequence[int]) -> list[int]:
+    """Strides that read a contiguous `in_shape` tensor broadcast to `out_shape` (0 on broadcast axes)."""
+    own = contiguous_strides(in_shape)
+    pad = len(out_shape) - len(in_shape)
+    return [0 if i < pad or in_shape[i - pad] == 1 else own[i - pad] for i in range(len(out_shape))]
+
+
+def coalesce(dims: Sequence[int], strides: Sequence[Sequence[int]]) -> tuple[list[int], list[list[int]]]:
+    """Merge adjacent loop axes that every operand walks as one; drop extent-1 axes."""
+    keep = [i for i, d in enumerate(dims) if d != 1]
+    out_dims: list[int] = []
+    out_strides: list[list[int]] = [[] for _ in strides]
+    for i in keep:
+        if out_dims and all(s[-1] == st[i] * dims[i] for s, st in zip(out_strides, strides)):
+            out_dims[-1] *= dims[i]
+            for s, st in zip(out_strides, strides):
+                s[-1] = st[i]
+            continue
+        out_dims.append(dims[i])
+        for s, st in zip(out_strides, strides):
+            s.append(st[i])
+    return out_dims, out_strides
+
+
+def index_expr(offset: int, strides: Sequence[int]) -> str:
+    terms = [f"i{k}" if s == 1 else f"i{k} * {s}" for k, s in enumerate(strides) if s != 0]
+    if offset or not terms:
+        terms.insert(0, str(offset))
+    return " + ".join(terms)
+
+
+def loop_kernel(
+    name: str,
+    inputs: Sequence[Value],
+    output: Value,
+    expr: str,
+    dims: Sequence[int],
+    in_strides: Sequence[Sequence[int]],
+    out_strides: Sequence[int] | None = None,
+    in_offsets: Sequence[int] | None = None,
+    out_offset: int = 0,
+) -> Kernel:
+    """An 'elementwise' kernel: out[...] = expr(v0, v1, ...) over the loop nest `dims`.
+
+    Each operand is addressed as offset + sum(i_k * stride_k); `expr` reads inputs as v0, v1, ...
+    """
+    out_strides = list(out_strides) if out_strides is not None else contiguous_strides(dims)
+    loop_dims, all_strides = coalesce(dims, [out_strides, *in_strides])
+    offsets = list(in_offsets) if in_offsets is not None else [0] * len(inputs)
+    loads = [
+        {"ctype": v.dtype.c, "index": index_expr(off, st)}
+        for v, off, st in zip(inputs, offsets, all_strides[1:])
+    ]
+    params = {
+        "dims": loop_dims,
+        "loads": loads,
+        "store": index_expr(out_offset, all_strides[0]),
+        "expr": expr,
+        "out_ctype": output.dtype.c,
+    }
+    return Kernel("elementwise", name, list(inputs), [output], params)
+
+
+def copy_kernel(name: str, x: Value, y: Value) -> Kernel:
+    """y = x element for element, both contiguous with the same number of elements."""
+    return loop_kernel(name, [x], y, "v0", [x.size], [[1]])
+
+
+def c_literal(value: float | int | bool, dtype: DType) -> str:
+    """A C literal of `value` in `dtype`, exact and readable."""
+    if dtype.kind == "bool":
+        return "true" if value else "false"
+    if dtype.is_float:
+        v = float(value)
+        if math.isnan(v):
+            return "NAN"
+        if math.isinf(v):
+            return "INFINITY" if v > 0 else "-INFINITY"
+        if dtype.c == "float":
+            return np.format_float_positional(np.float32(v), unique=True, trim="0") + "f"
+        return np.format_float_positional(np.float64(v), unique=True, trim="0")
+    v = int(value)
+    if dtype.c == "int64_t":
+        return f"INT64_C({v})" if not -(2**31) < v < 2**31 else str(v)
+    if dtype.c == "uint64_t":
+        return f"UINT64_C({v})"
+    return str(v)
+
+
+def cmath(fn: str, dtype: DType) -> str:
+    """The C math function `fn` for `dtype`: expf for float, exp for double."""
+    return fn + "f" if dtype.c == "float" else fn
+
+
+def require_c(node: Node, *values: Value | None) -> None:
+    for v in values:
+        if v is not None and v.dtype.c is None:
+            raise UnsupportedError(f"{node.op} {node.name!r}: element type {v.dtype} is not supported by codegen yet")
+
+
+def const_input(node: Node, i: int, what: str) -> np.ndarray | None:
+    """The compile-time value of input i, or a ShapeError explaining that it must be known."""
+    v = node.input(i)
+    if v is None:
+        return None
+    if v.data is None:
+        raise ShapeError(
+            f"{node.op} {node.name!r}: input {i} ({what}) must be known at compile time, "
+            f"but {v.name!r} is computed at run time; mlcc compiles static shapes"
+        )
+    return v.data
+
+
+def norm_axis(node: Node, axis: int, rank: int) -> int:
+    if not -rank <= axis < max(rank, 1):
+        raise ModelError(f"{node.op} {node.name!r}: axis {axis} is out of range for rank {rank}")
+    return axis + rank if axis < 0 else axis
+
+
+def same_as_input(node: Node, i: int = 0) -> list[tuple[DType, Shape]]:
+    x = node.inputs[i]
+    assert x is not None
+    return [(x.dtype, x.shape)]
+
+
+def need_input(node: Node, i: int) -> Value:
+    v = node.input(i)
+    if v is None:
+        raise ModelError(f"{node.op} {node.name!r}: required input {i} is missing")
+    return v

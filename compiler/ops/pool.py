@@ -1,0 +1,128 @@
+"""Pooling: MaxPool (with Indices), AveragePool, GlobalAveragePool, GlobalMaxPool; 1-D to 3-D."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import ModelError, ShapeError, UnsupportedError
+from ..ir.dtypes import INT64
+from ..ir.graph import Node
+from .common import need_input, require_c
+from .conv import as_3d, window_geometry
+from .registry import Kernel, OpDef, register
+
+
+class Pool(OpDef):
+    mode = "max"
+
+    def _geometry(self, node: Node):
+        x = need_input(node, 0)
+        if x.rank < 3 or x.rank > 5:
+            raise ShapeError(f"{node.op} {node.name!r}: X {list(x.shape)} must be 3-D to 5-D")
+        kernel = node.attr("kernel_shape")
+        if not kernel:
+            raise ModelError(f"{node.op} {node.name!r}: kernel_shape is required")
+        return (tuple(kernel),) + window_geometry(node, x.shape[2:], tuple(kernel), bool(node.attr("ceil_mode", 0)))
+
+    def infer(self, node):
+        x = node.inputs[0]
+        if not x.dtype.is_float and not (self.mode == "max" and x.dtype.is_int):
+            raise UnsupportedError(f"{node.op} {node.name!r}: element type {x.dtype} is not supported")
+        shape = x.shape[:2] + self._geometry(node)[1]
+        return [(x.dtype, shape), (INT64, shape)][: max(len(node.outputs), 1)]
+
+    def reference(self, node, inputs):
+        x = inputs[0].astype(np.float64)
+        kernel, out, begin, end, strides, dil = self._geometry(node)
+        r = len(kernel)
+        # Pad generously past `end` so ceil_mode windows that overhang stay in bounds.
+        extra = [max((out[i] - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 - (x.shape[2 + i] + begin[i]), 0) for i in range(r)]
+        fill = -np.inf if self.mode == "max" else 0.0
+        xp = np.pad(x, [(0, 0), (0, 0)] + list(zip(begin, extra)), constant_values=fill)
+        inside = np.pad(np.ones(x.shape[2:]), list(zip(begin, extra)))
+        spans = [s + b + e for s, b, e in zip(x.shape[2:], begin, end)]
+        padded = np.pad(np.ones(spans), [(0, max(ex - e, 0)) for e, ex in zip(end, extra)])
+        acc = np.full(x.shape[:2] + out, fill)
+        count = np.zeros(out)
+        for pos in np.ndindex(*kernel):
+            sl = tuple(slice(pos[i] * dil[i], pos[i] * dil[i] + (out[i] - 1) * strides[i] + 1, strides[i]) for i in range(r))
+            window = xp[(slice(None), slice(None)) + sl]
+            if self.mode == "max":
+                acc = np.maximum(acc, window)
+            else:
+                acc = acc + window
+                count = count + (padded if node.attr("count_include_pad", 0) else inside)[sl]
+        y = acc if self.mode == "max" else acc / np.maximum(count, 1)
+        return [y.astype(inputs[0].dtype)]
+
+    def lower(self, node):
+        x, y = node.inputs[0], node.outputs[0]
+        require_c(node, x)
+        kernel, out, begin, end, strides, dil = self._geometry(node)
+        storage_order = node.attr("storage_order", 0)
+        with_indices = len(node.outputs) > 1 and node.outputs[1].name != ""
+        params = {
+            "ctype": x.dtype.c,
+            "mode": self.mode,
+            "NC": x.shape[0] * x.shape[1],
+            "in": as_3d(x.shape[2:], 1),
+            "out": as_3d(out, 1),
+            "kernel": as_3d(kernel, 1),
+            "pads": as_3d(begin, 0),
+            "pads_end": as_3d(end, 0),
+            "strides": as_3d(strides, 1),
+            "dilations": as_3d(dil, 1),
+            "count_include_pad": bool(node.attr("count_include_pad", 0)),
+            "indices": with_indices,
+            "column_major": bool(storage_order),
+        }
+        outputs = [y] + ([node.outputs[1]] if with_indices else [])
+        names = ["X", "Y"] + (["Indices"] if with_indices else [])
+        return [Kernel("pool", f"{self.mode}pool", [x], outputs, params, names)]
+
+
+@register("MaxPool", since=[8, 10, 11, 12, 22])
+class MaxPool(Pool):
+    mode = "max"
+
+
+@register("AveragePool", since=[7, 10, 11, 19, 22])
+class AveragePool(Pool):
+    mode = "avg"
+
+
+class GlobalPool(OpDef):
+    mode = "max"
+
+    def infer(self, node):
+        x = need_input(node, 0)
+        if x.rank < 3 or not x.dtype.is_float:
+            raise UnsupportedError(f"{node.op} {node.name!r}: X {x.dtype}{list(x.shape)} is not supported")
+        return [(x.dtype, x.shape[:2] + (1,) * (x.rank - 2))]
+
+    def reference(self, node, inputs):
+        x = inputs[0]
+        axes = tuple(range(2, x.ndim))
+        fn = np.max if self.mode == "max" else np.mean
+        return [fn(x, axis=axes, keepdims=True).astype(x.dtype)]
+
+    def lower(self, node):
+        x, y = node.inputs[0], node.outputs[0]
+        require_c(node, x)
+        params = {
+            "ctype": x.dtype.c,
+            "mode": self.mode,
+            "outer": x.shape[0] * x.shape[1],
+            "inner": int(np.prod(x.shape[2:], dtype=np.int64)),
+        }
+        return [Kernel("global_pool", f"global_{self.mode}pool", [x], [y], params, ["X", "Y"])]
+
+
+@register("GlobalMaxPool", since=[1, 22])
+class GlobalMaxPool(GlobalPool):
+    mode = "max"
+
+
+@register("GlobalAveragePool", since=[1, 22])
+class GlobalAveragePool(GlobalPool):
+    mode = "avg"

@@ -1,0 +1,58 @@
+"""The ordered pass list per target and opt level. Read this file first.
+
+-O0 .. -O3 today run the same mandatory passes: constant folding (which also turns compile-time values
+such as Shape of a static tensor into constants) and dead-code elimination. Optimising passes join
+the lists at the levels documented here as they land.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from .errors import MlccError
+from .ir.graph import Graph
+from .ir.verify import verify
+from .ops.registry import infer_node
+from .passes.dce import eliminate_dead_code
+from .passes.fold import fold_constants
+from .context import PassContext
+
+Pass = Callable[[Graph], Graph]
+
+MANDATORY: list[tuple[str, Pass]] = [
+    ("fold_constants", fold_constants),
+    ("eliminate_dead_code", eliminate_dead_code),
+]
+
+PIPELINES: dict[str, dict[int, list[tuple[str, Pass]]]] = {
+    "c": {0: MANDATORY, 1: MANDATORY, 2: MANDATORY, 3: MANDATORY},
+}
+
+
+def passes_for(target: str, opt_level: int) -> list[tuple[str, Pass]]:
+    if target not in PIPELINES:
+        raise MlccError(f"target {target!r} has no pass pipeline yet")
+    if opt_level not in PIPELINES[target]:
+        raise MlccError(f"-O{opt_level} is not a valid level; use 0, 1, 2 or 3")
+    return PIPELINES[target][opt_level]
+
+
+def run_pipeline(graph: Graph, target: str, ctx: PassContext) -> Graph:
+    """Run the target's passes in order with hooks, timings and (if asked) verification after each."""
+    if ctx.verify:
+        verify(graph, infer_node)
+    mandatory = {name for name, _ in MANDATORY}
+    for index, (name, fn) in enumerate(passes_for(target, ctx.opt_level)):
+        if name in ctx.disabled and name not in mandatory:
+            continue
+        for hook in ctx.before:
+            hook(name, index, graph)
+        start = time.perf_counter()
+        graph = fn(graph)
+        ctx.timings.append({"pass": name, "seconds": time.perf_counter() - start, "nodes": len(graph.nodes)})
+        if ctx.verify:
+            verify(graph, infer_node)
+        for hook in ctx.after:
+            hook(name, index, graph)
+    return graph

@@ -1,0 +1,132 @@
+"""ctypes loader for a library mlcc built: metadata, checks, and run() with numpy in and out."""
+
+from __future__ import annotations
+
+import ctypes
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..codegen.backends.c import ABI_VERSION
+from ..errors import MlccError
+from ..ir.dtypes import BY_ONNX
+
+
+class _TensorInfo(ctypes.Structure):
+    _fields_ = [
+        ("name", ctypes.c_char_p),
+        ("dtype", ctypes.c_int32),
+        ("rank", ctypes.c_int32),
+        ("shape", ctypes.POINTER(ctypes.c_int64)),
+        ("nbytes", ctypes.c_int64),
+    ]
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    dtype: np.dtype
+    shape: tuple[int, ...]
+
+
+class CompiledModel:
+    """An instance of a compiled model. `run({name: array}) -> {name: array}`."""
+
+    def __init__(self, out_dir: str | Path) -> None:
+        self.out_dir = Path(out_dir)
+        manifest_path = self.out_dir / "model.json"
+        if not manifest_path.is_file():
+            raise MlccError(f"{str(self.out_dir)!r} holds no model.json: not an mlcc output directory")
+        manifest = json.loads(manifest_path.read_text())
+        if manifest.get("target") != "c":
+            raise MlccError(f"{str(self.out_dir)!r} was built for target {manifest.get('target')!r}; this loader runs 'c'")
+        lib_path = self.out_dir / manifest["library"]
+        if not lib_path.is_file():
+            raise MlccError(f"{str(lib_path)!r} not found: build it with `make -C {self.out_dir}` or compile without --no-build")
+        self._lib = lib = ctypes.CDLL(str(lib_path.resolve()))
+        p = self._prefix = manifest["prefix"]
+        self._fn("abi_version", ctypes.c_int, [])
+        self._fn("model_hash", ctypes.c_char_p, [])
+        if self._call("abi_version") != ABI_VERSION or manifest.get("abi_version") != ABI_VERSION:
+            raise MlccError(f"{str(lib_path)!r} has C API version {self._call('abi_version')}; this mlcc expects {ABI_VERSION}: recompile the model")
+        if self._call("model_hash").decode() != manifest["model_hash"]:
+            raise MlccError(f"{str(lib_path)!r} does not match {str(manifest_path)!r} (model hash differs): recompile the model")
+        handle = ctypes.c_void_p
+        self._fn("create", ctypes.c_int, [ctypes.POINTER(handle)])
+        self._fn("create_from_file", ctypes.c_int, [ctypes.POINTER(handle), ctypes.c_char_p])
+        self._fn("run", ctypes.c_int, [handle, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p)])
+        self._fn("destroy", None, [handle])
+        self._fn("status_message", ctypes.c_char_p, [ctypes.c_int])
+        for kind in ("input", "output"):
+            self._fn(f"num_{kind}s", ctypes.c_int, [])
+            self._fn(f"{kind}_info", ctypes.POINTER(_TensorInfo), [ctypes.c_int])
+        self.inputs = self._infos("input")
+        self.outputs = self._infos("output")
+        self._handle = handle()
+        if manifest["weights"] == "external":
+            status = self._call("create_from_file", ctypes.byref(self._handle), str(self.out_dir / "weights.bin").encode())
+        else:
+            status = self._call("create", ctypes.byref(self._handle))
+        self._check(status, "create")
+        del lib, p
+
+    def _fn(self, name: str, restype, argtypes) -> None:
+        f = getattr(self._lib, f"{self._prefix}_{name}")
+        f.restype, f.argtypes = restype, argtypes
+
+    def _call(self, name: str, *args):
+        return getattr(self._lib, f"{self._prefix}_{name}")(*args)
+
+    def _check(self, status: int, what: str) -> None:
+        if status != 0:
+            raise MlccError(f"{what} failed: {self._call('status_message', status).decode()} (status {status})")
+
+    def _infos(self, kind: str) -> list[TensorInfo]:
+        infos = []
+        for i in range(self._call(f"num_{kind}s")):
+            info = self._call(f"{kind}_info", i).contents
+            shape = tuple(info.shape[d] for d in range(info.rank))
+            infos.append(TensorInfo(info.name.decode("utf-8", "surrogateescape"), BY_ONNX[info.dtype].np, shape))
+        return infos
+
+    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run once; every input by name, with its exact shape and dtype. Returns new output arrays."""
+        if self._handle is None:
+            raise ValueError("this model instance has been closed")
+        names = [t.name for t in self.inputs]
+        unknown = sorted(set(feeds) - set(names))
+        missing = [n for n in names if n not in feeds]
+        if unknown or missing:
+            raise ValueError(f"inputs do not match: missing {missing}, unknown {unknown}; expected {names}")
+        arrays = []
+        for t in self.inputs:
+            a = np.asarray(feeds[t.name])
+            if a.dtype != t.dtype:
+                raise ValueError(f"input {t.name!r}: dtype {a.dtype}, expected {t.dtype}")
+            if a.shape != t.shape:
+                raise ValueError(f"input {t.name!r}: shape {list(a.shape)}, expected {list(t.shape)}")
+            arrays.append(np.ascontiguousarray(a))
+        results = [np.empty(t.shape, dtype=t.dtype) for t in self.outputs]
+        in_ptrs = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
+        out_ptrs = (ctypes.c_void_p * max(len(results), 1))(*[r.ctypes.data for r in results])
+        self._check(self._call("run", self._handle, in_ptrs, out_ptrs), "run")
+        return {t.name: r for t, r in zip(self.outputs, results)}
+
+    def close(self) -> None:
+        if getattr(self, "_handle", None):
+            self._call("destroy", self._handle)
+        self._handle = None
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:  # interpreter shutdown: ctypes may be gone
+            pass
+
+    def __enter__(self) -> "CompiledModel":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,90 @@
+/* mlcc runtime implementation, compiled into each generated library by #include from the model source.
+ * Every function is static: two models in one process never share a symbol or any state. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mlcc_runtime.h"
+
+#define MLCC_ALIGN 64
+#define MLCC_WEIGHTS_HEADER 64 /* "MLCCWTS1", sha256 (32 bytes), payload size (u64 LE), zero padding */
+
+/* The message for a status code. */
+static inline const char *mlcc_status_message(int status) {
+  switch (status) {
+    case MLCC_OK: return "ok";
+    case MLCC_ERR_NULL_ARGUMENT: return "a required pointer argument is NULL";
+    case MLCC_ERR_OUT_OF_MEMORY: return "out of memory";
+    case MLCC_ERR_WEIGHTS_FILE: return "cannot open or read the weights file";
+    case MLCC_ERR_WEIGHTS_MISMATCH: return "the weights do not belong to this model";
+    case MLCC_ERR_NO_EMBEDDED_WEIGHTS: return "no weights linked in (built with --weights external); use create_from_file";
+    default: return "unknown status";
+  }
+}
+
+/* A zeroed block of `bytes` (at least 1) aligned to MLCC_ALIGN, or NULL. */
+static inline void *mlcc_aligned_alloc(uint64_t bytes) {
+  uint64_t rounded = (bytes + MLCC_ALIGN - 1) / MLCC_ALIGN * MLCC_ALIGN;
+  if (rounded == 0) rounded = MLCC_ALIGN;
+  if (rounded > (uint64_t)SIZE_MAX) return NULL;
+  void *p = aligned_alloc(MLCC_ALIGN, (size_t)rounded);
+  if (p) memset(p, 0, (size_t)rounded);
+  return p;
+}
+
+/* Free a block from mlcc_aligned_alloc; NULL is ignored. */
+static inline void mlcc_aligned_free(void *p) { free(p); }
+
+static inline int mlcc_hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+/* MLCC_OK if `blob` (`size` bytes) is a weights image for the model `hash_hex` with `payload` bytes. */
+static inline int mlcc_check_weights(const uint8_t *blob, uint64_t size, const char *hash_hex, uint64_t payload) {
+  if (size < MLCC_WEIGHTS_HEADER || memcmp(blob, "MLCCWTS1", 8) != 0) return MLCC_ERR_WEIGHTS_MISMATCH;
+  for (int i = 0; i < 32; ++i) {
+    int hi = mlcc_hex_digit(hash_hex[2 * i]), lo = mlcc_hex_digit(hash_hex[2 * i + 1]);
+    if (hi < 0 || lo < 0 || blob[8 + i] != (uint8_t)(hi * 16 + lo)) return MLCC_ERR_WEIGHTS_MISMATCH;
+  }
+  uint64_t declared = 0;
+  for (int i = 7; i >= 0; --i) declared = declared * 256 + blob[40 + i];
+  if (declared != payload || size - MLCC_WEIGHTS_HEADER < payload) return MLCC_ERR_WEIGHTS_MISMATCH;
+  return MLCC_OK;
+}
+
+/* Read a weights file into an aligned buffer (*out, freed with mlcc_aligned_free) and check it. */
+static inline int mlcc_read_weights(const char *path, const char *hash_hex, uint64_t payload, void **out) {
+  *out = NULL;
+  FILE *f = fopen(path, "rb");
+  if (!f) return MLCC_ERR_WEIGHTS_FILE;
+  uint64_t size = MLCC_WEIGHTS_HEADER + payload;
+  uint8_t *buf = (uint8_t *)mlcc_aligned_alloc(size);
+  if (!buf) {
+    fclose(f);
+    return MLCC_ERR_OUT_OF_MEMORY;
+  }
+  size_t got = fread(buf, 1, (size_t)size, f);
+  int extra = fgetc(f);
+  fclose(f);
+  int status = got != size ? MLCC_ERR_WEIGHTS_MISMATCH : mlcc_check_weights(buf, size, hash_hex, payload);
+  if (status == MLCC_OK && extra != EOF) status = MLCC_ERR_WEIGHTS_MISMATCH;
+  if (status != MLCC_OK) {
+    mlcc_aligned_free(buf);
+    return status;
+  }
+  *out = buf;
+  return MLCC_OK;
+}
+
+/* The thread count asked for by MLCC_NUM_THREADS (1 when unset or invalid; capped at 256). */
+static inline int mlcc_env_threads(void) {
+  const char *s = getenv("MLCC_NUM_THREADS");
+  if (!s || !*s) return 1;
+  char *end = NULL;
+  long n = strtol(s, &end, 10);
+  if (*end != '\0' || n < 1) return 1;
+  return n > 256 ? 256 : (int)n;
+}

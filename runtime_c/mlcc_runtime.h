@@ -1,0 +1,42 @@
+/* mlcc runtime: the types a generated model's public header uses. Plain C, no dependencies. */
+#ifndef MLCC_RUNTIME_H
+#define MLCC_RUNTIME_H
+
+#include <stdint.h>
+
+/* Status codes returned by every generated function that can fail. */
+enum mlcc_status {
+  MLCC_OK = 0,
+  MLCC_ERR_NULL_ARGUMENT = 1,        /* a required pointer argument was NULL */
+  MLCC_ERR_OUT_OF_MEMORY = 2,        /* an allocation at create time failed */
+  MLCC_ERR_WEIGHTS_FILE = 3,         /* the weights file could not be opened or read */
+  MLCC_ERR_WEIGHTS_MISMATCH = 4,     /* the weights do not belong to this model (hash or size differ) */
+  MLCC_ERR_NO_EMBEDDED_WEIGHTS = 5,  /* built with --weights external: use create_from_file */
+};
+
+/* Element types, numbered as ONNX's TensorProto.DataType. */
+enum mlcc_dtype {
+  MLCC_FLOAT32 = 1,
+  MLCC_UINT8 = 2,
+  MLCC_INT8 = 3,
+  MLCC_UINT16 = 4,
+  MLCC_INT16 = 5,
+  MLCC_INT32 = 6,
+  MLCC_INT64 = 7,
+  MLCC_BOOL = 9,
+  MLCC_FLOAT16 = 10,
+  MLCC_FLOAT64 = 11,
+  MLCC_UINT32 = 12,
+  MLCC_UINT64 = 13,
+};
+
+/* Metadata of one model input or output. */
+typedef struct mlcc_tensor_info {
+  const char *name;      /* the ONNX tensor name, byte for byte */
+  int32_t dtype;         /* an mlcc_dtype */
+  int32_t rank;          /* number of dims */
+  const int64_t *shape;  /* `rank` dims, row-major */
+  int64_t nbytes;        /* size of the contiguous buffer */
+} mlcc_tensor_info;
+
+#endif
