@@ -12,7 +12,7 @@ from onnx import AttributeProto, numpy_helper
 from google.protobuf.message import DecodeError
 
 from ..errors import MlccError, ModelError, ShapeError, UnsupportedError
-from ..ir.dtypes import BY_ONNX
+from ..ir.dtypes import BY_ONNX, FLOAT32
 from ..ir.graph import Graph, Node, Value
 from ..ops import registry
 
@@ -232,6 +232,11 @@ def _import_node(proto: onnx.NodeProto, values: dict[str, Value], opsets: Mappin
     inputs = [values[name] if name else None for name in proto.input]
     attrs = {a.name: _attr_value(a, base_dir, where) for a in proto.attribute}
     node = Node(proto.op_type, inputs, [], attrs, proto.name, domain, opsets[domain])
+    for name in proto.output:  # typed below; ops read the declared output count during inference
+        if name and name in values:
+            raise ModelError(f"{where}: output {name!r} is already defined elsewhere")
+        node.outputs.append(Value(name, FLOAT32, ()))
+        node.outputs[-1].producer = node
     try:
         inferred = entry.infer(node)
     except (MlccError, AssertionError):
@@ -240,16 +245,11 @@ def _import_node(proto: onnx.NodeProto, values: dict[str, Value], opsets: Mappin
         raise ModelError(f"{where}: inputs or attributes are malformed ({type(err).__name__}: {err})") from None
     if len(inferred) < len(proto.output):
         raise ModelError(f"{where} declares {len(proto.output)} outputs; the operator has {len(inferred)}")
-    for i, name in enumerate(proto.output):
-        if name and name in values:
-            raise ModelError(f"{where}: output {name!r} is already defined elsewhere")
-        dtype, shape = inferred[i]
-        _check_dims(f"{where} output {name!r}", shape)
-        value = Value(name, dtype, shape)
-        value.producer = node
-        node.outputs.append(value)
-        if name:
-            values[name] = value
+    for value, (dtype, shape) in zip(node.outputs, inferred):
+        _check_dims(f"{where} output {value.name!r}", shape)
+        value.dtype, value.shape = dtype, tuple(int(d) for d in shape)
+        if value.name:
+            values[value.name] = value
     if entry.shape_only or all(v is None or v.data is not None for v in node.inputs):
         _evaluate(node, entry, where)
     return node

@@ -1,0 +1,111 @@
+"""The `mlcc` command: parse, call the compiler, print progress and a summary. Nothing else lives here."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+
+from .context import CompileOptions
+from .driver import compile_model
+from .errors import MlccError
+from .version import __version__
+
+
+def _parse_shape(spec: str) -> tuple[str, list[int]]:
+    name, sep, dims = spec.rpartition("=")
+    if not sep or not name:
+        raise click.BadParameter(f"{spec!r}: expected NAME=D0,D1,... (e.g. input=1,3,224,224)")
+    try:
+        shape = [int(d) for d in dims.split(",")] if dims else []
+    except ValueError:
+        raise click.BadParameter(f"{spec!r}: dims must be integers separated by commas") from None
+    if any(d < 0 for d in shape):
+        raise click.BadParameter(f"{spec!r}: dims must be non-negative")
+    return name, shape
+
+
+class _Progress:
+    """One status line on a terminal, rewritten in place; silent when stderr is not a terminal."""
+
+    def __init__(self) -> None:
+        self.enabled = sys.stderr.isatty()
+        self.last = ""
+
+    def __call__(self, step: str, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        text = f"mlcc: {step} {done}/{total}" if total > 1 else f"mlcc: {step}..."
+        if text != self.last:
+            click.echo("\r\033[K" + text, err=True, nl=False)
+            self.last = text
+
+    def clear(self) -> None:
+        if self.enabled and self.last:
+            click.echo("\r\033[K", err=True, nl=False)
+
+
+def _summary(report: dict, out: Path) -> str:
+    def mib(n: int) -> str:
+        return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"
+
+    build = f"{report['build_seconds']:.1f} s" if report["build_seconds"] is not None else "skipped (--no-build)"
+    lines = [
+        f"mlcc: compiled {report['nodes_in']} nodes -> {report['kernels']} kernels ({report['nodes_out']} nodes after passes)",
+        f"  weights {mib(report['weight_bytes'])} (+ {mib(report['fill_bytes'])} filled at create), "
+        f"arena {mib(report['arena_bytes'])} (naive {mib(report['naive_bytes'])})",
+        f"  compile {report['compile_seconds']:.2f} s, build {build}",
+        f"  output: {out}" + (f" (lib{report['prefix']}.so, lib{report['prefix']}.a, model.h)" if report["library"] else ""),
+    ]
+    return "\n".join(lines)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--target", type=click.Choice(["c", "cuda"]), default="c", show_default=True, help="Code to generate.")
+@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out"),
+              show_default=True, help="Output directory.")
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D0,D1,...",
+              help="Bind the shape of input NAME (repeatable); needed where the model's dims are symbolic.")
+@click.option("--name", default="model", show_default=True, help="Symbol prefix of the C API and library name (libNAME).")
+@click.option("--no-build", is_flag=True, help="Write the sources and Makefile only; do not run the C compiler.")
+@click.option("--weights", type=click.Choice(["embed", "external"]), default="embed", show_default=True,
+              help="embed: link the weights into the library; external: write weights.bin, read at create time.")
+@click.option("-O", "opt_level", type=click.IntRange(0, 3), default=2, show_default=True, help="Optimisation level 0-3.")
+@click.option("--verify", is_flag=True, help="Check IR invariants after every pass.")
+@click.version_option(__version__, prog_name="mlcc")
+def main(model, target, out_dir, input_shapes, name, no_build, weights, opt_level, verify):
+    """Compile the ONNX model MODEL into a C library (libNAME.so, libNAME.a, model.h) in OUTPUT."""
+    progress = _Progress()
+    try:
+        shapes = dict(_parse_shape(s) for s in input_shapes)
+        opts = CompileOptions(out_dir=out_dir, target=target, name=name, input_shapes=shapes, opt_level=opt_level,
+                              weights=weights, build=not no_build, verify=verify, progress=progress)
+        report = compile_model(model, opts)
+    except MlccError as err:
+        progress.clear()
+        click.echo(f"mlcc: error: {err}", err=True)
+        sys.exit(err.exit_code)
+    except click.BadParameter:
+        progress.clear()
+        raise
+    except KeyboardInterrupt:
+        progress.clear()
+        click.echo("mlcc: interrupted", err=True)
+        sys.exit(130)
+    except Exception as err:  # a compiler bug: say so plainly, with a way to get the traceback
+        progress.clear()
+        if os.environ.get("MLCC_TRACEBACK"):
+            raise
+        click.echo(f"mlcc: internal error: {type(err).__name__}: {err}", err=True)
+        click.echo("mlcc: this is a bug in mlcc; rerun with MLCC_TRACEBACK=1 and report the output", err=True)
+        sys.exit(1)
+    progress.clear()
+    report["prefix"] = name
+    click.echo(_summary(report, out_dir))
+
+
+if __name__ == "__main__":
+    main()
