@@ -77,7 +77,7 @@ def tensor_to_array(tensor: onnx.TensorProto, base_dir: Path | None = None) -> n
         raise ModelError(f"tensor {tensor.name!r} does not hold the data its dims declare ({err})") from None
     if list(array.shape) != dims:
         raise ModelError(f"tensor {tensor.name!r} holds {array.size} elements for dims {dims}")
-    return np.ascontiguousarray(array.astype(dtype.np, copy=False))
+    return np.require(array.astype(dtype.np, copy=False), requirements="C")
 
 
 def _check_dims(what: str, dims: Sequence[int]) -> None:
@@ -264,7 +264,7 @@ def _evaluate(node: Node, entry: registry.OpDef, where: str) -> None:
     except (ArithmeticError, ValueError, IndexError, TypeError, MemoryError) as err:
         raise ModelError(f"{where}: cannot evaluate its constant inputs ({type(err).__name__}: {err})") from None
     for value, data in zip(node.outputs, results):
-        data = np.ascontiguousarray(np.asarray(data, dtype=value.dtype.np))
+        data = np.require(np.asarray(data, dtype=value.dtype.np), requirements="C")
         if data.shape != value.shape:
             raise ModelError(f"{where}: computes shape {list(data.shape)} where inference said {list(value.shape)}")
         value.data = data
