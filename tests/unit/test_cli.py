@@ -1,0 +1,74 @@
+"""The `mlcc` command as a user runs it: exit codes, messages, summary, no tracebacks."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import onnx
+from onnx import TensorProto, helper
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO = ROOT / "examples" / "demo.onnx"
+
+
+def mlcc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mlcc.cli", *args], capture_output=True, text=True, cwd=cwd)
+
+
+def test_compile_builds_and_prints_a_summary(tmp_path):
+    r = mlcc(str(DEMO), "--input-shape", "image=1,3,32,32", "--name", "demo", "-o", "out", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "mlcc: compiled 10 nodes -> 10 kernels" in r.stdout
+    assert "arena" in r.stdout and "build" in r.stdout
+    for name in ("model.h", "model.c", "Makefile", "libdemo.so", "libdemo.a", "report.json"):
+        assert (tmp_path / "out" / name).is_file(), name
+
+
+def test_no_build_writes_sources_only(tmp_path):
+    r = mlcc(str(DEMO), "--input-shape", "image=2,3,32,32", "--no-build", "-o", "o", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "o" / "model.c").is_file() and not (tmp_path / "o" / "libmodel.so").exists()
+    assert "skipped (--no-build)" in r.stdout
+
+
+def test_symbolic_input_without_binding(tmp_path):
+    r = mlcc(str(DEMO), cwd=tmp_path)
+    assert r.returncode == 2
+    assert r.stderr.startswith("mlcc: error: graph input 'image' dim 0 is symbolic ('batch')")
+    assert "Traceback" not in r.stderr
+
+
+def test_unsupported_ops_exit_2_with_one_list(tmp_path):
+    nodes = [helper.make_node("LSTM", ["x"], ["a"], name="l"), helper.make_node("Unique", ["a"], ["y"], name="u")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "u.onnx")
+    r = mlcc("u.onnx", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "2 unsupported operator(s)" in r.stderr and "LSTM" in r.stderr and "Unique" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_bad_inputs_get_clear_errors(tmp_path):
+    (tmp_path / "garbage.onnx").write_bytes(b"\x08\x07\x12\xff\xff\xff\xff not a protobuf")
+    cases = [
+        (["missing.onnx"], "no such file"),
+        (["garbage.onnx"], "is not a valid ONNX model"),
+        ([str(DEMO), "--name", "1bad-name"], "must be a C identifier"),
+        ([str(DEMO), "--input-shape", "image"], "expected NAME=D0,D1"),
+        ([str(DEMO), "--target", "cuda", "--input-shape", "image=1,3,32,32"], "not implemented yet"),
+    ]
+    for args, message in cases:
+        r = mlcc(*args, cwd=tmp_path)
+        assert r.returncode == 2, (args, r.stderr)
+        assert message in r.stderr, (args, r.stderr)
+        assert "Traceback" not in r.stderr
+
+
+def test_help_lists_the_documented_options(tmp_path):
+    r = mlcc("--help", cwd=tmp_path)
+    assert r.returncode == 0
+    for option in ("--target", "-o, --output", "--input-shape", "--name", "--no-build", "--weights", "-O", "--verify"):
+        assert option in r.stdout, option
