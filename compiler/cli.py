@@ -57,7 +57,8 @@ def _summary(report: dict, out: Path) -> str:
         f"  weights {mib(report['weight_bytes'])} (+ {mib(report['fill_bytes'])} filled at create), "
         f"arena {mib(report['arena_bytes'])} (naive {mib(report['naive_bytes'])})",
         f"  compile {report['compile_seconds']:.2f} s, build {build}",
-        f"  output: {out}" + (f" (lib{report['prefix']}.so, lib{report['prefix']}.a, model.h)" if report["library"] else ""),
+        f"  output: {out}"
+        + (f" (lib{report['prefix']}.so, lib{report['prefix']}.a, model.h)" if report["library"] else ""),
     ]
     return "\n".join(lines)
 
@@ -65,15 +66,36 @@ def _summary(report: dict, out: Path) -> str:
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--target", type=click.Choice(["c", "cuda"]), default="c", show_default=True, help="Code to generate.")
-@click.option("-o", "--output", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=Path("out"),
-              show_default=True, help="Output directory.")
-@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=D0,D1,...",
-              help="Bind the shape of input NAME (repeatable); needed where the model's dims are symbolic.")
-@click.option("--name", default="model", show_default=True, help="Symbol prefix of the C API and library name (libNAME).")
+@click.option(
+    "-o",
+    "--output",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("out"),
+    show_default=True,
+    help="Output directory.",
+)
+@click.option(
+    "--input-shape",
+    "input_shapes",
+    multiple=True,
+    metavar="NAME=D0,D1,...",
+    help="Bind the shape of input NAME (repeatable); needed where the model's dims are symbolic.",
+)
+@click.option(
+    "--name", default="model", show_default=True, help="Symbol prefix of the C API and library name (libNAME)."
+)
 @click.option("--no-build", is_flag=True, help="Write the sources and Makefile only; do not run the C compiler.")
-@click.option("--weights", type=click.Choice(["embed", "external"]), default="embed", show_default=True,
-              help="embed: link the weights into the library; external: write weights.bin, read at create time.")
-@click.option("-O", "opt_level", type=click.IntRange(0, 3), default=2, show_default=True, help="Optimisation level 0-3.")
+@click.option(
+    "--weights",
+    type=click.Choice(["embed", "external"]),
+    default="embed",
+    show_default=True,
+    help="embed: link the weights into the library; external: write weights.bin, read at create time.",
+)
+@click.option(
+    "-O", "opt_level", type=click.IntRange(0, 3), default=2, show_default=True, help="Optimisation level 0-3."
+)
 @click.option("--verify", is_flag=True, help="Check IR invariants after every pass.")
 @click.version_option(__version__, prog_name="mlcc")
 def main(model, target, out_dir, input_shapes, name, no_build, weights, opt_level, verify):
@@ -81,8 +103,17 @@ def main(model, target, out_dir, input_shapes, name, no_build, weights, opt_leve
     progress = _Progress()
     try:
         shapes = dict(_parse_shape(s) for s in input_shapes)
-        opts = CompileOptions(out_dir=out_dir, target=target, name=name, input_shapes=shapes, opt_level=opt_level,
-                              weights=weights, build=not no_build, verify=verify, progress=progress)
+        opts = CompileOptions(
+            out_dir=out_dir,
+            target=target,
+            name=name,
+            input_shapes=shapes,
+            opt_level=opt_level,
+            weights=weights,
+            build=not no_build,
+            verify=verify,
+            progress=progress,
+        )
         report = compile_model(model, opts)
     except MlccError as err:
         progress.clear()

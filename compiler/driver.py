@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import re
-
 import time
 from pathlib import Path
 
@@ -130,5 +129,3 @@ def compile_model(source, opts: CompileOptions) -> dict:
     }
     _write(out / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report
-
-

@@ -10,13 +10,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from .context import PassContext
 from .errors import MlccError
 from .ir.graph import Graph
 from .ir.verify import verify
 from .ops.registry import infer_node
 from .passes.dce import eliminate_dead_code
 from .passes.fold import fold_constants
-from .context import PassContext
 
 Pass = Callable[[Graph], Graph]
 

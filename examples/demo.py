@@ -16,7 +16,18 @@ OUT = ROOT / "out" / "demo"
 
 def main() -> int:
     print(f"$ mlcc {MODEL.relative_to(ROOT)} --input-shape image=1,3,32,32 --name demo -o {OUT.relative_to(ROOT)}")
-    cmd = [sys.executable, "-m", "mlcc.cli", str(MODEL), "--input-shape", "image=1,3,32,32", "--name", "demo", "-o", str(OUT)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "mlcc.cli",
+        str(MODEL),
+        "--input-shape",
+        "image=1,3,32,32",
+        "--name",
+        "demo",
+        "-o",
+        str(OUT),
+    ]
     if subprocess.run(cmd).returncode != 0:
         return 1
 

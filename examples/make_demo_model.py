@@ -14,16 +14,22 @@ def build() -> onnx.ModelProto:
         return numpy_helper.from_array((rng.standard_normal(shape) * scale).astype(np.float32), name)
 
     inits = [
-        weight("conv1.w", 8, 3, 3, 3), weight("conv1.b", 8),
+        weight("conv1.w", 8, 3, 3, 3),
+        weight("conv1.b", 8),
         numpy_helper.from_array(rng.uniform(0.5, 1.5, 8).astype(np.float32), "bn1.scale"),
-        weight("bn1.bias", 8), weight("bn1.mean", 8),
+        weight("bn1.bias", 8),
+        weight("bn1.mean", 8),
         numpy_helper.from_array(rng.uniform(0.5, 1.5, 8).astype(np.float32), "bn1.var"),
-        weight("conv2.w", 16, 8, 3, 3), weight("conv2.b", 16),
-        weight("fc.w", 10, 16), weight("fc.b", 10),
+        weight("conv2.w", 16, 8, 3, 3),
+        weight("conv2.b", 16),
+        weight("fc.w", 10, 16),
+        weight("fc.b", 10),
     ]
     nodes = [
         helper.make_node("Conv", ["image", "conv1.w", "conv1.b"], ["c1"], name="conv1", pads=[1, 1, 1, 1]),
-        helper.make_node("BatchNormalization", ["c1", "bn1.scale", "bn1.bias", "bn1.mean", "bn1.var"], ["b1"], name="bn1"),
+        helper.make_node(
+            "BatchNormalization", ["c1", "bn1.scale", "bn1.bias", "bn1.mean", "bn1.var"], ["b1"], name="bn1"
+        ),
         helper.make_node("Relu", ["b1"], ["r1"], name="relu1"),
         helper.make_node("MaxPool", ["r1"], ["p1"], name="pool1", kernel_shape=[2, 2], strides=[2, 2]),
         helper.make_node("Conv", ["p1", "conv2.w", "conv2.b"], ["c2"], name="conv2", pads=[1, 1, 1, 1], strides=[2, 2]),

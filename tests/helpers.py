@@ -15,7 +15,9 @@ def compile_and_load(model: onnx.ModelProto | str | Path, out_dir: Path, **optio
     return mlcc.load(out_dir)
 
 
-def run_mlcc(model: onnx.ModelProto | str | Path, feeds: dict[str, np.ndarray], out_dir: Path, **options) -> list[np.ndarray]:
+def run_mlcc(
+    model: onnx.ModelProto | str | Path, feeds: dict[str, np.ndarray], out_dir: Path, **options
+) -> list[np.ndarray]:
     with compile_and_load(model, out_dir, **options) as compiled:
         result = compiled.run(feeds)
         return [result[t.name] for t in compiled.outputs]

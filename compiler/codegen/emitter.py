@@ -83,7 +83,7 @@ class IndentedBuffer:
     def line(self, text: str = "") -> None:
         self._lines.append(self._indent * self._level + text if text else "")
 
-    def __enter__(self) -> "IndentedBuffer":
+    def __enter__(self) -> IndentedBuffer:
         self._level += 1
         return self
 

@@ -28,5 +28,7 @@ def build(out_dir: Path, targets: Sequence[str] = ("all",), jobs: int = 2, cflag
     if proc.returncode != 0:
         log = (proc.stdout + proc.stderr).strip()
         tail = "\n".join(log.splitlines()[-40:])
-        raise BuildError(f"building the generated code in {str(out_dir)!r} failed (this is an mlcc bug; please report it):\n{tail}")
+        raise BuildError(
+            f"building the generated code in {str(out_dir)!r} failed (this is an mlcc bug; please report it):\n{tail}"
+        )
     return time.perf_counter() - start

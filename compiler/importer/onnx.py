@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-from onnx import AttributeProto, numpy_helper
 from google.protobuf.message import DecodeError
+from onnx import AttributeProto, numpy_helper
 
 from ..errors import MlccError, ModelError, ShapeError, UnsupportedError
 from ..ir.dtypes import BY_ONNX, FLOAT32
@@ -43,7 +43,9 @@ def _external_bytes(tensor: onnx.TensorProto, base_dir: Path | None) -> bytes:
     root = base_dir.resolve()
     target = (root / location).resolve()
     if os.path.isabs(location) or not location or root not in target.parents:
-        raise ModelError(f"initializer {tensor.name!r}: external data location {location!r} is outside the model's directory")
+        raise ModelError(
+            f"initializer {tensor.name!r}: external data location {location!r} is outside the model's directory"
+        )
     if not target.is_file():
         raise ModelError(f"initializer {tensor.name!r}: external data file {location!r} not found next to the model")
     offset, length = int(info.get("offset", 0) or 0), info.get("length")
@@ -103,7 +105,9 @@ def _attr_value(attr: AttributeProto, base_dir: Path | None, where: str):
         return [s.decode("utf-8", "surrogateescape") for s in attr.strings]
     if t == AttributeProto.TENSOR:
         return tensor_to_array(attr.t, base_dir)
-    raise UnsupportedError(f"{where}: attribute {attr.name!r} of type {AttributeProto.AttributeType.Name(t)} is not supported")
+    raise UnsupportedError(
+        f"{where}: attribute {attr.name!r} of type {AttributeProto.AttributeType.Name(t)} is not supported"
+    )
 
 
 def _input_value(vi: onnx.ValueInfoProto, bound: InputShapes) -> Value:
@@ -118,7 +122,9 @@ def _input_value(vi: onnx.ValueInfoProto, bound: InputShapes) -> Value:
     if name in bound:
         given = [int(d) for d in bound[name]]
         if tt.HasField("shape") and len(given) != len(declared):
-            raise ShapeError(f"--input-shape {name}: rank {len(given)} given, the model declares rank {len(declared)} {declared}")
+            raise ShapeError(
+                f"--input-shape {name}: rank {len(given)} given, the model declares rank {len(declared)} {declared}"
+            )
         for axis, (g, d) in enumerate(zip(given, declared)):
             if isinstance(d, int) and d != g:
                 raise ShapeError(f"--input-shape {name}: dim {axis} is {g}, the model fixes it to {d}")
@@ -224,7 +230,9 @@ def import_onnx(
     return Graph(graph.name or "model", inputs, outputs, nodes, opsets)
 
 
-def _import_node(proto: onnx.NodeProto, values: dict[str, Value], opsets: Mapping[str, int], base_dir: Path | None) -> Node:
+def _import_node(
+    proto: onnx.NodeProto, values: dict[str, Value], opsets: Mapping[str, int], base_dir: Path | None
+) -> Node:
     domain = "" if proto.domain in ("", "ai.onnx") else proto.domain
     where = f"node {proto.op_type} {proto.name!r}"
     entry = registry.lookup(proto.op_type, domain, opsets[domain])

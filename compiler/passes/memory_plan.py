@@ -45,7 +45,7 @@ def plan_memory(steps: list[tuple[list[Value], list[Value]]], pinned: set[int]) 
     order = sorted(values, key=lambda k: (-_align(values[k].nbytes), first[k]))
     for key in order:
         size = _align(max(values[key].nbytes, 1))
-        busy = sorted((o, s) for o, s, f, l in placed if not (l < first[key] or last[key] < f))
+        busy = sorted((o, s) for o, s, start, end in placed if not (end < first[key] or last[key] < start))
         offset = 0
         for o, s in busy:
             if offset + size <= o:
@@ -56,6 +56,6 @@ def plan_memory(steps: list[tuple[list[Value], list[Value]]], pinned: set[int]) 
         plan.arena_bytes = max(plan.arena_bytes, offset + size)
         plan.naive_bytes += size
     for t in range(len(steps)):
-        live = sum(s for _, s, f, l in placed if f <= t <= l)
+        live = sum(s for _, s, start, end in placed if start <= t <= end)
         plan.lower_bound_bytes = max(plan.lower_bound_bytes, live)
     return plan

@@ -41,18 +41,26 @@ class CompiledModel:
             raise MlccError(f"{str(self.out_dir)!r} holds no model.json: not an mlcc output directory")
         manifest = json.loads(manifest_path.read_text())
         if manifest.get("target") != "c":
-            raise MlccError(f"{str(self.out_dir)!r} was built for target {manifest.get('target')!r}; this loader runs 'c'")
+            raise MlccError(
+                f"{str(self.out_dir)!r} was built for target {manifest.get('target')!r}; this loader runs 'c'"
+            )
         lib_path = self.out_dir / manifest["library"]
         if not lib_path.is_file():
-            raise MlccError(f"{str(lib_path)!r} not found: build it with `make -C {self.out_dir}` or compile without --no-build")
+            raise MlccError(
+                f"{str(lib_path)!r} not found: build it with `make -C {self.out_dir}` or compile without --no-build"
+            )
         self._lib = lib = ctypes.CDLL(str(lib_path.resolve()))
         p = self._prefix = manifest["prefix"]
         self._fn("abi_version", ctypes.c_int, [])
         self._fn("model_hash", ctypes.c_char_p, [])
         if self._call("abi_version") != ABI_VERSION or manifest.get("abi_version") != ABI_VERSION:
-            raise MlccError(f"{str(lib_path)!r} has C API version {self._call('abi_version')}; this mlcc expects {ABI_VERSION}: recompile the model")
+            raise MlccError(
+                f"{str(lib_path)!r} has C API version {self._call('abi_version')}; this mlcc expects {ABI_VERSION}: recompile the model"
+            )
         if self._call("model_hash").decode() != manifest["model_hash"]:
-            raise MlccError(f"{str(lib_path)!r} does not match {str(manifest_path)!r} (model hash differs): recompile the model")
+            raise MlccError(
+                f"{str(lib_path)!r} does not match {str(manifest_path)!r} (model hash differs): recompile the model"
+            )
         handle = ctypes.c_void_p
         self._fn("create", ctypes.c_int, [ctypes.POINTER(handle)])
         self._fn("create_from_file", ctypes.c_int, [ctypes.POINTER(handle), ctypes.c_char_p])
@@ -66,7 +74,9 @@ class CompiledModel:
         self.outputs = self._infos("output")
         self._handle = handle()
         if manifest["weights"] == "external":
-            status = self._call("create_from_file", ctypes.byref(self._handle), str(self.out_dir / "weights.bin").encode())
+            status = self._call(
+                "create_from_file", ctypes.byref(self._handle), str(self.out_dir / "weights.bin").encode()
+            )
         else:
             status = self._call("create", ctypes.byref(self._handle))
         self._check(status, "create")
@@ -125,7 +135,7 @@ class CompiledModel:
         except Exception:  # interpreter shutdown: ctypes may be gone
             pass
 
-    def __enter__(self) -> "CompiledModel":
+    def __enter__(self) -> CompiledModel:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -11,11 +11,22 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from helpers import assert_close, run_mlcc, run_ort
 from onnx import numpy_helper
 
+from helpers import assert_close, run_mlcc, run_ort
+
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
-MODELS = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet", "squeezenet", "vgg19", "zfnet512"]
+MODELS = [
+    "bvlc_alexnet",
+    "densenet121",
+    "inception_v1",
+    "inception_v2",
+    "resnet50",
+    "shufflenet",
+    "squeezenet",
+    "vgg19",
+    "zfnet512",
+]
 RTOL = {"densenet121": 2e-3}  # the onnx runner's own tolerances
 
 
@@ -76,7 +87,9 @@ def with_random_weights(model: onnx.ModelProto, seed: int) -> onnx.ModelProto:
 @pytest.mark.parametrize("name", ["squeezenet", "resnet50", "inception_v1", "shufflenet"])
 def test_light_architecture_with_random_weights_matches_onnxruntime(name, tmp_path):
     model = with_random_weights(onnx.load(LIGHT / f"light_{name}.onnx"), seed=7)
-    feeds = {k: np.random.default_rng(1).standard_normal(v.shape).astype(np.float32) for k, v in dummy_input(model).items()}
+    feeds = {
+        k: np.random.default_rng(1).standard_normal(v.shape).astype(np.float32) for k, v in dummy_input(model).items()
+    }
     want = run_ort(model, feeds)
     assert np.std(want[0]) > 1e-4, "the reference output is degenerate; the test would prove nothing"
     got = run_mlcc(model, feeds, tmp_path / name)

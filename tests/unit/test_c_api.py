@@ -23,8 +23,13 @@ def mlp() -> onnx.ModelProto:
     rng = np.random.default_rng(3)
     w = numpy_helper.from_array(rng.standard_normal((4, 6)).astype(np.float32), "w")
     nodes = [helper.make_node("MatMul", ["x", "w"], ["h"]), helper.make_node("Tanh", ["h"], ["y"])]
-    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 6])], [w])
+    graph = helper.make_graph(
+        nodes,
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 6])],
+        [w],
+    )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
@@ -39,7 +44,9 @@ def test_example_program_runs_the_static_library(tmp_path):
     cc("-I", str(out), str(ROOT / "examples" / "main.c"), str(out / "libdemo.a"), "-o", str(exe))
     image = np.random.default_rng(5).standard_normal((1, 3, 32, 32)).astype(np.float32)
     (tmp_path / "in.bin").write_bytes(image.tobytes())
-    run = subprocess.run([str(exe), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")], capture_output=True, text=True, check=True)
+    run = subprocess.run(
+        [str(exe), str(tmp_path / "in.bin"), str(tmp_path / "out.bin")], capture_output=True, text=True, check=True
+    )
     assert run.stdout.startswith("probs:")
     from_c = np.frombuffer((tmp_path / "out.bin").read_bytes(), dtype=np.float32).reshape(1, 10)
     with mlcc.load(out) as model:
@@ -79,9 +86,20 @@ def test_two_models_and_two_instances_in_one_process(tmp_path):
     src = tmp_path / "two.c"
     src.write_text(TWO_MODELS_C)
     exe = tmp_path / "two"
-    cc("-I", str(tmp_path), "-I", str(tmp_path / "alpha"), str(src), str(tmp_path / "alpha" / "libalpha.a"),
-       str(tmp_path / "beta" / "libbeta.a"), "-o", str(exe))
-    values = np.array(subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split(), dtype=np.float32)
+    cc(
+        "-I",
+        str(tmp_path),
+        "-I",
+        str(tmp_path / "alpha"),
+        str(src),
+        str(tmp_path / "alpha" / "libalpha.a"),
+        str(tmp_path / "beta" / "libbeta.a"),
+        "-o",
+        str(exe),
+    )
+    values = np.array(
+        subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split(), dtype=np.float32
+    )
     image = (np.arange(3072) % 13 / 13.0).astype(np.float32).reshape(1, 3, 32, 32)
     x = (np.arange(8) / 8.0).astype(np.float32).reshape(2, 4)
     with mlcc.load(tmp_path / "alpha") as a, mlcc.load(tmp_path / "beta") as b:

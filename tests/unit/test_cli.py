@@ -42,8 +42,12 @@ def test_symbolic_input_without_binding(tmp_path):
 
 def test_unsupported_ops_exit_2_with_one_list(tmp_path):
     nodes = [helper.make_node("LSTM", ["x"], ["a"], name="l"), helper.make_node("Unique", ["a"], ["y"], name="u")]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "u.onnx")
     r = mlcc("u.onnx", cwd=tmp_path)
     assert r.returncode == 2

@@ -49,4 +49,7 @@ def test_hostile_comments_compile_as_comments(tmp_path):
     body = "\n".join(f"/* {c_comment(s)} */" for s in HOSTILE)
     src = tmp_path / "c.c"
     src.write_text(body + "\nint main(void) { return 0; }\n")
-    subprocess.run(["cc", "-std=c11", "-Wall", "-Werror", "-trigraphs", "-Wno-comment", str(src), "-o", str(tmp_path / "c")], check=True)
+    subprocess.run(
+        ["cc", "-std=c11", "-Wall", "-Werror", "-trigraphs", "-Wno-comment", str(src), "-o", str(tmp_path / "c")],
+        check=True,
+    )

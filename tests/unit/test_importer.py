@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import onnx
 import pytest
-from helpers import assert_close, run_mlcc, run_ort
 from onnx import TensorProto, helper, numpy_helper
 from onnx.external_data_helper import convert_model_to_external_data
 
+from helpers import assert_close, run_mlcc, run_ort
 from mlcc.errors import ModelError, ShapeError, UnsupportedError
 from mlcc.importer.onnx import import_onnx
 
@@ -51,8 +51,12 @@ def test_unsupported_ops_are_listed_together():
         helper.make_node("NonMaxSuppressionX", ["b"], ["c"], name="n2"),
         helper.make_node("Custom", ["c"], ["y"], domain="com.example", name="cu"),
     ]
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example", 1)])
     with pytest.raises(UnsupportedError) as err:
         import_onnx(model)
@@ -69,8 +73,13 @@ def test_constant_nodes_initializers_and_empty_optional_inputs(tmp_path):
         helper.make_node("Add", ["c", "bias"], ["y"]),
     ]
     bias = numpy_helper.from_array(np.arange(4, dtype=np.float32), "bias")
-    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4])], [bias])
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [3, 4])],
+        [bias],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     feeds = {"x": np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)}
     assert_close(run_mlcc(model, feeds, tmp_path), run_ort(model, feeds))
@@ -78,9 +87,13 @@ def test_constant_nodes_initializers_and_empty_optional_inputs(tmp_path):
 
 def _external_model(tmp_path):
     w = numpy_helper.from_array(np.random.default_rng(1).standard_normal((64, 64)).astype(np.float32), "w")
-    graph = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 64])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 64])], [w])
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 64])],
+        [w],
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
     convert_model_to_external_data(model, all_tensors_to_one_file=True, location="weights.data", size_threshold=0)
     tmp_path.mkdir(parents=True, exist_ok=True)
@@ -120,21 +133,36 @@ def test_external_data_symlink_escaping_is_refused(tmp_path):
 def test_initializer_that_lacks_its_data_is_an_error():
     t = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[4, 4])
     t.float_data.extend([1.0, 2.0])
-    graph = helper.make_graph([helper.make_node("Add", ["x", "w"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 4])], [t])
+    graph = helper.make_graph(
+        [helper.make_node("Add", ["x", "w"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [4, 4])],
+        [t],
+    )
     with pytest.raises(ModelError, match="'w'"):
         import_onnx(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]))
 
 
 def test_undefined_tensor_and_cycle_are_errors():
     def build(nodes):
-        graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+        graph = helper.make_graph(
+            nodes,
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        )
         return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
     with pytest.raises(ModelError, match="undefined tensor 'ghost'"):
         import_onnx(build([helper.make_node("Add", ["x", "ghost"], ["y"])]))
     with pytest.raises(ModelError, match="cycle"):
-        import_onnx(build([helper.make_node("Add", ["x", "b"], ["a"]), helper.make_node("Relu", ["a"], ["b"]),
-                           helper.make_node("Relu", ["a"], ["y"])]))
+        import_onnx(
+            build(
+                [
+                    helper.make_node("Add", ["x", "b"], ["a"]),
+                    helper.make_node("Relu", ["a"], ["b"]),
+                    helper.make_node("Relu", ["a"], ["y"]),
+                ]
+            )
+        )

@@ -26,7 +26,10 @@ def shape_chain() -> onnx.ModelProto:
     """Shape -> Gather -> Concat -> Reshape, plus a dead branch."""
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
-    inits = [numpy_helper.from_array(np.array(0, np.int64), "zero"), numpy_helper.from_array(np.array([-1], np.int64), "minus1")]
+    inits = [
+        numpy_helper.from_array(np.array(0, np.int64), "zero"),
+        numpy_helper.from_array(np.array([-1], np.int64), "minus1"),
+    ]
     nodes = [
         helper.make_node("Shape", ["x"], ["s"]),
         helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
@@ -64,7 +67,9 @@ def test_dce_keeps_everything_that_reaches_an_output():
 def test_fold_respects_the_size_cap():
     x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [4])
     y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [4])
-    big = helper.make_node("ConstantOfShape", ["shape"], ["c"], value=numpy_helper.from_array(np.array([2.0], np.float32)))
+    big = helper.make_node(
+        "ConstantOfShape", ["shape"], ["c"], value=numpy_helper.from_array(np.array([2.0], np.float32))
+    )
     nodes = [big, helper.make_node("Add", ["x", "c"], ["y"])]
     m = model(nodes, [x], [y], [numpy_helper.from_array(np.array([4], np.int64), "shape")])
     kept = fold_constants(import_onnx(m), limit_bytes=8)
@@ -78,7 +83,12 @@ def _v(n: int) -> Value:
 
 
 def test_memory_plan_reuses_dead_buffers_and_reports_bounds():
-    a, b, c, d = Value("a", FLOAT32, (256,)), Value("b", FLOAT32, (256,)), Value("c", FLOAT32, (256,)), Value("d", FLOAT32, (16,))
+    a, b, c, d = (
+        Value("a", FLOAT32, (256,)),
+        Value("b", FLOAT32, (256,)),
+        Value("c", FLOAT32, (256,)),
+        Value("d", FLOAT32, (16,)),
+    )
     steps = [([], [a]), ([a], [b]), ([b], [c]), ([c], [d])]  # a chain: two buffers suffice
     plan = plan_memory(steps, pinned=set())
     assert plan.naive_bytes == 3 * 1024 + 64

@@ -68,7 +68,12 @@ class CBackend:
             if fn is None:
                 fn = c_identifier(f"k{len(functions)}_{k.name}")
                 by_key[key] = fn
-                text = render(self.env, f"kernels/{k.family}{self.source_suffix}.j2", signature=self.signature(fn, step), **k.params)
+                text = render(
+                    self.env,
+                    f"kernels/{k.family}{self.source_suffix}.j2",
+                    signature=self.signature(fn, step),
+                    **k.params,
+                )
                 functions.append(text)
             args = [self.pointer(program, v) for v in k.inputs + k.outputs]
             calls.append(Call(fn, args, f"{step.node.op} {step.node.name!r}"))
@@ -88,7 +93,12 @@ class CBackend:
             for j, v in program.output_copies
         ]
         fills = [
-            {"ctype": f.value.dtype.c, "offset": f.offset, "count": f.value.size, "literal": _literal(f.literal, f.value)}
+            {
+                "ctype": f.value.dtype.c,
+                "offset": f.offset,
+                "count": f.value.size,
+                "literal": _literal(f.literal, f.value),
+            }
             for f in program.fills
         ]
         source = render(
@@ -112,7 +122,13 @@ class CBackend:
 
 
 def _info(v: Value) -> dict:
-    return {"name": v.name, "dtype": v.dtype.onnx, "dtype_name": v.dtype.name, "shape": list(v.shape), "nbytes": v.nbytes}
+    return {
+        "name": v.name,
+        "dtype": v.dtype.onnx,
+        "dtype_name": v.dtype.name,
+        "shape": list(v.shape),
+        "nbytes": v.nbytes,
+    }
 
 
 def _literal(value: object, v: Value) -> str:
