@@ -30,6 +30,7 @@ def compile(
     weights: str = "embed",
     build: bool = True,
     verify: bool = False,
+    cuda_graph: bool = True,
 ) -> dict:
     """Compile an ONNX model (path or ModelProto) into `out_dir`, build it, and return the compile report."""
     opts = CompileOptions(
@@ -41,6 +42,7 @@ def compile(
         weights=weights,
         build=build,
         verify=verify,
+        cuda_graph=cuda_graph,
     )
     return compile_model(model, opts)
 

@@ -36,6 +36,7 @@ class CompileOptions:
     build: bool = True
     verify: bool = False
     jobs: int = 2
+    cuda_graph: bool = True  # cuda: replay the run as a CUDA graph captured at create time
     progress: Progress | None = None
 
     def flags(self) -> dict:
@@ -46,4 +47,5 @@ class CompileOptions:
             "input_shapes": {k: list(v) for k, v in sorted(self.input_shapes.items())},
             "opt_level": self.opt_level,
             "weights": self.weights,
+            **({"cuda_graph": self.cuda_graph} if self.target == "cuda" else {}),
         }

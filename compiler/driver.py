@@ -12,23 +12,23 @@ import onnx
 
 from .codegen import toolchain
 from .codegen.backends.c import ABI_VERSION, CBackend, ModelMeta
+from .codegen.backends.cuda import CudaBackend
 from .codegen.program import build_program, model_hash, weights_file
 from .context import TARGETS, WEIGHT_MODES, CompileOptions, PassContext
-from .errors import MlccError, UnsupportedError
+from .errors import MlccError
 from .importer.onnx import import_onnx, load_model
 from .paths import runtime_c_dir
 from .pipeline import run_pipeline
 from .version import __version__
 
 _PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-RUNTIME_FILES = ("mlcc_runtime.h", "mlcc_runtime.c")
+RUNTIME_FILES = {"c": ("mlcc_runtime.h", "mlcc_runtime.c"), "cuda": ("mlcc_runtime.h", "mlcc_runtime.c", "mlcc_cuda.h")}
+SOURCE_NAMES = {"c": "model.c", "cuda": "model.cu"}
 
 
 def _check_options(opts: CompileOptions) -> None:
     if opts.target not in TARGETS:
         raise MlccError(f"unknown target {opts.target!r}; use one of {', '.join(TARGETS)}")
-    if opts.target == "cuda":
-        raise UnsupportedError("--target cuda is not implemented yet; use --target c")
     if not _PREFIX.match(opts.name):
         raise MlccError(f"--name {opts.name!r} must be a C identifier (letters, digits, _; not starting with a digit)")
     if opts.weights not in WEIGHT_MODES:
@@ -75,16 +75,17 @@ def compile_model(source, opts: CompileOptions) -> dict:
         version=__version__,
         flags=json.dumps(opts.flags(), sort_keys=True),
         weights=opts.weights,
-        source_name="model.c",
+        source_name=SOURCE_NAMES[opts.target],
     )
-    files = CBackend().generate(program, meta)
+    backend = CudaBackend(cuda_graph=opts.cuda_graph) if opts.target == "cuda" else CBackend()
+    files = backend.generate(program, meta)
     out = Path(opts.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for stale in (f"lib{opts.name}.so", f"lib{opts.name}.a"):
         (out / stale).unlink(missing_ok=True)
     for name, text in files.items():
         _write(out / name, text)
-    for name in RUNTIME_FILES:
+    for name in RUNTIME_FILES[opts.target]:
         _write(out / name, (runtime_c_dir() / name).read_bytes())
     _write(out / "weights.bin", weights_file(program.weights, digest))
     manifest = {
@@ -105,7 +106,7 @@ def compile_model(source, opts: CompileOptions) -> dict:
     build_s = None
     if opts.build:
         progress("build", 0, 1)
-        build_s = toolchain.build(out, jobs=opts.jobs)
+        build_s = toolchain.build(out, jobs=opts.jobs, compiler="nvcc" if opts.target == "cuda" else None)
         progress("build", 1, 1)
 
     report = {

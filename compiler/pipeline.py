@@ -27,6 +27,7 @@ MANDATORY: list[tuple[str, Pass]] = [
 
 PIPELINES: dict[str, dict[int, list[tuple[str, Pass]]]] = {
     "c": {0: MANDATORY, 1: MANDATORY, 2: MANDATORY, 3: MANDATORY},
+    "cuda": {0: MANDATORY, 1: MANDATORY, 2: MANDATORY, 3: MANDATORY},
 }
 
 

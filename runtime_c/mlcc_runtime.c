@@ -19,6 +19,7 @@ static inline const char *mlcc_status_message(int status) {
     case MLCC_ERR_WEIGHTS_FILE: return "cannot open or read the weights file";
     case MLCC_ERR_WEIGHTS_MISMATCH: return "the weights do not belong to this model";
     case MLCC_ERR_NO_EMBEDDED_WEIGHTS: return "no weights linked in (built with --weights external); use create_from_file";
+    case MLCC_ERR_CUDA: return "a CUDA call failed (no usable GPU, out of device memory, or a launch error)";
     default: return "unknown status";
   }
 }

@@ -12,6 +12,7 @@ enum mlcc_status {
   MLCC_ERR_WEIGHTS_FILE = 3,         /* the weights file could not be opened or read */
   MLCC_ERR_WEIGHTS_MISMATCH = 4,     /* the weights do not belong to this model (hash or size differ) */
   MLCC_ERR_NO_EMBEDDED_WEIGHTS = 5,  /* built with --weights external: use create_from_file */
+  MLCC_ERR_CUDA = 6,                 /* a CUDA call failed (no device, out of device memory, launch error) */
 };
 
 /* Element types, numbered as ONNX's TensorProto.DataType. */

@@ -50,7 +50,8 @@ def c_identifier(text: str) -> str:
 def make_env(target: str) -> jinja2.Environment:
     """The template environment of a target: StrictUndefined, escaping filters, no autoescape (C, not HTML)."""
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(templates_dir() / target)),
+        # A target's own templates first, then the C ones it shares (weights.S, header comment).
+        loader=jinja2.FileSystemLoader([str(templates_dir() / target), str(templates_dir() / "c")]),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,

@@ -40,10 +40,9 @@ class CompiledModel:
         if not manifest_path.is_file():
             raise MlccError(f"{str(self.out_dir)!r} holds no model.json: not an mlcc output directory")
         manifest = json.loads(manifest_path.read_text())
-        if manifest.get("target") != "c":
-            raise MlccError(
-                f"{str(self.out_dir)!r} was built for target {manifest.get('target')!r}; this loader runs 'c'"
-            )
+        self.target = manifest.get("target")
+        if self.target not in ("c", "cuda"):
+            raise MlccError(f"{str(self.out_dir)!r} was built for target {self.target!r}, which this loader cannot run")
         lib_path = self.out_dir / manifest["library"]
         if not lib_path.is_file():
             raise MlccError(
@@ -67,6 +66,9 @@ class CompiledModel:
         self._fn("run", ctypes.c_int, [handle, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p)])
         self._fn("destroy", None, [handle])
         self._fn("status_message", ctypes.c_char_p, [ctypes.c_int])
+        if self.target == "cuda":
+            self._fn("run_async", ctypes.c_int, [handle, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p])
+            self._fn("uses_cuda_graph", ctypes.c_int, [handle])
         for kind in ("input", "output"):
             self._fn(f"num_{kind}s", ctypes.c_int, [])
             self._fn(f"{kind}_info", ctypes.POINTER(_TensorInfo), [ctypes.c_int])
@@ -124,6 +126,29 @@ class CompiledModel:
         self._check(self._call("run", self._handle, in_ptrs, out_ptrs), "run")
         return {t.name: r for t, r in zip(self.outputs, results)}
 
+    def run_device(self, inputs: dict, outputs: dict | None = None, stream: int = 0) -> dict:
+        """CUDA builds: run on device arrays (anything with __cuda_array_interface__: CuPy, PyTorch, pycuda)
+        without host copies. Outputs are allocated with CuPy where not given. Queued on `stream` (a
+        cudaStream_t as int; 0 is the legacy default stream); synchronize before reading the outputs."""
+        if self.target != "cuda":
+            raise ValueError("run_device needs a model compiled with --target cuda")
+        if outputs is None:
+            try:
+                import cupy
+            except ImportError:
+                raise ValueError("pass `outputs` (device arrays), or install CuPy to have them allocated") from None
+            outputs = {t.name: cupy.empty(t.shape, dtype=t.dtype) for t in self.outputs}
+        in_ptrs = [_device_pointer(inputs, t, "input") for t in self.inputs]
+        out_ptrs = [_device_pointer(outputs, t, "output") for t in self.outputs]
+        ins = (ctypes.c_void_p * max(len(in_ptrs), 1))(*in_ptrs)
+        outs = (ctypes.c_void_p * max(len(out_ptrs), 1))(*out_ptrs)
+        self._check(self._call("run_async", self._handle, ins, outs, ctypes.c_void_p(stream)), "run_async")
+        return outputs
+
+    @property
+    def uses_cuda_graph(self) -> bool:
+        return self.target == "cuda" and bool(self._call("uses_cuda_graph", self._handle))
+
     def close(self) -> None:
         if getattr(self, "_handle", None):
             self._call("destroy", self._handle)
@@ -140,3 +165,18 @@ class CompiledModel:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _device_pointer(arrays: dict, t: TensorInfo, kind: str) -> int:
+    """The device pointer of arrays[t.name], after checking dtype, shape and contiguity."""
+    if t.name not in arrays:
+        raise ValueError(f"{kind} {t.name!r} is missing")
+    iface = getattr(arrays[t.name], "__cuda_array_interface__", None)
+    if iface is None:
+        raise ValueError(f"{kind} {t.name!r} is not a device array (no __cuda_array_interface__)")
+    if np.dtype(iface["typestr"]) != t.dtype or tuple(iface["shape"]) != t.shape:
+        raise ValueError(f"{kind} {t.name!r}: {iface['typestr']}{list(iface['shape'])}, expected {t.dtype}{list(t.shape)}")
+    strides = iface.get("strides")
+    if strides is not None and tuple(strides) != tuple(np.empty(t.shape, t.dtype).strides):
+        raise ValueError(f"{kind} {t.name!r} must be contiguous")
+    return int(iface["data"][0])

@@ -28,6 +28,7 @@ class Call:
     fn: str
     args: list[str]
     comment: str
+    launch: str = ""  # CUDA: <<<grid, block, 0, stream>>>
 
 
 class CBackend:
@@ -56,6 +57,10 @@ class CBackend:
         args += [f"{v.dtype.c} *{n}" for v, n in zip(k.outputs, names[len(k.inputs) :])]
         return f"{self.kernel_qualifier} {fn}({', '.join(args) or 'void'})"
 
+    def launch(self, step: Step) -> str:
+        """The launch configuration of a kernel call; a C call has none."""
+        return ""
+
     def kernels(self, program: Program) -> tuple[list[str], list[Call]]:
         """Render each distinct kernel once; return the function texts and the run() calls."""
         functions: list[str] = []
@@ -76,60 +81,45 @@ class CBackend:
                 )
                 functions.append(text)
             args = [self.pointer(program, v) for v in k.inputs + k.outputs]
-            calls.append(Call(fn, args, f"{step.node.op} {step.node.name!r}"))
+            calls.append(Call(fn, args, f"{step.node.op} {step.node.name!r}", self.launch(step)))
         return functions, calls
 
-    def generate(self, program: Program, meta: ModelMeta) -> dict[str, str]:
+    def tensor_info(self, v: Value) -> dict:
+        return {"name": v.name, "dtype": v.dtype.onnx, "shape": list(v.shape), "nbytes": v.nbytes}
+
+    def host_params(self, program: Program) -> dict:
+        """What the host template lays out: kernels, calls, output copies, fills and sizes."""
         functions, calls = self.kernels(program)
-        graph = program.graph
-        common = {
-            "meta": meta,
-            "abi_version": ABI_VERSION,
-            "inputs": [_info(v) for v in graph.inputs],
-            "outputs": [_info(v) for v in graph.outputs],
-        }
         copies = [
             {"index": j, "src": self.pointer(program, v), "nbytes": v.nbytes, "name": v.name}
             for j, v in program.output_copies
         ]
         fills = [
-            {
-                "ctype": f.value.dtype.c,
-                "offset": f.offset,
-                "count": f.value.size,
-                "literal": _literal(f.literal, f.value),
-            }
+            {"ctype": f.value.dtype.c, "offset": f.offset, "count": f.value.size, "literal": c_literal(f.literal, f.value.dtype)}
             for f in program.fills
         ]
-        source = render(
-            self.env,
-            "model.c.j2",
-            functions=functions,
-            calls=calls,
-            copies=copies,
-            fills=fills,
-            fill_bytes=program.fill_bytes,
-            arena_bytes=program.memory.arena_bytes,
-            weight_bytes=len(program.weights),
-            **common,
-        )
         return {
-            meta.source_name: source,
+            "functions": functions,
+            "calls": calls,
+            "copies": copies,
+            "fills": fills,
+            "fill_bytes": program.fill_bytes,
+            "arena_bytes": program.memory.arena_bytes,
+            "weight_bytes": len(program.weights),
+        }
+
+    def generate(self, program: Program, meta: ModelMeta) -> dict[str, str]:
+        """All generated files of the output directory, by name."""
+        host = self.host_params(program)
+        common = {
+            "meta": meta,
+            "abi_version": ABI_VERSION,
+            "inputs": [self.tensor_info(v) for v in program.graph.inputs],
+            "outputs": [self.tensor_info(v) for v in program.graph.outputs],
+        }
+        return {
+            meta.source_name: render(self.env, f"model{self.source_suffix}.j2", **host, **common),
             "model.h": render(self.env, "model.h.j2", **common),
             "weights.S": render(self.env, "weights.S.j2", **common),
             "Makefile": render(self.env, "Makefile.j2", **common),
         }
-
-
-def _info(v: Value) -> dict:
-    return {
-        "name": v.name,
-        "dtype": v.dtype.onnx,
-        "dtype_name": v.dtype.name,
-        "shape": list(v.shape),
-        "nbytes": v.nbytes,
-    }
-
-
-def _literal(value: object, v: Value) -> str:
-    return c_literal(value, v.dtype)
