@@ -31,8 +31,12 @@ def compile(
     build: bool = True,
     verify: bool = False,
     cuda_graph: bool = True,
+    force: bool = False,
 ) -> dict:
-    """Compile an ONNX model (path or ModelProto) into `out_dir`, build it, and return the compile report."""
+    """Compile an ONNX model (path or ModelProto) into `out_dir`, build it, and return the compile report.
+
+    `out_dir` must be new, empty, or an earlier mlcc output directory, unless `force` is set.
+    """
     opts = CompileOptions(
         out_dir=Path(out_dir),
         target=target,
@@ -43,6 +47,7 @@ def compile(
         build=build,
         verify=verify,
         cuda_graph=cuda_graph,
+        force=force,
     )
     return compile_model(model, opts)
 

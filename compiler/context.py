@@ -36,6 +36,7 @@ class CompileOptions:
     build: bool = True
     verify: bool = False
     jobs: int = 2
+    force: bool = False  # write into a non-empty directory mlcc did not create
     cuda_graph: bool = True  # cuda: replay the run as a CUDA graph captured at create time
     progress: Progress | None = None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import time
 from pathlib import Path
@@ -16,6 +15,7 @@ from .codegen.backends.cuda import CudaBackend
 from .codegen.program import build_program, model_hash, weights_file
 from .context import TARGETS, WEIGHT_MODES, CompileOptions, PassContext
 from .errors import MlccError
+from . import outdir
 from .importer.onnx import import_onnx, load_model
 from .paths import runtime_c_dir
 from .pipeline import run_pipeline
@@ -35,30 +35,16 @@ def _check_options(opts: CompileOptions) -> None:
         raise MlccError(f"--weights must be one of {', '.join(WEIGHT_MODES)}")
 
 
-def _model_bytes(source) -> bytes:
-    if isinstance(source, onnx.ModelProto):
-        return source.SerializeToString(deterministic=True)
-    return Path(source).read_bytes()
-
-
-def _write(path: Path, data: bytes | str) -> None:
-    """Write atomically: a reader never sees a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
-    os.replace(tmp, path)
-
-
 def compile_model(source, opts: CompileOptions) -> dict:
     """Compile `source` (path or ModelProto) into opts.out_dir; returns the report (also written as report.json)."""
     _check_options(opts)
     progress = opts.progress or (lambda step, done, total: None)
     started = time.perf_counter()
-    model, _ = load_model(source)
-    digest = model_hash(_model_bytes(source), opts.flags())
-
     progress("import", 0, 1)
     t = time.perf_counter()
-    graph = import_onnx(source, opts.input_shapes, lambda done, total: progress("import", done, total))
+    model, base_dir, raw = load_model(source)
+    digest = model_hash(raw, opts.flags())
+    graph = import_onnx(model, opts.input_shapes, lambda done, total: progress("import", done, total), base_dir)
     nodes_in = len(graph.nodes)
     import_s = time.perf_counter() - t
 
@@ -80,14 +66,14 @@ def compile_model(source, opts: CompileOptions) -> dict:
     backend = CudaBackend(cuda_graph=opts.cuda_graph) if opts.target == "cuda" else CBackend()
     files = backend.generate(program, meta)
     out = Path(opts.out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in (f"lib{opts.name}.so", f"lib{opts.name}.a"):
-        (out / stale).unlink(missing_ok=True)
+    outdir.claim(out, opts.force)
+    for stale in (f"lib{opts.name}.so", f"lib{opts.name}.a", "model.json"):
+        outdir.remove(out / stale)  # never leave a library that looks valid for other sources
     for name, text in files.items():
-        _write(out / name, text)
+        outdir.write(out / name, text)
     for name in RUNTIME_FILES[opts.target]:
-        _write(out / name, (runtime_c_dir() / name).read_bytes())
-    _write(out / "weights.bin", weights_file(program.weights, digest))
+        outdir.write(out / name, (runtime_c_dir() / name).read_bytes())
+    outdir.write(out / "weights.bin", weights_file(program.weights, digest))
     manifest = {
         "mlcc_version": __version__,
         "abi_version": ABI_VERSION,
@@ -99,7 +85,7 @@ def compile_model(source, opts: CompileOptions) -> dict:
         "inputs": [{"name": v.name, "dtype": v.dtype.name, "shape": list(v.shape)} for v in graph.inputs],
         "outputs": [{"name": v.name, "dtype": v.dtype.name, "shape": list(v.shape)} for v in graph.outputs],
     }
-    _write(out / "model.json", json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=True) + "\n")
+    outdir.write(out / "model.json", json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=True) + "\n")
     codegen_s = time.perf_counter() - t
     progress("codegen", 1, 1)
 
@@ -128,5 +114,5 @@ def compile_model(source, opts: CompileOptions) -> dict:
         "compile_seconds": time.perf_counter() - started - (build_s or 0.0),
         "library": str(out / f"lib{opts.name}.so") if opts.build else None,
     }
-    _write(out / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
+    outdir.write(out / "report.json", json.dumps(report, indent=2, sort_keys=True) + "\n")
     return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -20,18 +21,25 @@ MAX_ELEMENTS = 2**31 - 1  # per tensor; larger shapes are rejected before anythi
 InputShapes = Mapping[str, Sequence[int]]
 
 
-def load_model(source: onnx.ModelProto | str | os.PathLike) -> tuple[onnx.ModelProto, Path | None]:
-    """Parse a model file (or take a ModelProto); external data is resolved later, safely."""
+def load_model(source: onnx.ModelProto | str | os.PathLike) -> tuple[onnx.ModelProto, Path | None, bytes]:
+    """Parse a model file (or take a ModelProto): (model, directory for external data, serialized bytes).
+
+    External data is not loaded here; tensor_to_array resolves it, refusing paths outside the directory.
+    """
     if isinstance(source, onnx.ModelProto):
-        return source, None
+        return source, None, source.SerializeToString(deterministic=True)
     path = Path(source)
     if not path.is_file():
         raise MlccError(f"cannot read model {str(path)!r}: no such file")
     try:
-        model = onnx.load_model(str(path), load_external_data=False)
+        raw = path.read_bytes()
+    except OSError as err:
+        raise MlccError(f"cannot read model {str(path)!r}: {err.strerror}") from None
+    try:
+        model = onnx.ModelProto.FromString(raw)
     except (DecodeError, ValueError, RuntimeError) as err:
         raise ModelError(f"{str(path)!r} is not a valid ONNX model ({type(err).__name__}: {err})") from None
-    return model, path.parent
+    return model, path.parent, raw
 
 
 def _external_bytes(tensor: onnx.TensorProto, base_dir: Path | None) -> bytes:
@@ -163,22 +171,36 @@ def _check_supported(graph: onnx.GraphProto, opsets: Mapping[str, int]) -> None:
 
 
 def _topological(nodes: Sequence[onnx.NodeProto], known: set[str]) -> list[onnx.NodeProto]:
-    """Nodes in an order where every input is defined first; ModelError on cycles or undefined names."""
-    order, pending, defined = [], list(nodes), set(known)
-    while pending:
-        rest = [n for n in pending if not all(i == "" or i in defined for i in n.input)]
-        ready = [n for n in pending if all(i == "" or i in defined for i in n.input)]
-        if not ready:
-            node = rest[0]
-            undefined = [i for i in node.input if i and i not in defined]
-            producers = {o for n in rest for o in n.output}
-            if any(i in producers for i in undefined):
-                raise ModelError(f"the graph has a cycle through node {node.op_type} {node.name!r}")
-            raise ModelError(f"node {node.op_type} {node.name!r} uses undefined tensor {undefined[0]!r}")
-        for n in ready:
-            order.append(n)
-            defined.update(o for o in n.output if o)
-        pending = rest
+    """Nodes in an order where every input is defined first (stable; linear time); ModelError on a cycle
+    or an undefined name."""
+    producer: dict[str, int] = {}
+    for i, n in enumerate(nodes):
+        for o in n.output:
+            if o:
+                producer.setdefault(o, i)
+    waiting_on = [0] * len(nodes)
+    users: dict[int, list[int]] = {}
+    for i, n in enumerate(nodes):
+        for name in set(n.input):
+            if not name or name in known:
+                continue
+            if name not in producer:
+                raise ModelError(f"node {n.op_type} {n.name!r} uses undefined tensor {name!r}")
+            waiting_on[i] += 1
+            users.setdefault(producer[name], []).append(i)
+    ready = [i for i in range(len(nodes)) if waiting_on[i] == 0]
+    heapq.heapify(ready)
+    order = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(nodes[i])
+        for u in users.get(i, []):
+            waiting_on[u] -= 1
+            if waiting_on[u] == 0:
+                heapq.heappush(ready, u)
+    if len(order) != len(nodes):
+        stuck = next(n for i, n in enumerate(nodes) if waiting_on[i])
+        raise ModelError(f"the graph has a cycle through node {stuck.op_type} {stuck.name!r}")
     return order
 
 
@@ -186,9 +208,16 @@ def import_onnx(
     source: onnx.ModelProto | str | os.PathLike,
     input_shapes: InputShapes | None = None,
     progress: Callable[[int, int], None] | None = None,
+    base_dir: Path | None = None,
 ) -> Graph:
-    """Build the typed graph IR of an ONNX model with every shape static."""
-    model, base_dir = load_model(source)
+    """Build the typed graph IR of an ONNX model with every shape static.
+
+    `base_dir` is where a ModelProto's external data lives (a path source brings its own).
+    """
+    if isinstance(source, onnx.ModelProto):
+        model = source
+    else:
+        model, base_dir, _ = load_model(source)
     bound = dict(input_shapes or {})
     opsets = {("" if o.domain in ("", "ai.onnx") else o.domain): int(o.version) for o in model.opset_import}
     if "" not in opsets and model.ir_version < 3:

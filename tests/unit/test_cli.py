@@ -75,3 +75,20 @@ def test_help_lists_the_documented_options(tmp_path):
     assert r.returncode == 0
     for option in ("--target", "-o, --output", "--input-shape", "--name", "--no-build", "--weights", "-O", "--verify"):
         assert option in r.stdout, option
+
+
+def test_output_directory_is_claimed_safely(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("user data")
+    args = [str(DEMO), "--input-shape", "image=1,3,32,32", "--no-build"]
+    r = mlcc(*args, "-o", "mine", cwd=tmp_path)
+    assert r.returncode == 2 and "mlcc did not create it" in r.stderr and "--force" in r.stderr
+    assert not (tmp_path / "mine" / "model.c").exists()
+    assert mlcc(*args, "-o", "mine", "--force", cwd=tmp_path).returncode == 0
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "user data"
+    assert mlcc(*args, "-o", "new/nested", cwd=tmp_path).returncode == 0
+    assert mlcc(*args, "-o", "new/nested", cwd=tmp_path).returncode == 0  # its own directory: reused
+    (tmp_path / "afile").write_text("x")
+    r = mlcc(*args, "-o", "afile", cwd=tmp_path)
+    assert r.returncode == 2 and "is a file" in r.stderr
+    assert not list(tmp_path.rglob("*.tmp"))
