@@ -18,7 +18,16 @@ from ..ir.graph import Graph, Node, Value
 from ..ops import registry
 
 MAX_ELEMENTS = 2**31 - 1  # per tensor; larger shapes are rejected before anything is allocated
+MAX_TENSOR_BYTES = 4 << 30  # per tensor
+MAX_FOLDED_BYTES = 8 << 30  # all values computed at compile time together: bounds the compiler's memory
+_MALFORMED = (TypeError, ValueError, IndexError, KeyError, AttributeError, AssertionError, ArithmeticError)
 InputShapes = Mapping[str, Sequence[int]]
+
+
+def text(s: str | bytes) -> str:
+    """A protobuf string as str. Invalid UTF-8 arrives as bytes; its bytes survive as surrogate escapes and
+    are restored byte for byte wherever a name is emitted (through the escaping functions)."""
+    return s if isinstance(s, str) else s.decode("utf-8", "surrogateescape")
 
 
 def load_model(source: onnx.ModelProto | str | os.PathLike) -> tuple[onnx.ModelProto, Path | None, bytes]:
@@ -119,7 +128,7 @@ def _attr_value(attr: AttributeProto, base_dir: Path | None, where: str):
 
 
 def _input_value(vi: onnx.ValueInfoProto, bound: InputShapes) -> Value:
-    name = vi.name
+    name = text(vi.name)
     if not vi.type.HasField("tensor_type"):
         raise UnsupportedError(f"graph input {name!r}: only tensor inputs are supported")
     tt = vi.type.tensor_type
@@ -158,7 +167,7 @@ def _check_supported(graph: onnx.GraphProto, opsets: Mapping[str, int]) -> None:
         domain = "" if node.domain in ("", "ai.onnx") else node.domain
         version = opsets.get(domain)
         if version is None or registry.lookup(node.op_type, domain, version) is None:
-            missing.setdefault((node.op_type, domain, version), []).append(node.name)
+            missing.setdefault((text(node.op_type), text(domain), version), []).append(text(node.name))
     if not missing:
         return
     lines = [f"the model uses {len(missing)} unsupported operator(s):"]
@@ -175,17 +184,17 @@ def _topological(nodes: Sequence[onnx.NodeProto], known: set[str]) -> list[onnx.
     or an undefined name."""
     producer: dict[str, int] = {}
     for i, n in enumerate(nodes):
-        for o in n.output:
+        for o in map(text, n.output):
             if o:
                 producer.setdefault(o, i)
     waiting_on = [0] * len(nodes)
     users: dict[int, list[int]] = {}
     for i, n in enumerate(nodes):
-        for name in set(n.input):
+        for name in set(map(text, n.input)):
             if not name or name in known:
                 continue
             if name not in producer:
-                raise ModelError(f"node {n.op_type} {n.name!r} uses undefined tensor {name!r}")
+                raise ModelError(f"node {text(n.op_type)} {text(n.name)!r} uses undefined tensor {name!r}")
             waiting_on[i] += 1
             users.setdefault(producer[name], []).append(i)
     ready = [i for i in range(len(nodes)) if waiting_on[i] == 0]
@@ -200,7 +209,7 @@ def _topological(nodes: Sequence[onnx.NodeProto], known: set[str]) -> list[onnx.
                 heapq.heappush(ready, u)
     if len(order) != len(nodes):
         stuck = next(n for i, n in enumerate(nodes) if waiting_on[i])
-        raise ModelError(f"the graph has a cycle through node {stuck.op_type} {stuck.name!r}")
+        raise ModelError(f"the graph has a cycle through node {text(stuck.op_type)} {text(stuck.name)!r}")
     return order
 
 
@@ -227,18 +236,18 @@ def import_onnx(
 
     values: dict[str, Value] = {}
     for tensor in graph.initializer:
-        if tensor.name in values:
-            raise ModelError(f"initializer {tensor.name!r} is defined twice")
+        if text(tensor.name) in values:
+            raise ModelError(f"initializer {text(tensor.name)!r} is defined twice")
         array = tensor_to_array(tensor, base_dir)
-        values[tensor.name] = Value(tensor.name, BY_ONNX[tensor.data_type], array.shape, array)
+        values[text(tensor.name)] = Value(text(tensor.name), BY_ONNX[tensor.data_type], array.shape, array)
 
     inputs = []
-    names = {vi.name for vi in graph.input}
+    names = {text(vi.name) for vi in graph.input}
     for vi in graph.input:
-        if vi.name in values:
+        if text(vi.name) in values:
             continue  # an initializer listed as input: a weight, fixed at compile time
         value = _input_value(vi, bound)
-        values[vi.name] = value
+        values[value.name] = value
         inputs.append(value)
     unknown = sorted(set(bound) - names)
     if unknown:
@@ -246,48 +255,58 @@ def import_onnx(
 
     nodes = []
     ordered = _topological(graph.node, set(values))
+    budget = [MAX_FOLDED_BYTES]
     for index, proto in enumerate(ordered):
-        nodes.append(_import_node(proto, values, opsets, base_dir))
+        nodes.append(_import_node(proto, values, opsets, base_dir, budget))
         if progress:
             progress(index + 1, len(ordered))
 
     outputs = []
     for vi in graph.output:
-        if vi.name not in values:
-            raise ModelError(f"graph output {vi.name!r} is not produced by any node")
-        outputs.append(values[vi.name])
-    return Graph(graph.name or "model", inputs, outputs, nodes, opsets)
+        if text(vi.name) not in values:
+            raise ModelError(f"graph output {text(vi.name)!r} is not produced by any node")
+        outputs.append(values[text(vi.name)])
+    return Graph(text(graph.name) or "model", inputs, outputs, nodes, opsets)
 
 
 def _import_node(
-    proto: onnx.NodeProto, values: dict[str, Value], opsets: Mapping[str, int], base_dir: Path | None
+    proto: onnx.NodeProto,
+    values: dict[str, Value],
+    opsets: Mapping[str, int],
+    base_dir: Path | None,
+    budget: list[int],
 ) -> Node:
     domain = "" if proto.domain in ("", "ai.onnx") else proto.domain
-    where = f"node {proto.op_type} {proto.name!r}"
+    where = f"node {proto.op_type} {text(proto.name)!r}"
     entry = registry.lookup(proto.op_type, domain, opsets[domain])
     assert entry is not None  # _check_supported ran first
-    inputs = [values[name] if name else None for name in proto.input]
-    attrs = {a.name: _attr_value(a, base_dir, where) for a in proto.attribute}
-    node = Node(proto.op_type, inputs, [], attrs, proto.name, domain, opsets[domain])
-    for name in proto.output:  # typed below; ops read the declared output count during inference
+    inputs = [values[name] if name else None for name in map(text, proto.input)]
+    attrs = {text(a.name): _attr_value(a, base_dir, where) for a in proto.attribute}
+    node = Node(proto.op_type, inputs, [], attrs, text(proto.name), domain, opsets[domain])
+    for name in map(text, proto.output):  # typed below; ops read the declared output count during inference
         if name and name in values:
             raise ModelError(f"{where}: output {name!r} is already defined elsewhere")
         node.outputs.append(Value(name, FLOAT32, ()))
         node.outputs[-1].producer = node
     try:
         inferred = entry.infer(node)
-    except (MlccError, AssertionError):
+    except MlccError:
         raise
-    except (TypeError, ValueError, IndexError, KeyError, AttributeError) as err:
+    except _MALFORMED as err:
         raise ModelError(f"{where}: inputs or attributes are malformed ({type(err).__name__}: {err})") from None
     if len(inferred) < len(proto.output):
         raise ModelError(f"{where} declares {len(proto.output)} outputs; the operator has {len(inferred)}")
     for value, (dtype, shape) in zip(node.outputs, inferred):
         _check_dims(f"{where} output {value.name!r}", shape)
         value.dtype, value.shape = dtype, tuple(int(d) for d in shape)
+        if value.nbytes > MAX_TENSOR_BYTES:
+            raise ShapeError(f"{where} output {value.name!r} {dtype}{list(value.shape)} is larger than {MAX_TENSOR_BYTES >> 30} GiB")
         if value.name:
             values[value.name] = value
     if entry.shape_only or all(v is None or v.data is not None for v in node.inputs):
+        budget[0] -= sum(v.nbytes for v in node.outputs)
+        if budget[0] < 0:
+            raise ShapeError(f"{where}: values computed at compile time exceed {MAX_FOLDED_BYTES >> 30} GiB in all")
         _evaluate(node, entry, where)
     return node
 
@@ -298,7 +317,7 @@ def _evaluate(node: Node, entry: registry.OpDef, where: str) -> None:
         results = entry.reference(node, [v.data if v is not None else None for v in node.inputs])
     except MlccError:
         raise
-    except (ArithmeticError, ValueError, IndexError, TypeError, MemoryError) as err:
+    except (*_MALFORMED, MemoryError) as err:
         raise ModelError(f"{where}: cannot evaluate its constant inputs ({type(err).__name__}: {err})") from None
     for value, data in zip(node.outputs, results):
         data = np.require(np.asarray(data, dtype=value.dtype.np), requirements="C")
