@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.mlcc-installed
 PYTEST_JOBS ?= 2
 
-.PHONY: all venv demo test lint clean
+.PHONY: all venv demo test fuzz sanitize lint clean
 
 all: test
 
@@ -21,6 +21,12 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_JOBS) -q tests
+
+fuzz: $(STAMP)
+	MLCC_FUZZ_EXAMPLES=$${MLCC_FUZZ_EXAMPLES:-5000} MLCC_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q tests/unit/test_fuzz.py
+
+sanitize: $(STAMP)
+	MLCC_SANITIZE_MODELS=all $(BIN)/python -m pytest -n $(PYTEST_JOBS) -q tests/sanitize
 
 lint: $(STAMP)
 	$(BIN)/ruff check compiler tests examples

@@ -1,0 +1,70 @@
+"""Generated and runtime C under -Wall -Wextra -Werror, AddressSanitizer + UndefinedBehaviorSanitizer, and
+valgrind. `make test` runs a small set of models; `make sanitize` (MLCC_SANITIZE_MODELS=all) runs them all."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+import mlcc
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+from test_light_models import LIGHT, dummy_input, with_random_weights  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+STRICT = "-std=c11 -Wall -Wextra -Werror -g -fno-omit-frame-pointer"
+SANITIZE = "-fsanitize=address,undefined -fno-sanitize-recover=all"
+
+
+def models() -> dict[str, tuple[object, dict]]:
+    found = {"demo": (ROOT / "examples" / "demo.onnx", {"image": [2, 3, 32, 32]})}
+    for name in ("squeezenet", "shufflenet", "inception_v1", "resnet50", "densenet121", "bvlc_alexnet", "zfnet512", "inception_v2", "vgg19"):
+        found[name] = (with_random_weights(onnx.load(LIGHT / f"light_{name}.onnx"), seed=3), {})
+    return found
+
+
+MODELS = models()
+SELECTED = os.environ.get("MLCC_SANITIZE_MODELS", "demo,squeezenet")
+CHOSEN = list(MODELS) if SELECTED == "all" else SELECTED.split(",")
+
+
+def build_and_run(name: str, tmp: Path, cflags: str, runner: list[str]) -> np.ndarray:
+    model, shapes = MODELS[name]
+    out = tmp / "lib"
+    mlcc.compile(model, out_dir=out, input_shapes=shapes, name="m", weights="external", build=False)
+    subprocess.run(["make", "-s", "-C", str(out), "libm.a", f"CFLAGS=-O1 {cflags}"], check=True)
+    exe = tmp / "driver"
+    subprocess.run(
+        ["cc", *cflags.split(), "-DMODEL=m", "-I", str(out), str(HERE / "driver.c"), str(out / "libm.a"), "-lm", "-o", str(exe)],
+        check=True,
+    )
+    shapes = [tuple(t["shape"]) for t in json.loads((out / "model.json").read_text())["inputs"]]
+    feeds = b"".join(np.random.default_rng(0).standard_normal(s).astype(np.float32).tobytes() for s in shapes)
+    (tmp / "in.bin").write_bytes(feeds)
+    env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1", "UBSAN_OPTIONS": "print_stacktrace=1"}
+    proc = subprocess.run([*runner, str(exe), str(tmp / "in.bin"), str(tmp / "out.bin"), str(out / "weights.bin")], capture_output=True, text=True, env=env)
+    assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stderr[-4000:]}"
+    return np.frombuffer((tmp / "out.bin").read_bytes(), dtype=np.float32)
+
+
+@pytest.mark.parametrize("name", CHOSEN)
+def test_asan_ubsan_clean(name, tmp_path):
+    values = build_and_run(name, tmp_path, f"{STRICT} {SANITIZE}", [])
+    assert np.all(np.isfinite(values))
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind not installed")
+@pytest.mark.parametrize("name", CHOSEN)
+def test_valgrind_clean(name, tmp_path):
+    runner = ["valgrind", "--error-exitcode=9", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect", "-q"]
+    values = build_and_run(name, tmp_path, STRICT, runner)
+    assert np.all(np.isfinite(values))
