@@ -8,6 +8,8 @@
 #include "mlcc_runtime.h"
 
 #define MLCC_ALIGN 64
+#define MLCC_MAGIC 0x6d6c6363u   /* "mlcc": first field of a live instance */
+#define MLCC_DEAD 0x64656164u    /* "dead": set by destroy */
 #define MLCC_WEIGHTS_HEADER 64 /* "MLCCWTS1", sha256 (32 bytes), payload size (u64 LE), zero padding */
 
 /* The message for a status code. */
@@ -20,6 +22,8 @@ static inline const char *mlcc_status_message(int status) {
     case MLCC_ERR_WEIGHTS_MISMATCH: return "the weights do not belong to this model";
     case MLCC_ERR_NO_EMBEDDED_WEIGHTS: return "no weights linked in (built with --weights external); use create_from_file";
     case MLCC_ERR_CUDA: return "a CUDA call failed (no usable GPU, out of device memory, or a launch error)";
+    case MLCC_ERR_BAD_HANDLE: return "not a live model instance (destroyed, or not made by create)";
+    case MLCC_ERR_SIZE_MISMATCH: return "a buffer size differs from the tensor's size (see the info functions)";
     default: return "unknown status";
   }
 }
@@ -88,4 +92,12 @@ static inline int mlcc_env_threads(void) {
   long n = strtol(s, &end, 10);
   if (*end != '\0' || n < 1) return 1;
   return n > 256 ? 256 : (int)n;
+}
+
+/* MLCC_OK if every size equals the tensor's nbytes; sizes may be NULL only when n is 0. */
+static inline int mlcc_check_sizes(const int64_t *sizes, const mlcc_tensor_info *info, int n) {
+  if (n && !sizes) return MLCC_ERR_NULL_ARGUMENT;
+  for (int i = 0; i < n; ++i)
+    if (sizes[i] != info[i].nbytes) return MLCC_ERR_SIZE_MISMATCH;
+  return MLCC_OK;
 }

@@ -13,6 +13,8 @@ enum mlcc_status {
   MLCC_ERR_WEIGHTS_MISMATCH = 4,     /* the weights do not belong to this model (hash or size differ) */
   MLCC_ERR_NO_EMBEDDED_WEIGHTS = 5,  /* built with --weights external: use create_from_file */
   MLCC_ERR_CUDA = 6,                 /* a CUDA call failed (no device, out of device memory, launch error) */
+  MLCC_ERR_BAD_HANDLE = 7,           /* not a live instance: destroyed, or not made by create */
+  MLCC_ERR_SIZE_MISMATCH = 8,        /* run_checked: a buffer size differs from the tensor's nbytes */
 };
 
 /* Element types, numbered as ONNX's TensorProto.DataType. */

@@ -169,3 +169,26 @@ def test_loader_refuses_a_library_that_does_not_match_its_manifest(tmp_path):
     (tmp_path / "model.json").write_text(manifest.replace('"model_hash": "', '"model_hash": "00'))
     with pytest.raises(mlcc.MlccError, match="model hash"):
         mlcc.load(tmp_path)
+
+
+def test_run_checked_sizes_and_handles_that_are_not_live(tmp_path):
+    mlcc.compile(mlp(), out_dir=tmp_path, name="m")
+    lib = ctypes.CDLL(str(tmp_path / "libm.so"))
+    lib.m_run_checked.argtypes = [ctypes.c_void_p] + [ctypes.c_void_p] * 4
+    lib.m_run.argtypes = [ctypes.c_void_p] * 3
+    lib.m_destroy.argtypes = [ctypes.c_void_p]
+    handle = ctypes.c_void_p()
+    assert lib.m_create(ctypes.byref(handle)) == 0
+    x, y = np.ones((2, 4), np.float32), np.zeros((2, 6), np.float32)
+    ins = (ctypes.c_void_p * 1)(x.ctypes.data)
+    outs = (ctypes.c_void_p * 1)(y.ctypes.data)
+    sizes = lambda *n: (ctypes.c_int64 * len(n))(*n)  # noqa: E731
+    assert lib.m_run_checked(handle, ins, sizes(32), outs, sizes(48)) == 0
+    assert np.abs(y).sum() > 0
+    assert lib.m_run_checked(handle, ins, sizes(31), outs, sizes(48)) == 8  # MLCC_ERR_SIZE_MISMATCH
+    assert lib.m_run_checked(handle, ins, sizes(32), outs, sizes(96)) == 8
+    assert lib.m_run_checked(handle, ins, None, outs, sizes(48)) == 1
+    not_an_instance = ctypes.create_string_buffer(256)  # zeroed memory: no live-instance mark
+    assert lib.m_run(ctypes.addressof(not_an_instance), ins, outs) == 7  # MLCC_ERR_BAD_HANDLE
+    lib.m_destroy(ctypes.addressof(not_an_instance))  # ignored, not freed
+    lib.m_destroy(handle)

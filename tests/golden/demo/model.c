@@ -201,6 +201,7 @@ extern const uint8_t demo_weights_blob_end[];
 static const char model_hash[] = "d4d236e5bb7c375777648f3e3573a32175befb97e9cbc863c03ad6801c0de1d2";
 
 struct demo_model {
+  uint32_t magic;          /* MLCC_MAGIC while the instance is live */
   uint8_t *arena;          /* 65536 bytes of activations */
   uint8_t *fills;          /* 0 bytes of constants filled at create time */
   const uint8_t *weights;  /* 6592 bytes of weights */
@@ -220,6 +221,7 @@ static const mlcc_tensor_info output_info[] = {
 };
 
 static int init(demo_model *m) {
+  m->magic = MLCC_MAGIC; /* first: destroy frees a partly initialised instance too */
   m->arena = (uint8_t *)mlcc_aligned_alloc(65536);
   m->fills = (uint8_t *)mlcc_aligned_alloc(0);
   if (!m->arena || !m->fills) return MLCC_ERR_OUT_OF_MEMORY;
@@ -265,17 +267,27 @@ API int demo_create(demo_model **out) {
 }
 
 API void demo_destroy(demo_model *m) {
-  if (!m) return;
+  if (!m || m->magic != MLCC_MAGIC) return; /* NULL, or destroyed already */
+  m->magic = MLCC_DEAD;
   mlcc_aligned_free(m->arena);
   mlcc_aligned_free(m->fills);
   mlcc_aligned_free(m->owned_weights);
   free(m);
 }
 
-API int demo_run(demo_model *m, const void *const *inputs, void *const *outputs) {
+static int check_args(const demo_model *m, const void *const *inputs, void *const *outputs) {
   if (!m || !outputs || !inputs) return MLCC_ERR_NULL_ARGUMENT;
-  if (!inputs[0]) return MLCC_ERR_NULL_ARGUMENT;
-  if (!outputs[0]) return MLCC_ERR_NULL_ARGUMENT;
+  if (m->magic != MLCC_MAGIC) return MLCC_ERR_BAD_HANDLE;
+  for (int i = 0; i < 1; ++i)
+    if (!inputs[i]) return MLCC_ERR_NULL_ARGUMENT;
+  for (int i = 0; i < 1; ++i)
+    if (!outputs[i]) return MLCC_ERR_NULL_ARGUMENT;
+  return MLCC_OK;
+}
+
+API int demo_run(demo_model *m, const void *const *inputs, void *const *outputs) {
+  int status = check_args(m, inputs, outputs);
+  if (status != MLCC_OK) return status;
   (void)inputs;
   k0_conv((const float *)inputs[0], (const float *)(m->weights + 0), (const float *)(m->weights + 896), (float *)(m->arena + 0)); /* Conv 'conv1' */
   k1_batchnorm((float *)(m->arena + 0), (const float *)(m->weights + 960), (const float *)(m->weights + 1024), (const float *)(m->weights + 1088), (const float *)(m->weights + 1152), (float *)(m->arena + 32768)); /* BatchNormalization 'bn1' */
@@ -288,6 +300,13 @@ API int demo_run(demo_model *m, const void *const *inputs, void *const *outputs)
   k8_gemm((float *)(m->arena + 64), (const float *)(m->weights + 5888), (const float *)(m->weights + 6528), (float *)(m->arena + 0)); /* Gemm 'fc' */
   k9_softmax((float *)(m->arena + 0), (float *)outputs[0]); /* Softmax 'softmax' */
   return MLCC_OK;
+}
+
+API int demo_run_checked(demo_model *m, const void *const *inputs, const int64_t *input_nbytes,
+                                       void *const *outputs, const int64_t *output_nbytes) {
+  int status = mlcc_check_sizes(input_nbytes, input_info, 1);
+  if (status == MLCC_OK) status = mlcc_check_sizes(output_nbytes, output_info, 1);
+  return status != MLCC_OK ? status : demo_run(m, inputs, outputs);
 }
 
 API int demo_num_inputs(void) { return 1; }

@@ -25,7 +25,13 @@ int demo_create_from_file(demo_model **out, const char *weights_path);
  * demo_input_info(i) / demo_output_info(i) describe. Returns MLCC_OK or an error status. */
 int demo_run(demo_model *model, const void *const *inputs, void *const *outputs);
 
-/* Free an instance; NULL is ignored. */
+/* As run, after checking each buffer's size in bytes against the info functions' nbytes
+ * (MLCC_ERR_SIZE_MISMATCH if one differs). */
+int demo_run_checked(demo_model *model, const void *const *inputs, const int64_t *input_nbytes,
+                    void *const *outputs, const int64_t *output_nbytes);
+
+/* Free an instance; NULL is ignored, and so is an instance destroyed already (best effort: using a freed
+ * pointer is undefined in C, but run and destroy check a live-instance mark first). */
 void demo_destroy(demo_model *model);
 
 /* Number of inputs / outputs, and their metadata (NULL for an index out of range). */
