@@ -221,7 +221,6 @@ static const mlcc_tensor_info output_info[] = {
 };
 
 static int init(demo_model *m) {
-  m->magic = MLCC_MAGIC; /* first: destroy frees a partly initialised instance too */
   m->arena = (uint8_t *)mlcc_aligned_alloc(65536);
   m->fills = (uint8_t *)mlcc_aligned_alloc(0);
   if (!m->arena || !m->fills) return MLCC_ERR_OUT_OF_MEMORY;
@@ -234,6 +233,7 @@ API int demo_create_from_file(demo_model **out, const char *weights_path) {
   *out = NULL;
   demo_model *m = (demo_model *)calloc(1, sizeof *m);
   if (!m) return MLCC_ERR_OUT_OF_MEMORY;
+  m->magic = MLCC_MAGIC; /* now: destroy frees a partly created instance too */
   int status = mlcc_read_weights(weights_path, model_hash, 6592, &m->owned_weights);
   if (status == MLCC_OK) {
     m->weights = (const uint8_t *)m->owned_weights + MLCC_WEIGHTS_HEADER;
@@ -256,6 +256,7 @@ API int demo_create(demo_model **out) {
   if (status != MLCC_OK) return status;
   demo_model *m = (demo_model *)calloc(1, sizeof *m);
   if (!m) return MLCC_ERR_OUT_OF_MEMORY;
+  m->magic = MLCC_MAGIC; /* now: destroy frees a partly created instance too */
   m->weights = demo_weights_blob + MLCC_WEIGHTS_HEADER;
   status = init(m);
   if (status != MLCC_OK) {
