@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.mlcc-installed
 PYTEST_JOBS ?= 2
 
-.PHONY: all venv demo test fuzz sanitize lint clean
+.PHONY: all venv demo test fuzz sanitize bench-gpu lint clean
 
 all: test
 
@@ -28,9 +28,12 @@ fuzz: $(STAMP)
 sanitize: $(STAMP)
 	MLCC_SANITIZE_MODELS=all $(BIN)/python -m pytest -n $(PYTEST_JOBS) -q tests/sanitize
 
+bench-gpu: $(STAMP)
+	$(BIN)/python bench/gpu.py --out bench/results
+
 lint: $(STAMP)
-	$(BIN)/ruff check compiler tests examples
-	$(BIN)/ruff format --check compiler tests examples
+	$(BIN)/ruff check compiler tests examples bench
+	$(BIN)/ruff format --check compiler tests examples bench
 
 clean:
 	rm -rf out .pytest_cache

@@ -32,6 +32,7 @@ def compile(
     verify: bool = False,
     cuda_graph: bool = True,
     force: bool = False,
+    precision: str = "fp32",
 ) -> dict:
     """Compile an ONNX model (path or ModelProto) into `out_dir`, build it, and return the compile report.
 
@@ -48,6 +49,7 @@ def compile(
         verify=verify,
         cuda_graph=cuda_graph,
         force=force,
+        precision=precision,
     )
     return compile_model(model, opts)
 

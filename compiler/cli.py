@@ -97,11 +97,26 @@ def _summary(report: dict, out: Path) -> str:
     "-O", "opt_level", type=click.IntRange(0, 3), default=2, show_default=True, help="Optimisation level 0-3."
 )
 @click.option("--verify", is_flag=True, help="Check IR invariants after every pass.")
-@click.option("--force", is_flag=True, help="Write into OUTPUT even if it is a non-empty directory mlcc did not create.")
-@click.option("--cuda-graph/--no-cuda-graph", default=True, show_default=True,
-              help="cuda: replay each run as one CUDA graph captured at create time.")
+@click.option(
+    "--force", is_flag=True, help="Write into OUTPUT even if it is a non-empty directory mlcc did not create."
+)
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "tf32", "fp16", "bf16"]),
+    default="fp32",
+    show_default=True,
+    help="cuda: GEMM/convolution arithmetic; below fp32 runs on tensor cores (see README for tolerances).",
+)
+@click.option(
+    "--cuda-graph/--no-cuda-graph",
+    default=True,
+    show_default=True,
+    help="cuda: replay each run as one CUDA graph captured at create time.",
+)
 @click.version_option(__version__, prog_name="mlcc")
-def main(model, target, out_dir, input_shapes, name, no_build, weights, opt_level, verify, force, cuda_graph):
+def main(
+    model, target, out_dir, input_shapes, name, no_build, weights, opt_level, verify, force, precision, cuda_graph
+):
     """Compile the ONNX model MODEL into a C library (libNAME.so, libNAME.a, model.h) in OUTPUT."""
     progress = _Progress()
     try:
@@ -117,6 +132,7 @@ def main(model, target, out_dir, input_shapes, name, no_build, weights, opt_leve
             verify=verify,
             force=force,
             cuda_graph=cuda_graph,
+            precision=precision,
             progress=progress,
         )
         report = compile_model(model, opts)

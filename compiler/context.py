@@ -13,6 +13,7 @@ Progress = Callable[[str, int, int], None]  # (step, done, total)
 
 TARGETS = ("c", "cuda")
 WEIGHT_MODES = ("embed", "external")
+PRECISIONS = ("fp32", "tf32", "fp16", "bf16")
 
 
 @dataclass
@@ -38,6 +39,7 @@ class CompileOptions:
     jobs: int = 2
     force: bool = False  # write into a non-empty directory mlcc did not create
     cuda_graph: bool = True  # cuda: replay the run as a CUDA graph captured at create time
+    precision: str = "fp32"  # cuda: arithmetic of GEMM and convolution (tensor cores below fp32)
     progress: Progress | None = None
 
     def flags(self) -> dict:
@@ -48,5 +50,5 @@ class CompileOptions:
             "input_shapes": {k: list(v) for k, v in sorted(self.input_shapes.items())},
             "opt_level": self.opt_level,
             "weights": self.weights,
-            **({"cuda_graph": self.cuda_graph} if self.target == "cuda" else {}),
+            **({"cuda_graph": self.cuda_graph, "precision": self.precision} if self.target == "cuda" else {}),
         }

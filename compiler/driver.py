@@ -7,15 +7,13 @@ import re
 import time
 from pathlib import Path
 
-import onnx
-
+from . import outdir
 from .codegen import toolchain
 from .codegen.backends.c import ABI_VERSION, CBackend, ModelMeta
 from .codegen.backends.cuda import CudaBackend
 from .codegen.program import build_program, model_hash, weights_file
-from .context import TARGETS, WEIGHT_MODES, CompileOptions, PassContext
+from .context import PRECISIONS, TARGETS, WEIGHT_MODES, CompileOptions, PassContext
 from .errors import MlccError
-from . import outdir
 from .importer.onnx import import_onnx, load_model
 from .paths import runtime_c_dir
 from .pipeline import run_pipeline
@@ -31,6 +29,10 @@ def _check_options(opts: CompileOptions) -> None:
         raise MlccError(f"unknown target {opts.target!r}; use one of {', '.join(TARGETS)}")
     if not _PREFIX.match(opts.name):
         raise MlccError(f"--name {opts.name!r} must be a C identifier (letters, digits, _; not starting with a digit)")
+    if opts.precision not in PRECISIONS:
+        raise MlccError(f"--precision must be one of {', '.join(PRECISIONS)}")
+    if opts.precision != "fp32" and opts.target != "cuda":
+        raise MlccError(f"--precision {opts.precision} applies to --target cuda; the c target computes in fp32")
     if opts.weights not in WEIGHT_MODES:
         raise MlccError(f"--weights must be one of {', '.join(WEIGHT_MODES)}")
 
@@ -63,7 +65,7 @@ def compile_model(source, opts: CompileOptions) -> dict:
         weights=opts.weights,
         source_name=SOURCE_NAMES[opts.target],
     )
-    backend = CudaBackend(cuda_graph=opts.cuda_graph) if opts.target == "cuda" else CBackend()
+    backend = CudaBackend(cuda_graph=opts.cuda_graph, precision=opts.precision) if opts.target == "cuda" else CBackend()
     files = backend.generate(program, meta)
     out = Path(opts.out_dir)
     outdir.claim(out, opts.force)

@@ -26,7 +26,11 @@ def run_mlcc(
 def run_ort(model: onnx.ModelProto | str | Path, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
     import onnxruntime as ort
 
-    data = model.SerializeToString() if isinstance(model, onnx.ModelProto) else str(model)
+    proto = model if isinstance(model, onnx.ModelProto) else onnx.load(str(model))
+    if proto.ir_version > 10:  # older onnxruntime releases (e.g. on the GPU machine) cap the IR version
+        proto = onnx.ModelProto.FromString(proto.SerializeToString())
+        proto.ir_version = 10
+    data = proto.SerializeToString()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 1
     session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])

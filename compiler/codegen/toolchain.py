@@ -13,7 +13,11 @@ from ..errors import BuildError, MlccError
 
 
 def build(
-    out_dir: Path, targets: Sequence[str] = ("all",), jobs: int = 2, cflags: str | None = None, compiler: str | None = None
+    out_dir: Path,
+    targets: Sequence[str] = ("all",),
+    jobs: int = 2,
+    cflags: str | None = None,
+    compiler: str | None = None,
 ) -> float:
     """Build `targets` in `out_dir` with make; returns the seconds taken. BuildError shows the compiler output.
 
@@ -28,7 +32,9 @@ def build(
     if compiler == "nvcc":
         nvcc = os.environ.get("NVCC", "nvcc")
         if shutil.which(nvcc.split()[0]) is None:
-            raise MlccError(f"CUDA compiler {nvcc!r} was not found; install the CUDA toolkit, set NVCC, or use --no-build")
+            raise MlccError(
+                f"CUDA compiler {nvcc!r} was not found; install the CUDA toolkit, set NVCC, or use --no-build"
+            )
     cmd = [make, "-s", "-C", str(out_dir), f"-j{max(jobs, 1)}", *targets]
     if cflags is not None:
         cmd.append(f"CFLAGS={cflags}")

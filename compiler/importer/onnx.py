@@ -300,7 +300,9 @@ def _import_node(
         _check_dims(f"{where} output {value.name!r}", shape)
         value.dtype, value.shape = dtype, tuple(int(d) for d in shape)
         if value.nbytes > MAX_TENSOR_BYTES:
-            raise ShapeError(f"{where} output {value.name!r} {dtype}{list(value.shape)} is larger than {MAX_TENSOR_BYTES >> 30} GiB")
+            raise ShapeError(
+                f"{where} output {value.name!r} {dtype}{list(value.shape)} is larger than {MAX_TENSOR_BYTES >> 30} GiB"
+            )
         if value.name:
             values[value.name] = value
     if entry.shape_only or all(v is None or v.data is not None for v in node.inputs):

@@ -85,10 +85,7 @@ def loop_kernel(
     out_strides = list(out_strides) if out_strides is not None else contiguous_strides(dims)
     loop_dims, all_strides = coalesce(dims, [out_strides, *in_strides])
     offsets = list(in_offsets) if in_offsets is not None else [0] * len(inputs)
-    loads = [
-        {"ctype": v.dtype.c, "index": index_expr(off, st)}
-        for v, off, st in zip(inputs, offsets, all_strides[1:])
-    ]
+    loads = [{"ctype": v.dtype.c, "index": index_expr(off, st)} for v, off, st in zip(inputs, offsets, all_strides[1:])]
     params = {
         "dims": loop_dims,
         "loads": loads,

@@ -38,7 +38,9 @@ def window_geometry(node: Node, spatial: tuple[int, ...], kernel: tuple[int, ...
             raise ModelError(f"{node.op} {node.name!r}: unknown auto_pad {auto_pad!r}")
         span = spatial[i] + lo + hi - extent
         if span < 0:
-            raise ShapeError(f"{node.op} {node.name!r}: window {extent} is larger than the padded input {spatial[i] + lo + hi}")
+            raise ShapeError(
+                f"{node.op} {node.name!r}: window {extent} is larger than the padded input {spatial[i] + lo + hi}"
+            )
         o = (-(-span // strides[i]) if ceil_mode else span // strides[i]) + 1
         if ceil_mode and (o - 1) * strides[i] >= spatial[i] + lo:
             o -= 1  # the last window must start inside the input or its left padding
@@ -85,7 +87,9 @@ class Conv(OpDef):
         cg, mg = c // group, m // group
         y = np.zeros((n, m) + out, dtype=np.float64)
         for pos in np.ndindex(*kernel):
-            sl = tuple(slice(pos[i] * dil[i], pos[i] * dil[i] + (out[i] - 1) * strides[i] + 1, strides[i]) for i in range(r))
+            sl = tuple(
+                slice(pos[i] * dil[i], pos[i] * dil[i] + (out[i] - 1) * strides[i] + 1, strides[i]) for i in range(r)
+            )
             patch = xp[(slice(None), slice(None)) + sl]
             for g in range(group):
                 wk = w[(slice(g * mg, (g + 1) * mg), slice(None)) + pos].astype(np.float64)

@@ -209,7 +209,9 @@ class Unary(OpDef):
 def _unary(op: str, since, c_fn: Callable[[Node, DType], str], np_fn: Callable, kinds=("float",)):
     """Register a Unary op from a C-expression builder and a numpy function of (node, x)."""
 
-    cls = type(op, (Unary,), {"kinds": kinds, "expr": lambda self, n, t: c_fn(n, t), "np_fn": lambda self, n, x: np_fn(n, x)})
+    cls = type(
+        op, (Unary,), {"kinds": kinds, "expr": lambda self, n, t: c_fn(n, t), "np_fn": lambda self, n, x: np_fn(n, x)}
+    )
     register(op, since=since)(cls)
 
 
@@ -220,9 +222,15 @@ def _lit(node: Node, key: str, default: float, dtype: DType) -> str:
 _erf = np.vectorize(math.erf, otypes=[np.float64])
 _SIGNED = ("float", "int")
 
-_unary("Relu", [6, 13, 14], lambda n, t: f"(v0 < 0 ? {c_literal(0, t)} : v0)", lambda n, x: np.where(x < 0, 0, x), _SIGNED)
-_unary("LeakyRelu", [6, 16], lambda n, t: f"(v0 < 0 ? {_lit(n, 'alpha', 0.01, t)} * v0 : v0)",
-       lambda n, x: np.where(x < 0, np.float32(n.attr("alpha", 0.01)) * x, x))
+_unary(
+    "Relu", [6, 13, 14], lambda n, t: f"(v0 < 0 ? {c_literal(0, t)} : v0)", lambda n, x: np.where(x < 0, 0, x), _SIGNED
+)
+_unary(
+    "LeakyRelu",
+    [6, 16],
+    lambda n, t: f"(v0 < 0 ? {_lit(n, 'alpha', 0.01, t)} * v0 : v0)",
+    lambda n, x: np.where(x < 0, np.float32(n.attr("alpha", 0.01)) * x, x),
+)
 _unary("Sigmoid", [6, 13], lambda n, t: f"1 / (1 + {cmath('exp', t)}(-v0))", lambda n, x: 1 / (1 + np.exp(-x)))
 _unary("Tanh", [6, 13], lambda n, t: f"{cmath('tanh', t)}(v0)", lambda n, x: np.tanh(x))
 _unary("Exp", [6, 13], lambda n, t: f"{cmath('exp', t)}(v0)", lambda n, x: np.exp(x))
@@ -230,7 +238,13 @@ _unary("Log", [6, 13], lambda n, t: f"{cmath('log', t)}(v0)", lambda n, x: np.lo
 _unary("Sqrt", [6, 13], lambda n, t: f"{cmath('sqrt', t)}(v0)", lambda n, x: np.sqrt(x))
 _unary("Erf", [9, 13], lambda n, t: f"{cmath('erf', t)}(v0)", lambda n, x: _erf(x))
 _unary("Neg", [6, 13], lambda n, t: "-v0", lambda n, x: -x, _SIGNED)
-_unary("Abs", [6, 13], lambda n, t: f"{cmath('fabs', t)}(v0)" if t.is_float else "(v0 < 0 ? -v0 : v0)", lambda n, x: np.abs(x), _SIGNED)
+_unary(
+    "Abs",
+    [6, 13],
+    lambda n, t: f"{cmath('fabs', t)}(v0)" if t.is_float else "(v0 < 0 ? -v0 : v0)",
+    lambda n, x: np.abs(x),
+    _SIGNED,
+)
 _unary("Reciprocal", [6, 13], lambda n, t: "1 / v0", lambda n, x: 1 / x)
 _unary("Floor", [6, 13], lambda n, t: f"{cmath('floor', t)}(v0)", lambda n, x: np.floor(x))
 _unary("Ceil", [6, 13], lambda n, t: f"{cmath('ceil', t)}(v0)", lambda n, x: np.ceil(x))

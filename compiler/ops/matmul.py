@@ -97,8 +97,21 @@ class Gemm(OpDef):
         c = node.input(2)
         c_strides = tuple(broadcast_strides(c.shape, (m, n))) if c is not None else (0, 0)
         return [
-            gemm_kernel(node, a, b, y, m, n, k, a_strides, b_strides, c=c, c_strides=c_strides,
-                        alpha=node.attr("alpha", 1.0), beta=node.attr("beta", 1.0))
+            gemm_kernel(
+                node,
+                a,
+                b,
+                y,
+                m,
+                n,
+                k,
+                a_strides,
+                b_strides,
+                c=c,
+                c_strides=c_strides,
+                alpha=node.attr("alpha", 1.0),
+                beta=node.attr("beta", 1.0),
+            )
         ]
 
 

@@ -25,14 +25,18 @@ class BatchNormalization(OpDef):
         for i in range(1, 5):
             p = need_input(node, i)
             if p.shape != (x.shape[1],):
-                raise ShapeError(f"BatchNormalization {node.name!r}: input {i} {list(p.shape)} should be [{x.shape[1]}]")
+                raise ShapeError(
+                    f"BatchNormalization {node.name!r}: input {i} {list(p.shape)} should be [{x.shape[1]}]"
+                )
         return [(x.dtype, x.shape)]
 
     def reference(self, node, inputs):
         x, scale, b, mean, var = inputs[:5]
         shape = (1, -1) + (1,) * (x.ndim - 2)
         eps = node.attr("epsilon", 1e-5)
-        y = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + np.float32(eps)) * scale.reshape(shape) + b.reshape(shape)
+        y = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + np.float32(eps)) * scale.reshape(
+            shape
+        ) + b.reshape(shape)
         return [y.astype(x.dtype)]
 
     def lower(self, node):
@@ -126,8 +130,15 @@ class SoftmaxBase(OpDef):
         require_c(node, x)
         outer, n, inner = self._split(node)
         t = x.dtype
-        params = {"ctype": t.c, "outer": outer, "n": n, "inner": inner, "log": self.log,
-                  "exp": cmath("exp", t), "logf": cmath("log", t)}
+        params = {
+            "ctype": t.c,
+            "outer": outer,
+            "n": n,
+            "inner": inner,
+            "log": self.log,
+            "exp": cmath("exp", t),
+            "logf": cmath("log", t),
+        }
         return [Kernel("softmax", node.op.lower(), [x], [y], params, ["X", "Y"])]
 
 

@@ -36,7 +36,10 @@ class Pool(OpDef):
         kernel, out, begin, end, strides, dil = self._geometry(node)
         r = len(kernel)
         # Pad generously past `end` so ceil_mode windows that overhang stay in bounds.
-        extra = [max((out[i] - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 - (x.shape[2 + i] + begin[i]), 0) for i in range(r)]
+        extra = [
+            max((out[i] - 1) * strides[i] + (kernel[i] - 1) * dil[i] + 1 - (x.shape[2 + i] + begin[i]), 0)
+            for i in range(r)
+        ]
         fill = -np.inf if self.mode == "max" else 0.0
         xp = np.pad(x, [(0, 0), (0, 0)] + list(zip(begin, extra)), constant_values=fill)
         inside = np.pad(np.ones(x.shape[2:]), list(zip(begin, extra)))
@@ -45,7 +48,9 @@ class Pool(OpDef):
         acc = np.full(x.shape[:2] + out, fill)
         count = np.zeros(out)
         for pos in np.ndindex(*kernel):
-            sl = tuple(slice(pos[i] * dil[i], pos[i] * dil[i] + (out[i] - 1) * strides[i] + 1, strides[i]) for i in range(r))
+            sl = tuple(
+                slice(pos[i] * dil[i], pos[i] * dil[i] + (out[i] - 1) * strides[i] + 1, strides[i]) for i in range(r)
+            )
             window = xp[(slice(None), slice(None)) + sl]
             if self.mode == "max":
                 acc = np.maximum(acc, window)

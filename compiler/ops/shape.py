@@ -145,10 +145,14 @@ class Concat(OpDef):
         rank = values[0].rank
         axis = norm_axis(node, node.attr("axis", 0 if node.version < 4 else None) or 0, rank)
         for v in values:
-            if v.rank != rank or v.dtype != values[0].dtype or any(
-                a != b for i, (a, b) in enumerate(zip(v.shape, values[0].shape)) if i != axis
+            if (
+                v.rank != rank
+                or v.dtype != values[0].dtype
+                or any(a != b for i, (a, b) in enumerate(zip(v.shape, values[0].shape)) if i != axis)
             ):
-                raise ShapeError(f"Concat {node.name!r}: inputs {[list(v.shape) for v in values]} do not concatenate on axis {axis}")
+                raise ShapeError(
+                    f"Concat {node.name!r}: inputs {[list(v.shape) for v in values]} do not concatenate on axis {axis}"
+                )
         shape = list(values[0].shape)
         shape[axis] = sum(v.shape[axis] for v in values)
         return [(values[0].dtype, tuple(shape))]
@@ -168,8 +172,16 @@ class Concat(OpDef):
                 continue
             if v.size:
                 kernels.append(
-                    loop_kernel("concat", [v], y, "v0", v.shape, [contiguous_strides(v.shape)],
-                                out_strides=out_strides, out_offset=start * out_strides[axis])
+                    loop_kernel(
+                        "concat",
+                        [v],
+                        y,
+                        "v0",
+                        v.shape,
+                        [contiguous_strides(v.shape)],
+                        out_strides=out_strides,
+                        out_offset=start * out_strides[axis],
+                    )
                 )
             start += v.shape[axis]
         return kernels
@@ -414,5 +426,3 @@ class ConstantOfShape(OpDef):
         require_c(node, y)
         value = self._fill(node)[0]
         return [loop_kernel("fill", [], y, c_literal(value.item(), y.dtype), y.shape, [])]
-
-

@@ -67,7 +67,11 @@ class CompiledModel:
         self._fn("destroy", None, [handle])
         self._fn("status_message", ctypes.c_char_p, [ctypes.c_int])
         if self.target == "cuda":
-            self._fn("run_async", ctypes.c_int, [handle, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p])
+            self._fn(
+                "run_async",
+                ctypes.c_int,
+                [handle, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p],
+            )
             self._fn("uses_cuda_graph", ctypes.c_int, [handle])
         for kind in ("input", "output"):
             self._fn(f"num_{kind}s", ctypes.c_int, [])
@@ -175,7 +179,9 @@ def _device_pointer(arrays: dict, t: TensorInfo, kind: str) -> int:
     if iface is None:
         raise ValueError(f"{kind} {t.name!r} is not a device array (no __cuda_array_interface__)")
     if np.dtype(iface["typestr"]) != t.dtype or tuple(iface["shape"]) != t.shape:
-        raise ValueError(f"{kind} {t.name!r}: {iface['typestr']}{list(iface['shape'])}, expected {t.dtype}{list(t.shape)}")
+        raise ValueError(
+            f"{kind} {t.name!r}: {iface['typestr']}{list(iface['shape'])}, expected {t.dtype}{list(t.shape)}"
+        )
     strides = iface.get("strides")
     if strides is not None and tuple(strides) != tuple(np.empty(t.shape, t.dtype).strides):
         raise ValueError(f"{kind} {t.name!r} must be contiguous")

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-from helpers import assert_close, run_ort
 
 import mlcc
+from helpers import assert_close, run_ort
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
 from test_light_models import LIGHT, MODELS, RTOL, dummy_input, with_random_weights  # noqa: E402
@@ -46,7 +46,9 @@ def test_light_model_matches_expected_output(name, tmp_path):
 @pytest.mark.parametrize("name", ["squeezenet", "resnet50", "inception_v1", "shufflenet"])
 def test_light_architecture_with_random_weights(name, tmp_path):
     model = with_random_weights(onnx.load(LIGHT / f"light_{name}.onnx"), seed=7)
-    feeds = {k: np.random.default_rng(1).standard_normal(v.shape).astype(np.float32) for k, v in dummy_input(model).items()}
+    feeds = {
+        k: np.random.default_rng(1).standard_normal(v.shape).astype(np.float32) for k, v in dummy_input(model).items()
+    }
     assert_close(run_cuda(model, feeds, tmp_path), run_ort(model, feeds), rtol=1e-3, atol=1e-5)
 
 

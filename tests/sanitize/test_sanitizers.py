@@ -17,7 +17,7 @@ import pytest
 import mlcc
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
-from test_light_models import LIGHT, dummy_input, with_random_weights  # noqa: E402
+from test_light_models import LIGHT, with_random_weights  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
@@ -27,7 +27,17 @@ SANITIZE = "-fsanitize=address,undefined -fno-sanitize-recover=all"
 
 def models() -> dict[str, tuple[object, dict]]:
     found = {"demo": (ROOT / "examples" / "demo.onnx", {"image": [2, 3, 32, 32]})}
-    for name in ("squeezenet", "shufflenet", "inception_v1", "resnet50", "densenet121", "bvlc_alexnet", "zfnet512", "inception_v2", "vgg19"):
+    for name in (
+        "squeezenet",
+        "shufflenet",
+        "inception_v1",
+        "resnet50",
+        "densenet121",
+        "bvlc_alexnet",
+        "zfnet512",
+        "inception_v2",
+        "vgg19",
+    ):
         found[name] = (with_random_weights(onnx.load(LIGHT / f"light_{name}.onnx"), seed=3), {})
     return found
 
@@ -44,14 +54,30 @@ def build_and_run(name: str, tmp: Path, cflags: str, runner: list[str]) -> np.nd
     subprocess.run(["make", "-s", "-C", str(out), "libm.a", f"CFLAGS=-O1 {cflags}"], check=True)
     exe = tmp / "driver"
     subprocess.run(
-        ["cc", *cflags.split(), "-DMODEL=m", "-I", str(out), str(HERE / "driver.c"), str(out / "libm.a"), "-lm", "-o", str(exe)],
+        [
+            "cc",
+            *cflags.split(),
+            "-DMODEL=m",
+            "-I",
+            str(out),
+            str(HERE / "driver.c"),
+            str(out / "libm.a"),
+            "-lm",
+            "-o",
+            str(exe),
+        ],
         check=True,
     )
     shapes = [tuple(t["shape"]) for t in json.loads((out / "model.json").read_text())["inputs"]]
     feeds = b"".join(np.random.default_rng(0).standard_normal(s).astype(np.float32).tobytes() for s in shapes)
     (tmp / "in.bin").write_bytes(feeds)
     env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1", "UBSAN_OPTIONS": "print_stacktrace=1"}
-    proc = subprocess.run([*runner, str(exe), str(tmp / "in.bin"), str(tmp / "out.bin"), str(out / "weights.bin")], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [*runner, str(exe), str(tmp / "in.bin"), str(tmp / "out.bin"), str(out / "weights.bin")],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert proc.returncode == 0, f"exit {proc.returncode}\n{proc.stderr[-4000:]}"
     return np.frombuffer((tmp / "out.bin").read_bytes(), dtype=np.float32)
 

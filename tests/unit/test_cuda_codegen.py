@@ -1,5 +1,5 @@
 """CUDA codegen without a GPU: the generated CUDA compiles with nvcc for sm_90 with warnings as errors, and
-the GEMM kernels neither spill nor exceed their register budget (ptxas -v)."""
+the GEMM kernels neither spill nor exceed their register budget (two blocks per SM) (ptxas -v)."""
 
 from __future__ import annotations
 
@@ -55,11 +55,18 @@ def test_generated_cuda_compiles_cleanly_for_sm90(name, tmp_path):
     assert kernels and (gemms or name != "demo")
     for kernel, (registers, spills) in gemms.items():
         assert spills == 0, f"{kernel} spills {spills} bytes"
-        assert registers <= 64, f"{kernel} uses {registers} registers"
+        # Budget: two 256-thread blocks of the tile engine fit in one SM's 65536 registers.
+        assert registers <= 128, f"{kernel} uses {registers} registers"
 
 
 def test_cuda_build_links_both_libraries(tmp_path):
-    mlcc.compile(ROOT / "examples" / "demo.onnx", target="cuda", out_dir=tmp_path, input_shapes={"image": [1, 3, 32, 32]}, name="demo")
+    mlcc.compile(
+        ROOT / "examples" / "demo.onnx",
+        target="cuda",
+        out_dir=tmp_path,
+        input_shapes={"image": [1, 3, 32, 32]},
+        name="demo",
+    )
     assert (tmp_path / "libdemo.so").is_file() and (tmp_path / "libdemo.a").is_file()
     header = (tmp_path / "model.h").read_text()
     assert "int demo_run_async(demo_model *model" in header

@@ -46,7 +46,10 @@ def seed_models() -> list[bytes]:
         ],
         "shapes",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None), helper.make_tensor_value_info("z", TensorProto.FLOAT, None)],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("z", TensorProto.FLOAT, None),
+        ],
         [
             numpy_helper.from_array(np.array(0, np.int64), "i"),
             numpy_helper.from_array(np.array([0], np.int64), "axes"),
@@ -73,7 +76,11 @@ def compile_or_refuse(data: bytes, tmp: Path) -> None:
 
 
 @FUZZ
-@given(seed=st.sampled_from(range(len(SEEDS))), edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255), st.sampled_from("fid")), max_size=8), cut=st.integers(0, 10**6))
+@given(
+    seed=st.sampled_from(range(len(SEEDS))),
+    edits=st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255), st.sampled_from("fid")), max_size=8),
+    cut=st.integers(0, 10**6),
+)
 def test_byte_mutations(tmp_path_factory, seed, edits, cut):
     data = bytearray(SEEDS[seed])
     for position, value, kind in edits:
@@ -97,7 +104,9 @@ def _mutate_attribute(attr: AttributeProto, draw) -> None:
     if choice == 0 and attr.type == AttributeProto.INTS:
         attr.ints[:] = draw(st.lists(INTS, max_size=7))
     elif choice == 1:
-        attr.type = draw(st.sampled_from([AttributeProto.INT, AttributeProto.FLOAT, AttributeProto.STRING, AttributeProto.INTS]))
+        attr.type = draw(
+            st.sampled_from([AttributeProto.INT, AttributeProto.FLOAT, AttributeProto.STRING, AttributeProto.INTS])
+        )
         attr.i, attr.f, attr.s = draw(INTS), draw(st.floats(allow_nan=True)), draw(st.binary(max_size=8))
     elif choice == 2 and attr.type == AttributeProto.INT:
         attr.i = draw(INTS)
@@ -119,7 +128,9 @@ def test_structured_mutations(tmp_path_factory, seed, data):
             dims = graph.input[0].type.tensor_type.shape.dim
             dims[data.draw(st.integers(0, len(dims) - 1))].dim_value = data.draw(INTS)
         elif what == "input" and node.input:
-            node.input[data.draw(st.integers(0, len(node.input) - 1))] = data.draw(st.sampled_from(["", "ghost", graph.node[0].output[0], node.output[0]]))
+            node.input[data.draw(st.integers(0, len(node.input) - 1))] = data.draw(
+                st.sampled_from(["", "ghost", graph.node[0].output[0], node.output[0]])
+            )
         elif what == "dtype":
             init = graph.initializer[data.draw(st.integers(0, len(graph.initializer) - 1))]
             init.data_type = data.draw(st.sampled_from([0, 2, 7, 8, 10, 16, 17, 23, 40]))
@@ -127,7 +138,11 @@ def test_structured_mutations(tmp_path_factory, seed, data):
             init = graph.initializer[data.draw(st.integers(0, len(graph.initializer) - 1))]
             init.dims[:] = data.draw(st.lists(INTS, max_size=5))
         elif what == "op":
-            node.op_type = data.draw(st.sampled_from(["Relu", "Conv", "Gemm", "Reshape", "Concat", "Softmax", "Gather", "MaxPool", "Slice", "Nope"]))
+            node.op_type = data.draw(
+                st.sampled_from(
+                    ["Relu", "Conv", "Gemm", "Reshape", "Concat", "Softmax", "Gather", "MaxPool", "Slice", "Nope"]
+                )
+            )
         elif what == "output":
             node.output[0] = data.draw(st.sampled_from(["x", "", graph.node[-1].output[0], "dup"]))
         else:

@@ -46,11 +46,16 @@ def build(names: list[str]) -> onnx.ModelProto:
         nodes,
         next(t),
         [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, 2, 5, 5])],
-        [helper.make_tensor_value_info(y1, TensorProto.FLOAT, None), helper.make_tensor_value_info(y2, TensorProto.FLOAT, None)],
+        [
+            helper.make_tensor_value_info(y1, TensorProto.FLOAT, None),
+            helper.make_tensor_value_info(y2, TensorProto.FLOAT, None),
+        ],
         inits,
         doc_string=next(t),
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)], doc_string=next(t), producer_name=next(t))
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 18)], doc_string=next(t), producer_name=next(t)
+    )
     helper.set_model_props(model, {next(t): next(t)})
     return model
 
@@ -67,7 +72,10 @@ def test_hostile_names_behave_like_clean_names(tmp_path):
         want = a.run({a.inputs[0].name: x})
         got = b.run({b.inputs[0].name: x})
         assert b.inputs[0].name == HOSTILE[0] + "#0"
-        assert [o.name for o in b.outputs] == [HOSTILE[6] + "#6", HOSTILE[7].replace("NONUTF8A", INVALID_UTF8.decode("utf-8", "surrogateescape")) + "#7"]
+        assert [o.name for o in b.outputs] == [
+            HOSTILE[6] + "#6",
+            HOSTILE[7].replace("NONUTF8A", INVALID_UTF8.decode("utf-8", "surrogateescape")) + "#7",
+        ]
         for (_, w), (_, g) in zip(sorted(want.items()), sorted(got.items())):
             np.testing.assert_array_equal(g, w)
 
@@ -108,5 +116,6 @@ def test_hostile_generated_code_compiles_without_warnings(tmp_path):
     (tmp_path / "m.onnx").write_bytes(build(HOSTILE).SerializeToString().replace(PLACEHOLDER, INVALID_UTF8))
     mlcc.compile(tmp_path / "m.onnx", out_dir=tmp_path / "o", build=False)
     subprocess.run(
-        ["make", "-s", "-C", str(tmp_path / "o"), "CFLAGS=-O1 -Wall -Wextra -Werror -Wno-comment -trigraphs"], check=True
+        ["make", "-s", "-C", str(tmp_path / "o"), "CFLAGS=-O1 -Wall -Wextra -Werror -Wno-comment -trigraphs"],
+        check=True,
     )

@@ -61,6 +61,10 @@ class CBackend:
         """The launch configuration of a kernel call; a C call has none."""
         return ""
 
+    def strategy(self, step: Step) -> dict:
+        """Target-specific template parameters chosen from a kernel's params (the C target has none)."""
+        return {}
+
     def kernels(self, program: Program) -> tuple[list[str], list[Call]]:
         """Render each distinct kernel once; return the function texts and the run() calls."""
         functions: list[str] = []
@@ -76,8 +80,10 @@ class CBackend:
                 text = render(
                     self.env,
                     f"kernels/{k.family}{self.source_suffix}.j2",
+                    fn=fn,
                     signature=self.signature(fn, step),
                     **k.params,
+                    **self.strategy(step),
                 )
                 functions.append(text)
             args = [self.pointer(program, v) for v in k.inputs + k.outputs]
@@ -95,7 +101,12 @@ class CBackend:
             for j, v in program.output_copies
         ]
         fills = [
-            {"ctype": f.value.dtype.c, "offset": f.offset, "count": f.value.size, "literal": c_literal(f.literal, f.value.dtype)}
+            {
+                "ctype": f.value.dtype.c,
+                "offset": f.offset,
+                "count": f.value.size,
+                "literal": c_literal(f.literal, f.value.dtype),
+            }
             for f in program.fills
         ]
         return {

@@ -14,7 +14,7 @@ from ..program import Program, Step, _align
 from .c import CBackend
 
 BLOCK = 256
-GEMM_TILE = 16
+TILE = 64  # output tile of the tiled GEMM engine (templates/cuda/kernels/tile_gemm.cuh.j2), BLOCK threads each
 
 
 def _total(step: Step) -> int:
@@ -34,9 +34,10 @@ class CudaBackend(CBackend):
     source_suffix = ".cu"
     kernel_qualifier = "static __global__ void __launch_bounds__(256)"
 
-    def __init__(self, cuda_graph: bool = True) -> None:
+    def __init__(self, cuda_graph: bool = True, precision: str = "fp32") -> None:
         super().__init__()
         self.cuda_graph = cuda_graph
+        self.precision = precision
         self.io_offsets: dict[int, int] = {}
 
     def plan_io(self, program: Program) -> int:
@@ -54,13 +55,28 @@ class CudaBackend(CBackend):
             return f"({ct} *)(m->io + {self.io_offsets[id(v)]})"
         return super().pointer(program, v).replace("(const ", "(")
 
+    def strategy(self, step: Step) -> dict:
+        """GEMM and convolution: which engine, at which precision (lower precisions only for float32)."""
+        k, p = step.kernel, step.kernel.params
+        if k.family not in ("gemm", "conv"):
+            return {}
+        precision = self.precision if p["ctype"] == "float" else "fp32"
+        index = "int" if max(v.size for v in k.inputs + k.outputs) < 2**31 - 1 else "int64_t"
+        if k.family == "conv":
+            cg = p["C"] // p["group"]
+            kk, mg = cg * math.prod(p["kernel"]), p["M"] // p["group"]
+            return {"engine": "tiles" if kk >= 8 and mg >= 8 else "direct", "precision": precision, "index": index}
+        return {"engine": "tiles", "precision": precision, "index": index}
+
     def launch(self, step: Step) -> str:
-        k = step.kernel
-        if k.family == "gemm":
-            p = k.params
-            batch = math.prod(p["batch_dims"])
-            grid = f"dim3({-(-p['N'] // GEMM_TILE)}, {-(-p['M'] // GEMM_TILE)}, {batch})"
-            return f"<<<{grid}, dim3({GEMM_TILE}, {GEMM_TILE}), 0, stream>>>"
+        k, p = step.kernel, step.kernel.params
+        if self.strategy(step).get("engine") == "tiles":
+            if k.family == "gemm":
+                rows, cols, batch = p["M"], p["N"], math.prod(p["batch_dims"])
+            else:
+                rows, cols, batch = p["M"] // p["group"], math.prod(p["out"]), p["N"] * p["group"]
+            grid = f"dim3({-(-cols // TILE)}, {-(-rows // TILE)}, {batch})"
+            return f"<<<{grid}, {BLOCK}, 0, stream>>>"
         if k.family in ("softmax", "global_pool"):
             return f"<<<{max(_total(step), 1)}, {BLOCK}, 0, stream>>>"
         blocks = max(1, min(-(-_total(step) // BLOCK), 65535 * 8))
@@ -78,4 +94,4 @@ class CudaBackend(CBackend):
             for copy, (_, v) in zip(host["copies"], program.output_copies)
             if program.where(v).kind not in ("input", "output")
         ]
-        return {**host, "io_bytes": io_bytes, "cuda_graph": self.cuda_graph}
+        return {**host, "io_bytes": io_bytes, "cuda_graph": self.cuda_graph, "precision": self.precision}
