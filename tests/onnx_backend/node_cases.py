@@ -1,0 +1,34 @@
+"""The ONNX backend node test cases (onnx.backend.test.case.node, generated in memory: the onnx wheel ships
+no node data files) and how one is run through mlcc.backend, with the suite's own comparison and tolerances."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+
+from onnx.backend.test.case.node import collect_testcases
+from onnx.backend.test.case.test_case import TestCase
+from onnx.backend.test.runner import Runner, _normalize_tensor
+
+import mlcc.backend
+
+
+@functools.cache
+def node_cases() -> dict[str, TestCase]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the generators overflow on purpose (Cast to narrow types)
+        return {c.name: c for c in collect_testcases()}
+
+
+def op_types(case: TestCase) -> set[str]:
+    return {n.op_type for n in case.model.graph.node}
+
+
+def run_case(case: TestCase, device: str = "CPU") -> None:
+    """Compile, build and run one case; raises on any mismatch (as onnx's own Runner does)."""
+    rep = mlcc.backend.prepare(case.model, device)
+    for inputs, ref_outputs in case.data_sets:
+        outputs = rep.run([_normalize_tensor(t) for t in inputs])
+        Runner.assert_similar_outputs(
+            [_normalize_tensor(t) for t in ref_outputs], list(outputs), rtol=case.rtol, atol=case.atol
+        )
