@@ -96,7 +96,6 @@ class MlccBackend(Backend):
         **kwargs: Any,
     ) -> tuple[Any, ...]:
         """Run one node: its inputs become graph inputs typed from the arrays given, its outputs graph outputs."""
-        super().run_node(node, inputs, device=device, outputs_info=outputs_info)
         names = [n for n in node.input if n]
         if len(names) != len(inputs):
             raise ValueError(f"node {node.op_type} has {len(names)} inputs, {len(inputs)} arrays were given")
@@ -106,20 +105,24 @@ class MlccBackend(Backend):
             for n, a in zip(names, arrays)
         ]
         graph_outputs = [helper.make_empty_tensor_value_info(n) for n in node.output if n]
-        model = helper.make_model(helper.make_graph([node], "node", graph_inputs, graph_outputs))
-        done = onnx.shape_inference.infer_shapes(model).graph
-        inferred = {v.name: v for v in list(done.value_info) + list(done.output) if v.type.HasField("tensor_type")}
-        for i, (out, info) in enumerate(zip(graph_outputs, outputs_info or [None] * len(graph_outputs))):
-            if info is not None:
-                dtype, shape = info
-                out.CopyFrom(
-                    helper.make_tensor_value_info(out.name, helper.np_dtype_to_tensor_dtype(np.dtype(dtype)), shape)
-                )
+        opsets = [helper.make_opsetid("", onnx.defs.onnx_opset_version())]
+        if node.domain not in ("", "ai.onnx"):
+            opsets.append(helper.make_opsetid(node.domain, 1))
+        model = helper.make_model(helper.make_graph([node], "node", graph_inputs, graph_outputs), opset_imports=opsets)
+        inferred = {}
+        if outputs_info is None:
+            try:
+                done = onnx.shape_inference.infer_shapes(model).graph
+                inferred = {v.name: v for v in [*done.value_info, *done.output] if v.type.HasField("tensor_type")}
+            except Exception:  # noqa: BLE001 -- onnx cannot infer this node; mlcc's own inference decides
+                pass
+        for i, out in enumerate(graph_outputs):
+            if outputs_info is not None:
+                dtype, shape = outputs_info[i]
+                elem = helper.np_dtype_to_tensor_dtype(np.dtype(dtype))
+                model.graph.output[i].CopyFrom(helper.make_tensor_value_info(out.name, elem, shape))
             elif out.name in inferred:
-                out.CopyFrom(inferred[out.name])
-            else:
-                continue  # mlcc infers it (onnx's inference could not)
-            model.graph.output[i].CopyFrom(out)
+                model.graph.output[i].CopyFrom(inferred[out.name])
         return cls.run_model(model, arrays, device, **kwargs)
 
     @classmethod

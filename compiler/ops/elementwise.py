@@ -305,10 +305,13 @@ class Cast(OpDef):
     def reference(self, node, inputs):
         return [inputs[0].astype(BY_ONNX[node.attr("to")].np)]
 
+    @staticmethod
+    def convert_expr(to: DType) -> str:
+        return "(v0 != 0)" if to == BOOL else f"({to.c})v0"
+
     def lower(self, node):
         x, y = node.inputs[0], node.outputs[0]
-        expr = "(v0 != 0)" if y.dtype == BOOL else f"({y.dtype.c})v0"
-        return [broadcast_kernel(node, [x], y, expr)]
+        return [broadcast_kernel(node, [x], y, self.convert_expr(y.dtype))]
 
 
 @register("Identity", since=[1, 13, 14, 16, 19, 21])
@@ -347,3 +350,55 @@ class Dropout(OpDef):
         if len(node.outputs) > 1:
             kernels.append(broadcast_kernel(node, [], node.outputs[1], "true"))
         return kernels
+
+
+class Pointwise(OpDef):
+    """A broadcasting elementwise op over `arity` inputs, configured by class attributes:
+
+    kinds      element kinds input 0 may have ("float", "int", "uint", "bool")
+    same_type  every input has input 0's type (else only input 0 is checked)
+    bool_out   the output is bool (comparisons, predicates); else it has input 0's type
+    expr(node, dtypes)      the C expression over v0, v1, ... (dtypes: the inputs' DTypes)
+    np_fn(node, *arrays)    the numpy reference
+    """
+
+    kinds: tuple[str, ...] = ("float",)
+    arity: int = 1
+    same_type: bool = True
+    bool_out: bool = False
+
+    def expr(self, node: Node, dtypes: Sequence[DType]) -> str:
+        raise NotImplementedError
+
+    def np_fn(self, node: Node, *xs: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def operands(self, node: Node) -> list[Value]:
+        values = [node.input(i) for i in range(self.arity)]
+        if any(v is None for v in values):
+            raise ModelError(f"{node.op} {node.name!r}: needs {self.arity} input(s)")
+        return values
+
+    def infer(self, node):
+        values = self.operands(node)
+        if self.same_type:
+            _same_dtype(node, values)
+        dtype = values[0].dtype
+        if dtype.kind not in self.kinds:
+            raise UnsupportedError(f"{node.op} {node.name!r}: element type {dtype} is not supported")
+        return [(BOOL if self.bool_out else dtype, broadcast_shapes(node, *(v.shape for v in values)))]
+
+    def reference(self, node, inputs):
+        out_dtype = np.bool_ if self.bool_out else inputs[0].dtype
+        with np.errstate(all="ignore"):
+            return [np.asarray(self.np_fn(node, *inputs[: self.arity])).astype(out_dtype)]
+
+    def lower(self, node):
+        values = self.operands(node)
+        return [broadcast_kernel(node, values, node.outputs[0], self.expr(node, [v.dtype for v in values]))]
+
+
+def pointwise(op: str, since: Sequence[int], expr: Callable, np_fn: Callable, **config) -> None:
+    """Register a Pointwise op: `expr(node, dtypes) -> C`, `np_fn(node, *arrays) -> array`, config as above."""
+    attrs = {"expr": lambda self, n, t: expr(n, t), "np_fn": lambda self, n, *xs: np_fn(n, *xs), **config}
+    register(op, since=list(since))(type(op, (Pointwise,), attrs))
