@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper
+from onnx import helper, numpy_helper
 from onnx.backend.base import Backend, BackendRep, Device, DeviceType, namedtupledict
 
 from . import compile as _compile
 from . import load as _load
-from .errors import MlccError
+from .errors import CompileTimeValueError, MlccError
 
 TARGETS = {DeviceType.CPU: "c", DeviceType.CUDA: "cuda"}
 
@@ -35,38 +35,111 @@ def _target(device: str) -> str:
         raise MlccError(f"device {device!r}: mlcc.backend runs on 'CPU' (target c) or 'CUDA' (target cuda)") from e
 
 
+def _sources(model: onnx.ModelProto, name: str) -> list[str]:
+    """The graph inputs (not initializers) that value `name` is computed from, itself included."""
+    inits = {t.name for t in model.graph.initializer}
+    inputs = {i.name for i in model.graph.input} - inits
+    producer = {out: node for node in model.graph.node for out in node.output}
+    found, seen, todo = [], set(), [name]
+    while todo:
+        v = todo.pop()
+        if v in seen or not v:
+            continue
+        seen.add(v)
+        if v in inputs:
+            found.append(v)
+        elif v in producer:
+            todo.extend(producer[v].input)
+    return sorted(found)
+
+
 class MlccRep(BackendRep):
-    """A compiled and loaded model; run() takes inputs in graph order (list) or by name (dict)."""
+    """A compiled and loaded model; run() takes inputs in graph order (list) or by name (dict).
+
+    Graph inputs that the model uses as shapes, axes or other compile-time values (Reshape's shape, Slice's
+    starts, a reduction's axes) cannot be compiled ahead of time. The backend then specialises: it compiles
+    at the first run() with those inputs' values baked in as constants, and compiles again whenever their
+    values change. Everything else is compiled once, in prepare().
+    """
 
     def __init__(self, model: onnx.ModelProto, target: str, options: Mapping[str, Any]) -> None:
-        self._dir = tempfile.mkdtemp(prefix="mlcc-backend-")
+        self._proto, self._target, self._options = model, target, dict(options)
+        self._input_names = [
+            i.name for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}
+        ]
+        self._bound: dict[str, np.ndarray] = {}  # graph inputs compiled in as constants
+        self._dir: str | None = None
+        self._model = None
         try:
-            _compile(model, target=target, out_dir=self._dir, force=True, **options)
-            self._model = _load(self._dir)
-        except BaseException:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            raise
+            self._build({})
+        except CompileTimeValueError as e:
+            self._needs = set(_sources(model, e.value_name))  # compiled at run time, when their values are known
+            if not self._needs:
+                raise
+
+    def _build(self, bound: Mapping[str, np.ndarray]) -> None:
+        """Compile with `bound` graph inputs as initializers, adding any further input the compiler asks for."""
+        bound = dict(bound)
+        while True:
+            model = onnx.ModelProto()
+            model.CopyFrom(self._proto)
+            if bound:
+                kept = [i for i in model.graph.input if i.name not in bound]
+                del model.graph.input[:]
+                model.graph.input.extend(kept)
+                model.graph.initializer.extend(numpy_helper.from_array(a, n) for n, a in bound.items())
+            directory = tempfile.mkdtemp(prefix="mlcc-backend-")
+            try:
+                _compile(model, target=self._target, out_dir=directory, force=True, **self._options)
+                loaded = _load(directory)
+            except CompileTimeValueError as e:
+                shutil.rmtree(directory, ignore_errors=True)
+                wanted = [n for n in _sources(self._proto, e.value_name) if n not in bound]
+                if not wanted or any(n not in self._feeds for n in wanted):
+                    raise
+                bound.update((n, self._feeds[n]) for n in wanted)
+                continue
+            except BaseException:
+                shutil.rmtree(directory, ignore_errors=True)
+                raise
+            self._release()
+            self._dir, self._model, self._bound = directory, loaded, bound
+            return
+
+    _feeds: dict[str, np.ndarray] = {}
 
     def run(self, inputs: Any, **kwargs: Any) -> tuple[Any, ...]:
-        infos = self._model.inputs
         if isinstance(inputs, Mapping):
-            feeds = dict(inputs)
+            feeds = {k: np.asarray(v) for k, v in inputs.items()}
         else:
             if isinstance(inputs, np.ndarray):
                 inputs = [inputs]
-            if len(inputs) != len(infos):
-                raise ValueError(f"the model has {len(infos)} inputs, {len(inputs)} were given")
-            feeds = {t.name: np.asarray(a) for t, a in zip(infos, inputs)}
-        results = self._model.run(feeds)
+            if len(inputs) != len(self._input_names):
+                raise ValueError(f"the model has {len(self._input_names)} inputs, {len(inputs)} were given")
+            feeds = {n: np.asarray(a) for n, a in zip(self._input_names, inputs)}
+        specialise = getattr(self, "_needs", None)
+        if specialise is not None:
+            self._feeds = feeds
+            stale = self._model is None or any(
+                n not in feeds or not np.array_equal(feeds[n], a) or feeds[n].dtype != a.dtype
+                for n, a in self._bound.items()
+            )
+            if stale:
+                self._build({n: feeds[n] for n in set(self._bound) | specialise if n in feeds})
+        results = self._model.run({n: a for n, a in feeds.items() if n not in self._bound})
         names = [t.name for t in self._model.outputs]
         return namedtupledict("Outputs", [f"o{i}" for i in range(len(names))])(*[results[n] for n in names])
 
-    def __del__(self) -> None:
-        model = getattr(self, "_model", None)
-        if model is not None:
-            model.close()
+    def _release(self) -> None:
+        if getattr(self, "_model", None) is not None:
+            self._model.close()
+            self._model = None
         if getattr(self, "_dir", None):
             shutil.rmtree(self._dir, ignore_errors=True)
+            self._dir = None
+
+    def __del__(self) -> None:
+        self._release()
 
 
 class MlccBackend(Backend):

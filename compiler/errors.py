@@ -17,6 +17,14 @@ class ShapeError(MlccError):
     """A shape is unknown, unbound or inconsistent."""
 
 
+class CompileTimeValueError(ShapeError):
+    """A value that must be known at compile time (a shape, axes, ...) is computed at run time."""
+
+    def __init__(self, message: str, value_name: str) -> None:
+        super().__init__(message)
+        self.value_name = value_name
+
+
 class UnsupportedError(MlccError):
     """The model uses something the compiler does not implement (yet)."""
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import ModelError, ShapeError, UnsupportedError
+from ..errors import CompileTimeValueError, ModelError, ShapeError, UnsupportedError
 from ..ir.dtypes import DType
 from ..ir.graph import Node, Value
 from .registry import Kernel
@@ -139,9 +139,10 @@ def const_input(node: Node, i: int, what: str) -> np.ndarray | None:
     if v is None:
         return None
     if v.data is None:
-        raise ShapeError(
+        raise CompileTimeValueError(
             f"{node.op} {node.name!r}: input {i} ({what}) must be known at compile time, "
-            f"but {v.name!r} is computed at run time; mlcc compiles static shapes"
+            f"but {v.name!r} is computed at run time; mlcc compiles static shapes",
+            v.name,
         )
     return v.data
 

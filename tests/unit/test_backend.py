@@ -67,3 +67,23 @@ def test_the_build_directory_goes_with_the_representation():
     del rep
     gc.collect()
     assert not os.path.exists(path)
+
+
+def test_shape_inputs_are_specialised_and_recompiled_when_they_change():
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        "reshape",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3]),
+            helper.make_tensor_value_info("shape", TensorProto.INT64, [2]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    rep = backend.prepare(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]))
+    x = np.arange(6, dtype=np.float32).reshape(2, 3)
+    np.testing.assert_array_equal(rep.run([x, np.array([3, 2])])[0], x.reshape(3, 2))
+    first = rep._dir
+    np.testing.assert_array_equal(rep.run([x, np.array([3, 2])])[0], x.reshape(3, 2))
+    assert rep._dir == first  # same value: no new compile
+    np.testing.assert_array_equal(rep.run([x, np.array([6, -1])])[0], x.reshape(6, 1))
+    assert rep._dir != first and not os.path.exists(first)
