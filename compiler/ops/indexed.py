@@ -381,3 +381,33 @@ class GatherND(OpDef):
             terms.append((f"g{k}", x_strides[b + k]))
         terms += [(f"o{lead + k}", x_strides[b + q + k]) for k in range(len(x.shape) - b - q)]
         return [indexed_kernel(node, [x, idx], y, f"in0[{flat(terms)}]", lets)]
+
+
+@register("Range", since=[11])
+class Range(OpDef):
+    """start, start + delta, ... up to (not including) limit; the three scalars are compile-time values."""
+
+    def _args(self, node: Node):
+        vals = [const_input(node, i, what) for i, what in enumerate(("start", "limit", "delta"))]
+        if any(v is None for v in vals):
+            raise ModelError(f"Range {node.name!r}: needs start, limit and delta")
+        start, limit, delta = (np.asarray(v).reshape(-1)[0] for v in vals)
+        if delta == 0:
+            raise ModelError(f"Range {node.name!r}: delta is 0")
+        count = max(int(np.ceil((limit - start) / delta)), 0)
+        return start, delta, count
+
+    def infer(self, node):
+        start, _, count = self._args(node)
+        return [(need_input(node, 0).dtype, (count,))]
+
+    def reference(self, node, inputs):
+        start, delta, count = self._args(node)
+        dtype = inputs[0].dtype
+        return [(start + np.arange(count, dtype=np.float64 if dtype.kind == "f" else np.int64) * delta).astype(dtype)]
+
+    def lower(self, node):
+        start, delta, _ = self._args(node)
+        y = node.outputs[0]
+        expr = f"{c_literal(start.item(), y.dtype)} + o0 * {c_literal(delta.item(), y.dtype)}"
+        return [indexed_kernel(node, [], y, expr)]
