@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
+from onnx import TensorProto, helper, numpy_helper
 
 import mlcc
 
@@ -42,3 +43,38 @@ def assert_close(got: list[np.ndarray], want: list[np.ndarray], rtol: float = 1e
     for g, w in zip(got, want):
         assert g.shape == w.shape and g.dtype == w.dtype, (g.shape, g.dtype, w.shape, w.dtype)
         np.testing.assert_allclose(g, w, rtol=rtol, atol=atol)
+
+
+def op_mix() -> onnx.ModelProto:
+    """One model over the newer kernel families (reduce, indexed, pointwise) for the compile check."""
+    i64 = lambda name, v: numpy_helper.from_array(np.array(v, dtype=np.int64), name)  # noqa: E731
+    nodes = [
+        helper.make_node("ReduceMean", ["x", "axes"], ["m"], keepdims=1),
+        helper.make_node("Sub", ["x", "m"], ["d"]),
+        helper.make_node("ReduceLogSumExp", ["d", "axes"], ["l"], keepdims=1),
+        helper.make_node("Gelu", ["d"], ["g"], approximate="tanh"),
+        helper.make_node("Pad", ["g", "pads"], ["p"], mode="reflect"),
+        helper.make_node("Tile", ["l", "reps"], ["t"]),
+        helper.make_node("Less", ["p", "t"], ["c"]),
+        helper.make_node("Where", ["c", "p", "t"], ["w"]),
+        helper.make_node("Resize", ["w", "", "scales"], ["z"], mode="linear"),
+        helper.make_node("LayerNormalization", ["z", "gamma"], ["n"]),
+        helper.make_node("ArgMax", ["d"], ["y"], axis=-1, keepdims=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "op_mix",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 8])],
+        [
+            helper.make_tensor_value_info("n", TensorProto.FLOAT, [2, 3, 20]),
+            helper.make_tensor_value_info("y", TensorProto.INT64, [2, 3]),
+        ],
+        [
+            i64("axes", [-1]),
+            i64("pads", [0, 0, 1, 0, 0, 1]),
+            i64("reps", [1, 1, 10]),
+            numpy_helper.from_array(np.array([1, 1, 2], np.float32), "scales"),
+            numpy_helper.from_array(np.ones(20, np.float32), "gamma"),
+        ],
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])

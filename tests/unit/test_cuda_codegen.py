@@ -8,42 +8,16 @@ import shutil
 import subprocess
 from pathlib import Path
 
-import numpy as np
 import onnx
 import pytest
 
 import mlcc
+from helpers import op_mix
 
 ROOT = Path(__file__).resolve().parents[2]
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 NVCC_STRICT = "-O3 -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -v"
 pytestmark = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) not installed")
-
-
-def op_mix() -> onnx.ModelProto:
-    """One model over the newer kernel families (reduce, indexed, pointwise) for the compile check."""
-    from onnx import TensorProto, helper, numpy_helper
-
-    i64 = lambda name, v: numpy_helper.from_array(np.array(v, dtype=np.int64), name)  # noqa: E731
-    nodes = [
-        helper.make_node("ReduceMean", ["x", "axes"], ["m"], keepdims=1),
-        helper.make_node("Sub", ["x", "m"], ["d"]),
-        helper.make_node("ReduceLogSumExp", ["d", "axes"], ["l"], keepdims=1),
-        helper.make_node("Gelu", ["d"], ["g"], approximate="tanh"),
-        helper.make_node("Pad", ["g", "pads"], ["p"], mode="reflect"),
-        helper.make_node("Tile", ["l", "reps"], ["t"]),
-        helper.make_node("Less", ["p", "t"], ["c"]),
-        helper.make_node("Where", ["c", "p", "t"], ["w"]),
-        helper.make_node("ArgMax", ["w"], ["y"], axis=-1, keepdims=0),
-    ]
-    graph = helper.make_graph(
-        nodes,
-        "op_mix",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 8])],
-        [helper.make_tensor_value_info("y", TensorProto.INT64, [2, 3])],
-        [i64("axes", [-1]), i64("pads", [0, 0, 1, 0, 0, 1]), i64("reps", [1, 1, 10])],
-    )
-    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
 
 
 MODELS = {

@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from helpers import assert_close, run_mlcc, run_ort
+from helpers import assert_close, op_mix, run_mlcc, run_ort
 
 F32, I64 = np.float32, np.int64
 
@@ -264,3 +264,10 @@ def test_every_foundation_op_is_covered():
     ).split()
     covered = {n.op_type for c in CASES.values() for n in c.nodes}
     assert not set(required) - covered
+
+
+def test_op_mix_matches_onnxruntime(tmp_path):
+    """Reductions, pads, tiles, comparisons, Resize and LayerNormalization chained in one model."""
+    x = {"x": np.random.default_rng(5).standard_normal((2, 3, 8)).astype(F32)}
+    model = op_mix()
+    assert_close(run_mlcc(model, x, tmp_path / "out"), run_ort(model, x))
