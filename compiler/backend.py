@@ -24,6 +24,8 @@ from onnx.backend.base import Backend, BackendRep, Device, DeviceType, namedtupl
 from . import compile as _compile
 from . import load as _load
 from .errors import CompileTimeValueError, MlccError
+from .importer.functions import expand_functions
+from .ops.registry import lookup
 
 TARGETS = {DeviceType.CPU: "c", DeviceType.CUDA: "cuda"}
 
@@ -73,7 +75,7 @@ class MlccRep(BackendRep):
         try:
             self._build({})
         except CompileTimeValueError as e:
-            self._needs = set(_sources(model, e.value_name))  # compiled at run time, when their values are known
+            self._needs = set(_sources(self._expanded(), e.value_name))  # compiled when their values are known
             if not self._needs:
                 raise
 
@@ -94,7 +96,7 @@ class MlccRep(BackendRep):
                 loaded = _load(directory)
             except CompileTimeValueError as e:
                 shutil.rmtree(directory, ignore_errors=True)
-                wanted = [n for n in _sources(self._proto, e.value_name) if n not in bound]
+                wanted = [n for n in _sources(self._expanded(), e.value_name) if n not in bound]
                 if not wanted or any(n not in self._feeds for n in wanted):
                     raise
                 bound.update((n, self._feeds[n]) for n in wanted)
@@ -107,6 +109,10 @@ class MlccRep(BackendRep):
             return
 
     _feeds: dict[str, np.ndarray] = {}
+
+    def _expanded(self) -> onnx.ModelProto:
+        """The model as the compiler sees it (function ops inlined), where compile errors name values."""
+        return expand_functions(self._proto, lambda op, domain, version: lookup(op, domain, version) is not None)
 
     def run(self, inputs: Any, **kwargs: Any) -> tuple[Any, ...]:
         if isinstance(inputs, Mapping):

@@ -16,6 +16,7 @@ from ..errors import MlccError, ModelError, ShapeError, UnsupportedError
 from ..ir.dtypes import BY_ONNX, FLOAT32
 from ..ir.graph import Graph, Node, Value
 from ..ops import registry
+from .functions import expand_functions
 
 MAX_ELEMENTS = 2**31 - 1  # per tensor; larger shapes are rejected before anything is allocated
 MAX_TENSOR_BYTES = 4 << 30  # per tensor
@@ -231,6 +232,7 @@ def import_onnx(
     opsets = {("" if o.domain in ("", "ai.onnx") else o.domain): int(o.version) for o in model.opset_import}
     if "" not in opsets and model.ir_version < 3:
         opsets[""] = 1
+    model = expand_functions(model, lambda op, domain, version: registry.lookup(op, domain, version) is not None)
     graph = model.graph
     _check_supported(graph, opsets)
 
