@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.mlcc-installed
 PYTEST_JOBS ?= 2
 
-.PHONY: all venv demo test fuzz sanitize bench-gpu lint clean
+.PHONY: all venv demo test conformance fuzz sanitize bench-gpu lint clean
 
 all: test
 
@@ -21,6 +21,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -n $(PYTEST_JOBS) -q tests
+
+conformance: $(STAMP)
+	$(BIN)/python tests/onnx_backend/conformance.py --jobs $(PYTEST_JOBS) --out docs/operators.md
 
 fuzz: $(STAMP)
 	MLCC_FUZZ_EXAMPLES=$${MLCC_FUZZ_EXAMPLES:-5000} MLCC_FUZZ_RANDOM=1 $(BIN)/python -m pytest -q tests/unit/test_fuzz.py
