@@ -20,7 +20,10 @@ from .pipeline import run_pipeline
 from .version import __version__
 
 _PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-RUNTIME_FILES = {"c": ("mlcc_runtime.h", "mlcc_runtime.c"), "cuda": ("mlcc_runtime.h", "mlcc_runtime.c", "mlcc_cuda.h")}
+RUNTIME_FILES = {
+    "c": ("mlcc_runtime.h", "mlcc_runtime.c", "mlcc_convert.h"),
+    "cuda": ("mlcc_runtime.h", "mlcc_runtime.c", "mlcc_convert.h", "mlcc_cuda.h"),
+}
 SOURCE_NAMES = {"c": "model.c", "cuda": "model.cu"}
 
 

@@ -1,7 +1,8 @@
 """The ordered pass list per target and opt level. Read this file first.
 
 -O0 .. -O3 today run the same mandatory passes: constant folding (which also turns compile-time values
-such as Shape of a static tensor into constants) and dead-code elimination. Optimising passes join
+such as Shape of a static tensor into constants), type legalisation (float16/bfloat16 arithmetic in
+float32) and dead-code elimination. Optimising passes join
 the lists at the levels documented here as they land.
 """
 
@@ -17,11 +18,13 @@ from .ir.verify import verify
 from .ops.registry import infer_node
 from .passes.dce import eliminate_dead_code
 from .passes.fold import fold_constants
+from .passes.legalize_types import legalize_types
 
 Pass = Callable[[Graph], Graph]
 
 MANDATORY: list[tuple[str, Pass]] = [
     ("fold_constants", fold_constants),
+    ("legalize_types", legalize_types),
     ("eliminate_dead_code", eliminate_dead_code),
 ]
 

@@ -31,6 +31,7 @@ enum mlcc_dtype {
   MLCC_FLOAT64 = 11,
   MLCC_UINT32 = 12,
   MLCC_UINT64 = 13,
+  MLCC_BFLOAT16 = 16, /* float16 and bfloat16 are stored as their 16-bit patterns */
 };
 
 /* Metadata of one model input or output. */

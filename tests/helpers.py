@@ -78,3 +78,31 @@ def op_mix() -> onnx.ModelProto:
         ],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
+
+
+def half_model(elem: int) -> onnx.ModelProto:
+    """float16/bfloat16 (or float32) model: Conv -> Relu -> Transpose -> Concat -> Softmax -> MatMul -> Gather -> ReduceMean, all in `elem`."""
+    rng = np.random.default_rng(3)
+    w = {"w": rng.standard_normal((4, 2, 3, 3)) * 0.3, "m": rng.standard_normal((8, 5)) * 0.5}
+    inits = [helper.make_tensor(k, elem, v.shape, v.astype(np.float32).ravel().tolist()) for k, v in w.items()]
+    inits.append(numpy_helper.from_array(np.array([2, 0, 1], np.int64), "idx"))
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("Reshape", ["r", "shape"], ["f"]),
+        helper.make_node("Transpose", ["f"], ["t"], perm=[1, 0]),
+        helper.make_node("Concat", ["t", "t"], ["cat"], axis=1),
+        helper.make_node("Softmax", ["cat"], ["s"], axis=-1),
+        helper.make_node("MatMul", ["s", "m"], ["mm"]),
+        helper.make_node("Gather", ["mm", "idx"], ["g"], axis=0),
+        helper.make_node("ReduceMean", ["g"], ["y"], axes=[1], keepdims=0),
+    ]
+    inits.append(numpy_helper.from_array(np.array([4, 16], np.int64), "shape"))
+    graph = helper.make_graph(
+        nodes,
+        "half",
+        [helper.make_tensor_value_info("x", elem, [1, 2, 4, 4])],
+        [helper.make_tensor_value_info("y", elem, None), helper.make_tensor_value_info("mm", elem, None)],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])

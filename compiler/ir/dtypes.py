@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import ml_dtypes  # numpy's bfloat16 (a dependency of onnx itself)
 import numpy as np
 
 
@@ -12,8 +13,9 @@ class DType:
     name: str
     onnx: int  # TensorProto.DataType code
     np: np.dtype
-    c: str | None  # C storage/compute type; None where the C target has no arithmetic for it yet
+    c: str | None  # C storage type; None where the C target has none yet
     kind: str  # "float", "int", "uint" or "bool"
+    storage_only: bool = False  # stored as bits in `c`; computed in float32 (passes/legalize_types.py)
 
     @property
     def itemsize(self) -> int:
@@ -39,17 +41,18 @@ INT16 = DType("int16", 5, np.dtype(np.int16), "int16_t", "int")
 INT32 = DType("int32", 6, np.dtype(np.int32), "int32_t", "int")
 INT64 = DType("int64", 7, np.dtype(np.int64), "int64_t", "int")
 BOOL = DType("bool", 9, np.dtype(np.bool_), "bool", "bool")
-FLOAT16 = DType("float16", 10, np.dtype(np.float16), None, "float")
+FLOAT16 = DType("float16", 10, np.dtype(np.float16), "uint16_t", "float", storage_only=True)
 FLOAT64 = DType("float64", 11, np.dtype(np.float64), "double", "float")
 UINT32 = DType("uint32", 12, np.dtype(np.uint32), "uint32_t", "uint")
 UINT64 = DType("uint64", 13, np.dtype(np.uint64), "uint64_t", "uint")
+BFLOAT16 = DType("bfloat16", 16, np.dtype(ml_dtypes.bfloat16), "uint16_t", "float", storage_only=True)
 
-ALL = (FLOAT32, UINT8, INT8, UINT16, INT16, INT32, INT64, BOOL, FLOAT16, FLOAT64, UINT32, UINT64)
+ALL = (FLOAT32, UINT8, INT8, UINT16, INT16, INT32, INT64, BOOL, FLOAT16, FLOAT64, UINT32, UINT64, BFLOAT16)
 BY_ONNX = {d.onnx: d for d in ALL}
 BY_NAME = {d.name: d for d in ALL}
 _BY_NP = {d.np: d for d in ALL}
 
-FLOATS = (FLOAT32, FLOAT64, FLOAT16)
+FLOATS = (FLOAT32, FLOAT64, FLOAT16, BFLOAT16)
 INTS = (INT8, INT16, INT32, INT64, UINT8, UINT16, UINT32, UINT64)
 NUMERIC = FLOATS + INTS
 

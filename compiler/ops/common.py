@@ -101,10 +101,27 @@ def copy_kernel(name: str, x: Value, y: Value) -> Kernel:
     return loop_kernel(name, [x], y, "v0", [x.size], [[1]])
 
 
+# Storage-only types (runtime_c/mlcc_convert.h): (function widening bits to float, function rounding a double).
+STORAGE_CONVERT = {"float16": ("mlcc_f16_to_f32", "mlcc_to_f16"), "bfloat16": ("mlcc_bf16_to_f32", "mlcc_to_bf16")}
+
+
+def convert_expr(x: str, src: DType, to: DType) -> str:
+    """C expression converting the `src` value `x` to `to` (ONNX Cast semantics for these types)."""
+    if src.storage_only:
+        x = f"{STORAGE_CONVERT[src.name][0]}({x})"
+    if to.kind == "bool":
+        return f"({x} != 0)"
+    if to.storage_only:
+        return f"{STORAGE_CONVERT[to.name][1]}((double){x})"
+    return f"({to.c}){x}"
+
+
 def c_literal(value: float | int | bool, dtype: DType) -> str:
     """A C literal of `value` in `dtype`, exact and readable."""
     if dtype.kind == "bool":
         return "true" if value else "false"
+    if dtype.storage_only:
+        return f"UINT16_C(0x{int(np.array(value, dtype=dtype.np).view(np.uint16)):04x})"
     if dtype.is_float:
         v = float(value)
         if math.isnan(v):

@@ -10,7 +10,7 @@ import numpy as np
 from ..errors import ModelError, UnsupportedError
 from ..ir.dtypes import BOOL, BY_ONNX, DType
 from ..ir.graph import Node, Value
-from .common import broadcast_shapes, broadcast_strides, c_literal, cmath, loop_kernel, require_c
+from .common import broadcast_shapes, broadcast_strides, c_literal, cmath, convert_expr, loop_kernel, require_c
 from .registry import Kernel, OpDef, register
 
 
@@ -305,13 +305,9 @@ class Cast(OpDef):
     def reference(self, node, inputs):
         return [inputs[0].astype(BY_ONNX[node.attr("to")].np)]
 
-    @staticmethod
-    def convert_expr(to: DType) -> str:
-        return "(v0 != 0)" if to == BOOL else f"({to.c})v0"
-
     def lower(self, node):
         x, y = node.inputs[0], node.outputs[0]
-        return [broadcast_kernel(node, [x], y, self.convert_expr(y.dtype))]
+        return [broadcast_kernel(node, [x], y, convert_expr("v0", x.dtype, y.dtype))]
 
 
 @register("Identity", since=[1, 13, 14, 16, 19, 21])

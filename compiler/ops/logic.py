@@ -6,8 +6,8 @@ import numpy as np
 
 from ..errors import ModelError, UnsupportedError
 from ..ir.dtypes import BOOL
-from .common import broadcast_shapes
-from .elementwise import Cast, broadcast_kernel, pointwise
+from .common import broadcast_shapes, convert_expr
+from .elementwise import broadcast_kernel, pointwise
 from .registry import OpDef, register
 
 _ALL = ("float", "int", "uint", "bool")
@@ -92,4 +92,4 @@ class CastLike(OpDef):
 
     def lower(self, node):
         x, y = node.inputs[0], node.outputs[0]
-        return [broadcast_kernel(node, [x], y, Cast.convert_expr(y.dtype))]
+        return [broadcast_kernel(node, [x], y, convert_expr("v0", x.dtype, y.dtype))]

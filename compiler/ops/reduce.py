@@ -212,7 +212,7 @@ _reduce(
 
 
 def _np_limit(x: np.ndarray, which: str):
-    if x.dtype.kind == "f":
+    if x.dtype.kind == "f" or x.dtype.name == "bfloat16":
         return -np.inf if which == "min" else np.inf
     if x.dtype.kind == "b":
         return which != "min"

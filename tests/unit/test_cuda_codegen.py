@@ -12,7 +12,7 @@ import onnx
 import pytest
 
 import mlcc
-from helpers import op_mix
+from helpers import half_model, op_mix
 
 ROOT = Path(__file__).resolve().parents[2]
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
@@ -22,6 +22,8 @@ pytestmark = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA
 
 MODELS = {
     "op_mix": (op_mix(), {}),
+    "float16": (half_model(onnx.TensorProto.FLOAT16), {}),
+    "bfloat16": (half_model(onnx.TensorProto.BFLOAT16), {}),
     "demo": (ROOT / "examples" / "demo.onnx", {"image": [2, 3, 32, 32]}),
     "squeezenet": (LIGHT / "light_squeezenet.onnx", {}),
     "inception_v1": (LIGHT / "light_inception_v1.onnx", {}),

@@ -1,0 +1,86 @@
+"""Type legalisation: float16 and bfloat16 are storage-only types (kept as bits; runtime_c/mlcc_convert.h).
+
+Ops that only move or select elements (Reshape, Transpose, Concat, Gather, Where, ...) run on the stored
+bits unchanged, and Cast/CastLike convert to and from them. Every other node that reads or writes one of
+these types computes in float32 instead: its storage-only inputs are widened by a Cast (constants are
+widened at compile time) and each storage-only result is computed as float32 and rounded back by a Cast,
+once per node. Widening is exact and a single rounding of the float32 result is what numpy's float16
+arithmetic gives for the basic operations; longer computations (a reduction, a normalisation) come out
+closer to the exact result than an all-float16 evaluation would.
+"""
+
+from __future__ import annotations
+
+from ..errors import UnsupportedError
+from ..ir.dtypes import FLOAT32, DType
+from ..ir.graph import Graph, Node, Value
+from ..ops.registry import infer_node
+
+# Ops whose kernels copy or select elements without arithmetic on them (and the conversions themselves).
+NATIVE = {
+    "Cast", "CastLike", "Concat", "DepthToSpace", "Dropout", "Expand", "Flatten", "Gather", "GatherElements",
+    "GatherND", "Identity", "Reshape", "Shape", "Size", "Slice", "SpaceToDepth", "Split", "Squeeze", "Tile",
+    "Transpose", "Unsqueeze", "Where",
+}  # fmt: skip
+
+
+def _storage_only(v: Value | None) -> bool:
+    return v is not None and v.dtype.storage_only
+
+
+def _cast(src: Value, dst: Value, version: int) -> Node:
+    node = Node("Cast", [src], [dst], {"to": dst.dtype.onnx}, name=f"{dst.name}:legalize", version=version)
+    dst.producer = node
+    return node
+
+
+def legalize_types(graph: Graph) -> Graph:
+    """Rewrite every non-native node that touches a storage-only type to compute in float32."""
+    version = max(graph.opsets.get("", 13), 13)
+    taken = {v.name for n in graph.nodes for v in [*n.inputs, *n.outputs] if v is not None}
+    taken |= {v.name for v in graph.inputs}
+
+    def fresh(base: str) -> str:
+        name, k = f"{base}:f32", 1
+        while name in taken:
+            name, k = f"{base}:f32.{k}", k + 1
+        taken.add(name)
+        return name
+
+    widened: dict[int, Value] = {}
+    nodes: list[Node] = []
+    for node in graph.nodes:
+        if (node.op in NATIVE and node.domain == "") or not any(map(_storage_only, [*node.inputs, *node.outputs])):
+            nodes.append(node)
+            continue
+        for i, v in enumerate(node.inputs):
+            if not _storage_only(v):
+                continue
+            if id(v) not in widened:
+                data = None if v.data is None else v.data.astype(FLOAT32.np)
+                wide = Value(fresh(v.name), FLOAT32, v.shape, data)
+                if not v.is_const:
+                    nodes.append(_cast(v, wide, version))
+                widened[id(v)] = wide
+            node.inputs[i] = widened[id(v)]
+        inferred = infer_node(node)
+        rounded = []
+        for i, (o, (dtype, _)) in enumerate(zip(node.outputs, inferred)):
+            if not o.dtype.storage_only:
+                continue
+            if dtype != FLOAT32:
+                raise UnsupportedError(_no_float32(node, o.dtype, dtype))
+            wide = Value(fresh(o.name), FLOAT32, o.shape, None if o.data is None else o.data.astype(FLOAT32.np))
+            wide.producer, node.outputs[i] = node, wide
+            rounded.append(_cast(wide, o, version))
+        nodes.append(node)
+        nodes.extend(rounded)
+    graph.nodes = nodes
+    return graph
+
+
+def _no_float32(node: Node, want: DType, got: DType) -> str:
+    return (
+        f"{node.op} {node.name!r}: computes its {want} result from its attributes, and mlcc has no {want} "
+        f"kernel for it (it gives {got} when its inputs are widened to float32)"
+    )
