@@ -20,6 +20,8 @@ TILE = 64  # output tile of the tiled GEMM engine (templates/cuda/kernels/tile_g
 def _total(step: Step) -> int:
     """Work items of a grid-stride kernel: the elements it writes (rows for row-wise kernels)."""
     k, p = step.kernel, step.kernel.params
+    if "work_items" in p:  # a family that says how many grid-stride work items it has (rows, scatter updates)
+        return p["work_items"]
     if k.family == "elementwise":
         return math.prod(p["dims"])
     if k.family in ("softmax",):
