@@ -46,7 +46,7 @@ def assert_close(got: list[np.ndarray], want: list[np.ndarray], rtol: float = 1e
 
 
 def op_mix() -> onnx.ModelProto:
-    """One model over the newer kernel families (reduce, indexed, pointwise) for the compile check."""
+    """One model over the newer kernel families (reduce, indexed, pointwise, conv_transpose) for the compile check."""
     i64 = lambda name, v: numpy_helper.from_array(np.array(v, dtype=np.int64), name)  # noqa: E731
     nodes = [
         helper.make_node("ReduceMean", ["x", "axes"], ["m"], keepdims=1),
@@ -60,6 +60,7 @@ def op_mix() -> onnx.ModelProto:
         helper.make_node("Resize", ["w", "", "scales"], ["z"], mode="linear"),
         helper.make_node("LayerNormalization", ["z", "gamma"], ["n"]),
         helper.make_node("ArgMax", ["d"], ["y"], axis=-1, keepdims=0),
+        helper.make_node("ConvTranspose", ["x", "wt", "bt"], ["ct"], strides=[2], pads=[1, 0], output_padding=[1]),
     ]
     graph = helper.make_graph(
         nodes,
@@ -68,6 +69,7 @@ def op_mix() -> onnx.ModelProto:
         [
             helper.make_tensor_value_info("n", TensorProto.FLOAT, [2, 3, 20]),
             helper.make_tensor_value_info("y", TensorProto.INT64, [2, 3]),
+            helper.make_tensor_value_info("ct", TensorProto.FLOAT, [2, 4, 18]),
         ],
         [
             i64("axes", [-1]),
@@ -75,6 +77,8 @@ def op_mix() -> onnx.ModelProto:
             i64("reps", [1, 1, 10]),
             numpy_helper.from_array(np.array([1, 1, 2], np.float32), "scales"),
             numpy_helper.from_array(np.ones(20, np.float32), "gamma"),
+            numpy_helper.from_array(np.random.default_rng(9).standard_normal((3, 4, 3)).astype(np.float32), "wt"),
+            numpy_helper.from_array(np.arange(4, dtype=np.float32), "bt"),
         ],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])

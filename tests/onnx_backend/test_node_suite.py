@@ -18,7 +18,7 @@ from mlcc.errors import MlccError
 # Operators mlcc neither implements (registry) nor expands from an ONNX function body yet. Issue 3 takes them.
 UNIMPLEMENTED_OPS = {
     # domain ai.onnx
-    "AffineGrid", "Bernoulli", "BitCast", "Col2Im", "Compress", "ConvInteger", "ConvTranspose", "CumProd", "CumSum",
+    "AffineGrid", "Bernoulli", "BitCast", "Col2Im", "Compress", "ConvInteger", "CumProd", "CumSum",
     "DFT", "DeformConv", "DequantizeLinear", "Det", "DynamicQuantizeLinear", "Einsum", "GRU", "GridSample",
     "Hardmax", "If", "ImageDecoder", "LSTM", "LinearAttention", "Loop", "LpPool", "MatMulInteger", "MaxUnpool",
     "MelWeightMatrix", "NonMaxSuppression", "NonZero", "OptionalGetElement", "OptionalHasElement", "QLinearConv",

@@ -68,6 +68,27 @@ CASES = {
     "conv_valid": conv((1, 2, 7, 8), (3, 2, 3, 3), auto_pad="VALID", strides=[2, 3]),
     "conv_1d": conv((2, 3, 11), (4, 3, 3), 4, pads=[1, 2], strides=[2]),
     "conv_3d": conv((1, 2, 5, 6, 4), (3, 2, 3, 3, 2), 3, pads=[1, 1, 0, 1, 1, 1]),
+    # ConvTranspose: strides, pads, output_padding, groups, dilations, output_shape, auto_pad, 1-D to 3-D.
+    "conv_transpose_2d": Case(
+        [node("ConvTranspose", ["x", "w", "b"], strides=[2, 3], pads=[1, 0, 0, 2], output_padding=[1, 0])],
+        {"x": ((2, 4, 5, 4), F32)},
+        w={"w": RNG_W.standard_normal((4, 3, 3, 4)).astype(F32), "b": RNG_W.standard_normal(3).astype(F32)},
+    ),
+    "conv_transpose_groups_dilations": Case(
+        [node("ConvTranspose", ["x", "w"], group=2, dilations=[2, 1], strides=[1, 2])],
+        {"x": ((1, 4, 4, 5), F32)},
+        w={"w": RNG_W.standard_normal((4, 3, 3, 2)).astype(F32)},
+    ),
+    "conv_transpose_1d_output_shape": Case(
+        [node("ConvTranspose", ["x", "w"], strides=[3], output_shape=[8])],
+        {"x": ((1, 2, 3), F32)},
+        w={"w": RNG_W.standard_normal((2, 2, 3)).astype(F32)},
+    ),
+    "conv_transpose_3d_same_upper": Case(
+        [node("ConvTranspose", ["x", "w"], strides=[2, 2, 1], auto_pad="SAME_UPPER")],
+        {"x": ((1, 2, 3, 3, 2), F32)},
+        w={"w": RNG_W.standard_normal((2, 2, 3, 2, 2)).astype(F32)},
+    ),
     # Gemm: transposes, alpha/beta, bias broadcasting.
     "gemm_bias_vector": Case(
         [node("Gemm", ["a", "b", "c"])], {"a": ((4, 5), F32), "b": ((5, 3), F32), "c": ((3,), F32)}
