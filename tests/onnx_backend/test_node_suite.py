@@ -19,7 +19,7 @@ from mlcc.errors import MlccError
 UNIMPLEMENTED_OPS = {
     # domain ai.onnx
     "AffineGrid", "Bernoulli", "BitCast", "Col2Im", "Compress", "ConvInteger", "CumProd", "CumSum",
-    "DFT", "DeformConv", "DequantizeLinear", "Det", "DynamicQuantizeLinear", "Einsum", "GRU", "GridSample",
+    "DFT", "DeformConv", "DequantizeLinear", "Det", "DynamicQuantizeLinear", "GRU", "GridSample",
     "Hardmax", "If", "ImageDecoder", "LSTM", "LinearAttention", "Loop", "LpPool", "MatMulInteger", "MaxUnpool",
     "MelWeightMatrix", "NonMaxSuppression", "NonZero", "OptionalGetElement", "OptionalHasElement", "QLinearConv",
     "QLinearMatMul", "QuantizeLinear", "RNN", "RandomUniformLike", "RegexFullMatch", "ReverseSequence", "RoiAlign",

@@ -89,6 +89,20 @@ CASES = {
         {"x": ((1, 2, 3, 3, 2), F32)},
         w={"w": RNG_W.standard_normal((2, 2, 3, 2, 2)).astype(F32)},
     ),
+    # Einsum: explicit and implicit outputs, ellipsis broadcasting, diagonals, integer types.
+    "einsum_attention_scores": Case(
+        [node("Einsum", ["a", "b"], equation="bhqd,bhkd->bhqk")], {"a": ((2, 3, 4, 5), F32), "b": ((2, 3, 6, 5), F32)}
+    ),
+    "einsum_ellipsis_broadcast": Case(
+        [node("Einsum", ["a", "b"], equation="...ij,...jk->...ik")],
+        {"a": ((2, 1, 3, 4), F32), "b": ((1, 5, 4, 2), F32)},
+    ),
+    "einsum_implicit_three_operands": Case(
+        [node("Einsum", ["a", "b", "c"], equation="ij,jk,k")],
+        {"a": ((3, 4), F32), "b": ((4, 5), F32), "c": ((5,), F32)},
+    ),
+    "einsum_diagonal_int64": Case([node("Einsum", ["a"], equation="ii->i")], {"a": ((4, 4), I64)}),
+    "einsum_outer_sum": Case([node("Einsum", ["a", "b"], equation="i,j->")], {"a": ((3,), F32), "b": ((4,), F32)}),
     # Gemm: transposes, alpha/beta, bias broadcasting.
     "gemm_bias_vector": Case(
         [node("Gemm", ["a", "b", "c"])], {"a": ((4, 5), F32), "b": ((5, 3), F32), "c": ((3,), F32)}
