@@ -159,7 +159,7 @@ class Mean(Variadic):
 class Pow(OpDef):
     def infer(self, node):
         x, y = node.inputs[0], node.inputs[1]
-        if not (x.dtype.kind in ("float", "int") and y.dtype.kind in ("float", "int")):
+        if not (x.dtype.kind in ("float", "int") and y.dtype.kind in ("float", "int", "uint")):
             raise UnsupportedError(f"Pow {node.name!r}: element types {x.dtype}, {y.dtype} are not supported")
         return [(x.dtype, broadcast_shapes(node, x.shape, y.shape))]
 

@@ -45,7 +45,6 @@ EXCLUDED = {
         r"^test_training_dropout",
     ],
     "optional and sequence graph inputs (only tensors are supported)": [r"^test_identity_(opt|sequence)$"],
-    "Pow with an unsigned integer exponent": [r"^test_pow_types_float32_uint(32|64)$"],
 }
 
 
