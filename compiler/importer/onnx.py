@@ -232,6 +232,14 @@ def import_onnx(
     opsets = {("" if o.domain in ("", "ai.onnx") else o.domain): int(o.version) for o in model.opset_import}
     if "" not in opsets and model.ir_version < 3:
         opsets[""] = 1
+    newest = onnx.defs.onnx_opset_version()
+    if opsets.get("", 0) > newest:
+        raise UnsupportedError(
+            f"the model imports opset {opsets['']} of the default domain; the installed onnx knows opsets up to "
+            f"{newest} (upgrade onnx, or export the model for an older opset)"
+        )
+    if not model.graph.output:
+        raise ModelError("the model has no graph outputs (an empty or truncated file?)")
     model = expand_functions(model, lambda op, domain, version: registry.lookup(op, domain, version) is not None)
     graph = model.graph
     _check_supported(graph, opsets)
