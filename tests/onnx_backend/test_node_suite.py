@@ -19,10 +19,10 @@ from mlcc.errors import MlccError
 UNIMPLEMENTED_OPS = {
     # domain ai.onnx
     "AffineGrid", "Bernoulli", "BitCast", "Col2Im", "Compress", "ConvInteger", "CumProd", "CumSum",
-    "DFT", "DeformConv", "DequantizeLinear", "Det", "DynamicQuantizeLinear", "GRU", "GridSample",
-    "Hardmax", "If", "ImageDecoder", "LSTM", "LinearAttention", "Loop", "LpPool", "MatMulInteger", "MaxUnpool",
+    "DFT", "DeformConv", "DequantizeLinear", "Det", "DynamicQuantizeLinear", "GridSample",
+    "Hardmax", "If", "ImageDecoder", "LinearAttention", "Loop", "LpPool", "MatMulInteger", "MaxUnpool",
     "MelWeightMatrix", "NonMaxSuppression", "NonZero", "OptionalGetElement", "OptionalHasElement", "QLinearConv",
-    "QLinearMatMul", "QuantizeLinear", "RNN", "RandomUniformLike", "RegexFullMatch", "ReverseSequence", "RoiAlign",
+    "QLinearMatMul", "QuantizeLinear", "RandomUniformLike", "RegexFullMatch", "ReverseSequence", "RoiAlign",
     "STFT", "Scan", "Scatter", "ScatterElements", "ScatterND", "SequenceEmpty", "SequenceInsert", "SequenceLength",
     "SequenceMap", "SplitToSequence", "StringConcat", "StringNormalizer", "StringSplit", "TensorScatter",
     "TfIdfVectorizer", "TopK", "Unique", "Upsample",

@@ -79,7 +79,7 @@ class CudaBackend(CBackend):
                 rows, cols, batch = p["M"] // p["group"], math.prod(p["out"]), p["N"] * p["group"]
             grid = f"dim3({-(-cols // TILE)}, {-(-rows // TILE)}, {batch})"
             return f"<<<{grid}, {BLOCK}, 0, stream>>>"
-        if k.family in ("softmax", "global_pool"):
+        if k.family in ("softmax", "global_pool") or p.get("block_per_item"):
             return f"<<<{max(_total(step), 1)}, {BLOCK}, 0, stream>>>"
         blocks = max(1, min(-(-_total(step) // BLOCK), 65535 * 8))
         return f"<<<{blocks}, {BLOCK}, 0, stream>>>"
