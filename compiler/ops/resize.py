@@ -13,8 +13,8 @@ import numpy as np
 from onnx import helper, numpy_helper
 
 from ..errors import ModelError, ShapeError, UnsupportedError
-from ..ir.dtypes import FLOAT64
-from ..ir.graph import Node
+from ..ir.dtypes import FLOAT32, FLOAT64
+from ..ir.graph import Node, Value
 from .common import c_literal, const_input, contiguous_strides, need_input, norm_axis
 from .indexed import indexed_kernel
 from .registry import OpDef, register
@@ -188,3 +188,31 @@ class Resize(OpDef):
             extra = c_literal(float(node.attr("extrapolation_value", 0.0)), FLOAT64)
             value = f"({' || '.join(outside)}) ? {extra} : {value}"
         return [indexed_kernel(node, [x], y, value, lets)]
+
+
+@register("Upsample", since=[7, 9])
+class Upsample(OpDef):
+    """The deprecated Upsample: Resize with asymmetric coordinates and, for nearest, floor rounding (scales
+    from the attribute before opset 9, from input 1 after)."""
+
+    def _as_resize(self, node: Node) -> Node:
+        x = need_input(node, 0)
+        if node.version < 9:
+            data = np.asarray(node.attr("scales") or [], np.float32)
+            scales = Value("scales", FLOAT32, data.shape, data)
+        else:
+            scales = need_input(node, 1)
+        mode = _s(node, "mode", "nearest")
+        attrs = {"mode": "linear" if mode in ("linear", "bilinear") else mode}
+        attrs.update(coordinate_transformation_mode="asymmetric", nearest_mode="floor")
+        return Node("Resize", [x, None, scales], node.outputs, attrs, node.name, node.domain, 11)
+
+    def infer(self, node):
+        return Resize().infer(self._as_resize(node))
+
+    def reference(self, node, inputs):
+        shadow = self._as_resize(node)
+        return Resize().reference(shadow, [inputs[0], None, shadow.inputs[2].data if node.version < 9 else inputs[1]])
+
+    def lower(self, node):
+        return Resize().lower(self._as_resize(node))

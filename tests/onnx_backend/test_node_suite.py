@@ -25,7 +25,7 @@ UNIMPLEMENTED_OPS = {
     "QLinearMatMul", "QuantizeLinear", "RandomUniformLike", "RegexFullMatch", "ReverseSequence", "RoiAlign",
     "STFT", "Scan", "Scatter", "ScatterElements", "ScatterND", "SequenceEmpty", "SequenceInsert", "SequenceLength",
     "SequenceMap", "SplitToSequence", "StringConcat", "StringNormalizer", "StringSplit", "TensorScatter",
-    "TfIdfVectorizer", "TopK", "Unique", "Upsample",
+    "TfIdfVectorizer", "TopK", "Unique",
     # domain ai.onnx.ml
     "ArrayFeatureExtractor", "Binarizer", "LabelEncoder", "TreeEnsemble",
     # domain ai.onnx.preview and ai.onnx.preview.training

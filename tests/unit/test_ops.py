@@ -103,6 +103,16 @@ CASES = {
     ),
     "einsum_diagonal_int64": Case([node("Einsum", ["a"], equation="ii->i")], {"a": ((4, 4), I64)}),
     "einsum_outer_sum": Case([node("Einsum", ["a", "b"], equation="i,j->")], {"a": ((3,), F32), "b": ((4,), F32)}),
+    # Upsample (deprecated): scales as attribute (opset 7) and input (opset 9), nearest and linear.
+    "upsample_nearest_opset7": Case(
+        [node("Upsample", ["x"], scales=[1.0, 1.0, 2.0, 3.0])], {"x": ((1, 2, 3, 2), F32)}, opset=7
+    ),
+    "upsample_linear_opset9": Case(
+        [node("Upsample", ["x", "s"], mode="linear")],
+        {"x": ((1, 2, 3, 4), F32)},
+        w={"s": np.array([1.0, 1.0, 2.0, 1.5], np.float32)},
+        opset=9,
+    ),
     # Gemm: transposes, alpha/beta, bias broadcasting.
     "gemm_bias_vector": Case(
         [node("Gemm", ["a", "b", "c"])], {"a": ((4, 5), F32), "b": ((5, 3), F32), "c": ((3,), F32)}
