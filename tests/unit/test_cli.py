@@ -41,17 +41,21 @@ def test_symbolic_input_without_binding(tmp_path):
 
 
 def test_unsupported_ops_exit_2_with_one_list(tmp_path):
-    nodes = [helper.make_node("LSTM", ["x"], ["a"], name="l"), helper.make_node("Unique", ["a"], ["y"], name="u")]
+    nodes = [
+        helper.make_node("ImageDecoder", ["x"], ["a"], name="d"),
+        helper.make_node("Frobnicate", ["a"], ["y"], name="f", domain="com.example"),
+    ]
     graph = helper.make_graph(
         nodes,
         "g",
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "u.onnx")
+    opsets = [helper.make_opsetid("", 20), helper.make_opsetid("com.example", 1)]
+    onnx.save(helper.make_model(graph, opset_imports=opsets), tmp_path / "u.onnx")
     r = mlcc("u.onnx", cwd=tmp_path)
     assert r.returncode == 2
-    assert "2 unsupported operator(s)" in r.stderr and "LSTM" in r.stderr and "Unique" in r.stderr
+    assert "2 unsupported operator(s)" in r.stderr and "ImageDecoder" in r.stderr and "Frobnicate" in r.stderr
     assert "Traceback" not in r.stderr
 
 

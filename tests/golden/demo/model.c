@@ -9,6 +9,7 @@
 
 #include "model.h"
 #include "mlcc_runtime.c"
+#include "mlcc_convert.h"
 
 #define API __attribute__((visibility("default")))
 
