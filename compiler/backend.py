@@ -64,6 +64,11 @@ class MlccRep(BackendRep):
     values change. Everything else is compiled once, in prepare().
     """
 
+    def _sources_of(self, e: CompileTimeValueError) -> list[str]:
+        """The graph inputs a compile-time value comes from: as the importer traced them (through control
+        flow too), else by walking the model's producers."""
+        return list(e.sources) if e.sources is not None else _sources(self._expanded(), e.value_name)
+
     def __init__(self, model: onnx.ModelProto, target: str, options: Mapping[str, Any]) -> None:
         self._proto, self._target, self._options = model, target, dict(options)
         self._input_names = [
@@ -75,7 +80,7 @@ class MlccRep(BackendRep):
         try:
             self._build({})
         except CompileTimeValueError as e:
-            self._needs = set(_sources(self._expanded(), e.value_name))  # compiled when their values are known
+            self._needs = set(self._sources_of(e))  # compiled when their values are known
             if not self._needs:
                 raise
 
@@ -96,7 +101,7 @@ class MlccRep(BackendRep):
                 loaded = _load(directory)
             except CompileTimeValueError as e:
                 shutil.rmtree(directory, ignore_errors=True)
-                wanted = [n for n in _sources(self._expanded(), e.value_name) if n not in bound]
+                wanted = [n for n in self._sources_of(e) if n not in bound]
                 if not wanted or any(n not in self._feeds for n in wanted):
                     raise
                 bound.update((n, self._feeds[n]) for n in wanted)

@@ -23,6 +23,7 @@ class CompileTimeValueError(ShapeError):
     def __init__(self, message: str, value_name: str) -> None:
         super().__init__(message)
         self.value_name = value_name
+        self.sources: list[str] | None = None  # the graph inputs it is computed from, where the importer knows
 
 
 class UnsupportedError(MlccError):

@@ -12,10 +12,11 @@ import onnx
 from google.protobuf.message import DecodeError
 from onnx import AttributeProto, numpy_helper
 
-from ..errors import MlccError, ModelError, ShapeError, UnsupportedError
+from ..errors import CompileTimeValueError, MlccError, ModelError, ShapeError, UnsupportedError
 from ..ir.dtypes import BY_ONNX, FLOAT32
 from ..ir.graph import Graph, Node, Value
 from ..ops import registry
+from .control_flow import CONTROL_FLOW, Expander, all_nodes, node_inputs, runtime_sources
 from .functions import expand_functions
 
 MAX_ELEMENTS = 2**31 - 1  # per tensor; larger shapes are rejected before anything is allocated
@@ -164,9 +165,11 @@ def _input_value(vi: onnx.ValueInfoProto, bound: InputShapes) -> Value:
 def _check_supported(graph: onnx.GraphProto, opsets: Mapping[str, int]) -> None:
     """Raise one UnsupportedError listing every unsupported (op, domain, opset) with its nodes."""
     missing: dict[tuple[str, str, int | None], list[str]] = {}
-    for node in graph.node:
+    for node in all_nodes(graph):  # subgraphs (If/Loop/Scan bodies) included
         domain = "" if node.domain in ("", "ai.onnx") else node.domain
         version = opsets.get(domain)
+        if domain == "" and node.op_type in CONTROL_FLOW and version is not None:
+            continue  # resolved by the importer (control_flow.py)
         if version is None or registry.lookup(node.op_type, domain, version) is None:
             missing.setdefault((text(node.op_type), text(domain), version), []).append(text(node.name))
     if not missing:
@@ -191,7 +194,7 @@ def _topological(nodes: Sequence[onnx.NodeProto], known: set[str]) -> list[onnx.
     waiting_on = [0] * len(nodes)
     users: dict[int, list[int]] = {}
     for i, n in enumerate(nodes):
-        for name in set(map(text, n.input)):
+        for name in node_inputs(n):  # with the names its subgraphs capture
             if not name or name in known:
                 continue
             if name not in producer:
@@ -266,8 +269,15 @@ def import_onnx(
     nodes = []
     ordered = _topological(graph.node, set(values))
     budget = [MAX_FOLDED_BYTES]
+    expander = Expander(
+        values,
+        lambda proto: _import_node(proto, values, opsets, base_dir, budget),
+        _topological,
+        lambda tensor: tensor_to_array(tensor, base_dir),
+        opsets.get("", 1),
+    )
     for index, proto in enumerate(ordered):
-        nodes.append(_import_node(proto, values, opsets, base_dir, budget))
+        nodes.extend(expander.node(proto))
         if progress:
             progress(index + 1, len(ordered))
 
@@ -300,6 +310,10 @@ def _import_node(
         node.outputs[-1].producer = node
     try:
         inferred = entry.infer(node)
+    except CompileTimeValueError as err:
+        if err.sources is None and err.value_name in values:
+            err.sources = runtime_sources(values[err.value_name])
+        raise
     except MlccError:
         raise
     except _MALFORMED as err:

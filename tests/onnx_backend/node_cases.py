@@ -21,7 +21,10 @@ def node_cases() -> dict[str, TestCase]:
 
 
 def op_types(case: TestCase) -> set[str]:
-    return {n.op_type for n in case.model.graph.node}
+    """The ops of a case's model, those in its subgraphs (If/Loop/Scan bodies) included."""
+    from mlcc.importer.control_flow import all_nodes
+
+    return {n.op_type for n in all_nodes(case.model.graph)}
 
 
 def run_case(case: TestCase, device: str = "CPU") -> None:
