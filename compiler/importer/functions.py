@@ -24,9 +24,11 @@ MAX_ROUNDS = 6
 def _body(node: onnx.NodeProto, version: int, types: dict[str, onnx.TypeProto]) -> onnx.FunctionProto | None:
     """The function body of `node` at opset `version`, or None where its schema defines none. Attributes
     left at their default are written onto `node` (the body may refer to them)."""
+    if not isinstance(node.op_type, str) or not isinstance(node.domain, str):
+        return None  # names that are not valid UTF-8 (a damaged file) name no schema
     try:
         schema = defs.get_schema(node.op_type, version, node.domain)
-    except defs.SchemaError:
+    except (defs.SchemaError, TypeError):
         return None
     if not (schema.has_function or schema.has_context_dependent_function):
         return None

@@ -44,6 +44,11 @@ def _lying_initializer() -> bytes:
     return _model([helper.make_node("Add", ["x", "w"], ["y"])], [_x([1])], [_y()], [t])
 
 
+def _non_utf8_op_type() -> bytes:  # found by `make fuzz`: protobuf hands such an op_type back as bytes
+    data = _model([helper.make_node("Zzzz", ["x"], ["y"])], [_x([2])], [_y()])
+    return data.replace(b"Zzzz", b"Z\xff\xfeZ")
+
+
 MALFORMED = {
     "truncated protobuf": DEMO.read_bytes()[: len(DEMO.read_bytes()) // 2],
     "garbage bytes": bytes(range(256)) * 4,
@@ -85,6 +90,7 @@ MALFORMED = {
         [_y()],
         [numpy_helper.from_array(np.array([-1, -1], np.int64), "s")],
     ),
+    "op type that is not UTF-8": _non_utf8_op_type(),
     "opset from the future": _model([helper.make_node("Relu", ["x"], ["y"])], [_x([2])], [_y()], opset=999),
 }
 
