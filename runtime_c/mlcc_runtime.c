@@ -24,6 +24,7 @@ static inline const char *mlcc_status_message(int status) {
     case MLCC_ERR_CUDA: return "a CUDA call failed (no usable GPU, out of device memory, or a launch error)";
     case MLCC_ERR_BAD_HANDLE: return "not a live model instance (destroyed, or not made by create)";
     case MLCC_ERR_SIZE_MISMATCH: return "a buffer size differs from the tensor's size (see the info functions)";
+    case MLCC_ERR_BAD_INDEX: return "an input or output index out of range";
     default: return "unknown status";
   }
 }

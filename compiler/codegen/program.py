@@ -52,6 +52,11 @@ class Program:
     fills: list[Fill]
     fill_bytes: int
     output_copies: list[tuple[int, Value]] = field(default_factory=list)  # (output index, source value)
+    extents: dict[int, int] = field(default_factory=dict)  # id(value) -> slot of its run-time extent
+
+    def extent_slot(self, v: Value) -> int | None:
+        """Where the kernel that writes `v` reports its extent along v.dynamic_axis (None: a static shape)."""
+        return self.extents.get(id(v))
 
     def where(self, v: Value) -> Location:
         try:
@@ -108,7 +113,12 @@ def build_program(graph: Graph) -> Program:
     memory = plan_memory([(s.kernel.inputs, s.kernel.outputs) for s in steps], pinned)
     for key, offset in memory.offsets.items():
         locations[key] = Location("arena", offset)
-    return Program(graph, steps, locations, memory, bytes(weights), fills, fill_size, output_copies)
+    extents: dict[int, int] = {}
+    for step in steps:
+        for v in step.kernel.outputs:
+            if v.dynamic_axis is not None:
+                extents.setdefault(id(v), len(extents))
+    return Program(graph, steps, locations, memory, bytes(weights), fills, fill_size, output_copies, extents)
 
 
 def weights_file(payload: bytes, model_hash: str) -> bytes:

@@ -301,6 +301,12 @@ def _import_node(
     entry = registry.lookup(proto.op_type, domain, opsets[domain])
     assert entry is not None  # _check_supported ran first
     inputs = [values[name] if name else None for name in map(text, proto.input)]
+    for v in inputs:
+        if v is not None and v.dynamic_axis is not None:
+            raise UnsupportedError(
+                f"{where} reads {v.name!r}, whose shape depends on the data ({v.producer.op if v.producer else '?'} "
+                "output); mlcc supports such values only as graph outputs so far"
+            )
     attrs = {text(a.name): _attr_value(a, base_dir, where) for a in proto.attribute}
     node = Node(proto.op_type, inputs, [], attrs, text(proto.name), domain, opsets[domain])
     for name in map(text, proto.output):  # typed below; ops read the declared output count during inference
@@ -329,12 +335,21 @@ def _import_node(
             )
         if value.name:
             values[value.name] = value
+    for value, axis in zip(node.outputs, entry.dynamic_axes(node)):
+        value.dynamic_axis = axis
     if entry.shape_only or all(v is None or v.data is not None for v in node.inputs):
         budget[0] -= sum(v.nbytes for v in node.outputs)
         if budget[0] < 0:
             raise ShapeError(f"{where}: values computed at compile time exceed {MAX_FOLDED_BYTES >> 30} GiB in all")
         _evaluate(node, entry, where)
     return node
+
+
+def _within_bound(shape: tuple[int, ...], value: Value) -> bool:
+    axis = value.dynamic_axis
+    return len(shape) == value.rank and all(
+        d == b or (i == axis and d <= b) for i, (d, b) in enumerate(zip(shape, value.shape))
+    )
 
 
 def _evaluate(node: Node, entry: registry.OpDef, where: str) -> None:
@@ -347,6 +362,8 @@ def _evaluate(node: Node, entry: registry.OpDef, where: str) -> None:
         raise ModelError(f"{where}: cannot evaluate its constant inputs ({type(err).__name__}: {err})") from None
     for value, data in zip(node.outputs, results):
         data = np.require(np.asarray(data, dtype=value.dtype.np), requirements="C")
+        if value.dynamic_axis is not None and _within_bound(data.shape, value):
+            value.shape, value.dynamic_axis = data.shape, None  # known at compile time after all
         if data.shape != value.shape:
             raise ModelError(f"{where}: computes shape {list(data.shape)} where inference said {list(value.shape)}")
         value.data = data

@@ -2,7 +2,9 @@
 
 A Value has a dtype and a static shape. `data` holds its value where it is known at compile time:
 a constant (producer None) is a weight; a node output with data set is still computed at run time
-unless the fold pass replaces its node.
+unless the fold pass replaces its node. An output of an op whose result shape depends on the data
+(NonZero, Compress, Unique, NonMaxSuppression) has `dynamic_axis` set: its extent along that axis is
+known only at run time, and `shape` holds the upper bound it is stored with.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from .dtypes import DType
 
 
 class Value:
-    __slots__ = ("name", "dtype", "shape", "data", "producer")
+    __slots__ = ("name", "dtype", "shape", "data", "producer", "dynamic_axis")
 
     def __init__(self, name: str, dtype: DType, shape: tuple[int, ...], data: np.ndarray | None = None):
         self.name = name
@@ -24,6 +26,7 @@ class Value:
         self.shape = tuple(int(d) for d in shape)
         self.data = data
         self.producer: Node | None = None
+        self.dynamic_axis: int | None = None
 
     @property
     def is_const(self) -> bool:
@@ -42,7 +45,8 @@ class Value:
         return len(self.shape)
 
     def __repr__(self) -> str:
-        return f"Value({self.name!r}, {self.dtype}, {list(self.shape)})"
+        bound = "" if self.dynamic_axis is None else f", dynamic axis {self.dynamic_axis}"
+        return f"Value({self.name!r}, {self.dtype}, {list(self.shape)}{bound})"
 
 
 @dataclass(eq=False)

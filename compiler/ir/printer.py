@@ -20,7 +20,8 @@ def value_ref(v: Value | None) -> str:
 
 
 def type_str(v: Value) -> str:
-    return f"{v.dtype.name}[{','.join(str(d) for d in v.shape)}]"
+    dims = [f"<={d}" if i == v.dynamic_axis else str(d) for i, d in enumerate(v.shape)]
+    return f"{v.dtype.name}[{','.join(dims)}]"
 
 
 def _fmt_attr(value: object) -> str:

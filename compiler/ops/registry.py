@@ -5,6 +5,8 @@ An entry is a class registered with @register; it provides
   reference(node, inputs)      -> [np.ndarray] (numpy semantics; constant folding and tests use it)
   lower(node)                  -> [Kernel] (template families the backends render)
 and may set `shape_only = True` when its output depends only on its inputs' shapes (Shape, Size).
+An op whose output shape depends on its input data (NonZero, Unique, ...) infers an upper bound and
+overrides dynamic_axes(node) to name, per output, the axis whose run-time extent its kernel reports.
 """
 
 from __future__ import annotations
@@ -57,6 +59,10 @@ class OpDef:
 
     def lower(self, node: Node) -> list[Kernel]:
         raise NotImplementedError
+
+    def dynamic_axes(self, node: Node) -> list[int | None]:
+        """Per output: None for a static shape, else the axis whose extent is known only at run time."""
+        return []
 
 
 _REGISTRY: dict[tuple[str, str], list[tuple[int, OpDef]]] = {}

@@ -18,10 +18,11 @@ from ..ops.registry import infer_node
 
 # Ops whose kernels copy or select elements without arithmetic on them (and the conversions themselves).
 NATIVE = {
-    "Cast", "CastLike", "Concat", "DepthToSpace", "Dropout", "Expand", "Flatten", "Gather", "GatherElements",
+    "Cast", "CastLike", "Compress", "Concat", "DepthToSpace", "Dropout", "Expand", "Flatten", "Gather", "GatherElements",
     "GatherND", "Identity", "Reshape", "Shape", "Size", "Slice", "SpaceToDepth", "Split", "Squeeze", "Tile",
-    "Transpose", "Unsqueeze", "Where",
+    "Transpose", "Unique", "Unsqueeze", "Where",
 }  # fmt: skip
+# (Unique compares its elements: its kernel widens each one as it reads it, so its outputs stay bits.)
 
 
 def _storage_only(v: Value | None) -> bool:

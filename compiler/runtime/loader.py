@@ -21,6 +21,7 @@ class _TensorInfo(ctypes.Structure):
         ("rank", ctypes.c_int32),
         ("shape", ctypes.POINTER(ctypes.c_int64)),
         ("nbytes", ctypes.c_int64),
+        ("dynamic_axis", ctypes.c_int32),
     ]
 
 
@@ -28,7 +29,8 @@ class _TensorInfo(ctypes.Structure):
 class TensorInfo:
     name: str
     dtype: np.dtype
-    shape: tuple[int, ...]
+    shape: tuple[int, ...]  # along dynamic_axis: the upper bound
+    dynamic_axis: int | None = None  # the axis whose extent each run reports (NonZero, Unique, ...)
 
 
 class CompiledModel:
@@ -66,6 +68,7 @@ class CompiledModel:
         self._fn("run", ctypes.c_int, [handle, ctypes.POINTER(ctypes.c_void_p), ctypes.POINTER(ctypes.c_void_p)])
         self._fn("destroy", None, [handle])
         self._fn("status_message", ctypes.c_char_p, [ctypes.c_int])
+        self._fn("output_shape", ctypes.c_int, [handle, ctypes.c_int, ctypes.POINTER(ctypes.c_int64)])
         if self.target == "cuda":
             self._fn(
                 "run_async",
@@ -104,7 +107,8 @@ class CompiledModel:
         for i in range(self._call(f"num_{kind}s")):
             info = self._call(f"{kind}_info", i).contents
             shape = tuple(info.shape[d] for d in range(info.rank))
-            infos.append(TensorInfo(info.name.decode("utf-8", "surrogateescape"), BY_ONNX[info.dtype].np, shape))
+            axis = None if info.dynamic_axis < 0 else int(info.dynamic_axis)
+            infos.append(TensorInfo(info.name.decode("utf-8", "surrogateescape"), BY_ONNX[info.dtype].np, shape, axis))
         return infos
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -128,7 +132,18 @@ class CompiledModel:
         in_ptrs = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
         out_ptrs = (ctypes.c_void_p * max(len(results), 1))(*[r.ctypes.data for r in results])
         self._check(self._call("run", self._handle, in_ptrs, out_ptrs), "run")
-        return {t.name: r for t, r in zip(self.outputs, results)}
+        return {t.name: self._produced(j, t, r) for j, (t, r) in enumerate(zip(self.outputs, results))}
+
+    def _produced(self, index: int, t: TensorInfo, buffer: np.ndarray) -> np.ndarray:
+        """Output `index` as the run wrote it: the buffer itself, or for a data-dependent shape its leading part."""
+        if t.dynamic_axis is None:
+            return buffer
+        dims = (ctypes.c_int64 * max(len(t.shape), 1))()
+        self._check(self._call("output_shape", self._handle, index, dims), "output_shape")
+        shape = tuple(int(dims[d]) for d in range(len(t.shape)))
+        if any(d < 0 or d > b for d, b in zip(shape, t.shape)):
+            raise MlccError(f"output {t.name!r}: the run reported shape {list(shape)} beyond its bound {list(t.shape)}")
+        return buffer.reshape(-1)[: int(np.prod(shape, dtype=np.int64))].reshape(shape).copy()
 
     def run_device(self, inputs: dict, outputs: dict | None = None, stream: int = 0) -> dict:
         """CUDA builds: run on device arrays (anything with __cuda_array_interface__: CuPy, PyTorch, pycuda)

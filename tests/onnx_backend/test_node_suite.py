@@ -18,11 +18,11 @@ from mlcc.errors import MlccError
 # Operators mlcc neither implements (registry) nor expands from an ONNX function body yet. Issue 3 takes them.
 UNIMPLEMENTED_OPS = {
     # domain ai.onnx
-    "Bernoulli", "Optional", "SequenceConstruct", "BitCast", "Compress", "DFT", "DeformConv", "Det", "ImageDecoder",
-    "MaxUnpool", "MelWeightMatrix", "NonMaxSuppression", "NonZero", "OptionalGetElement", "OptionalHasElement",
+    "Bernoulli", "Optional", "SequenceConstruct", "BitCast", "DFT", "DeformConv", "Det", "ImageDecoder",
+    "MaxUnpool", "MelWeightMatrix", "OptionalGetElement", "OptionalHasElement",
     "RandomUniformLike", "RegexFullMatch", "RoiAlign", "STFT", "SequenceEmpty", "SequenceInsert",
     "SequenceLength", "SequenceMap", "SplitToSequence", "StringConcat", "StringNormalizer", "StringSplit",
-    "TfIdfVectorizer", "Unique",
+    "TfIdfVectorizer",
     # domain ai.onnx.ml
     "ArrayFeatureExtractor", "Binarizer", "LabelEncoder", "TreeEnsemble",
     # domain ai.onnx.preview and ai.onnx.preview.training

@@ -10,7 +10,7 @@ from ...ops.common import c_literal
 from ..emitter import c_identifier, make_env, render
 from ..program import Program, Step
 
-ABI_VERSION = 1
+ABI_VERSION = 2  # 2: mlcc_tensor_info.dynamic_axis and PREFIX_output_shape
 
 
 @dataclass
@@ -55,6 +55,7 @@ class CBackend:
         names = k.names()
         args = [f"const {v.dtype.c} *{n}" for v, n in zip(k.inputs, names)]
         args += [f"{v.dtype.c} *{n}" for v, n in zip(k.outputs, names[len(k.inputs) :])]
+        args += [f"int64_t *{n}_len" for v, n in zip(k.outputs, names[len(k.inputs) :]) if v.dynamic_axis is not None]
         return f"{self.kernel_qualifier} {fn}({', '.join(args) or 'void'})"
 
     def launch(self, step: Step) -> str:
@@ -87,11 +88,13 @@ class CBackend:
                 )
                 functions.append(text)
             args = [self.pointer(program, v) for v in k.inputs + k.outputs]
+            args += [f"&m->extents[{program.extent_slot(v)}]" for v in k.outputs if v.dynamic_axis is not None]
             calls.append(Call(fn, args, f"{step.node.op} {step.node.name!r}", self.launch(step)))
         return functions, calls
 
     def tensor_info(self, v: Value) -> dict:
-        return {"name": v.name, "dtype": v.dtype.onnx, "shape": list(v.shape), "nbytes": v.nbytes}
+        axis = -1 if v.dynamic_axis is None else v.dynamic_axis
+        return {"name": v.name, "dtype": v.dtype.onnx, "shape": list(v.shape), "nbytes": v.nbytes, "dynamic_axis": axis}
 
     def host_params(self, program: Program) -> dict:
         """What the host template lays out: kernels, calls, output copies, fills and sizes."""
@@ -117,6 +120,8 @@ class CBackend:
             "fill_bytes": program.fill_bytes,
             "arena_bytes": program.memory.arena_bytes,
             "weight_bytes": len(program.weights),
+            "num_extents": len(program.extents),
+            "output_extents": [program.extent_slot(v) for v in program.graph.outputs],
         }
 
     def generate(self, program: Program, meta: ModelMeta) -> dict[str, str]:

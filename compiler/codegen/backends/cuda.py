@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+from ...errors import UnsupportedError
 from ...ir.graph import Value
 from ..program import Program, Step, _align
 from .c import CBackend
@@ -88,6 +89,12 @@ class CudaBackend(CBackend):
         return {**super().tensor_info(v), "io": self.io_offsets[id(v)]}
 
     def host_params(self, program: Program) -> dict:
+        if program.extents:
+            step = next(s for s in program.steps if any(v.dynamic_axis is not None for v in s.kernel.outputs))
+            raise UnsupportedError(
+                f"{step.node.op} {step.node.name!r}: outputs whose shape depends on the data are supported on "
+                "--target c only so far"
+            )
         io_bytes = self.plan_io(program)
         host = super().host_params(program)
         # Outputs that are inputs or repeated outputs already share their staging slot; constants are copied in.

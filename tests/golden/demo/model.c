@@ -208,17 +208,18 @@ struct demo_model {
   const uint8_t *weights;  /* 6592 bytes of weights */
   void *owned_weights;     /* the buffer behind `weights` when read from a file */
   int num_threads;
+  int64_t extents[1]; /* run-time extents of the data-dependent dims, by slot */
 };
 
 static const int64_t input0_shape[] = { 1, 3, 32, 32 };
-static const int64_t output0_shape[] = { 1, 10 };
 static const mlcc_tensor_info input_info[] = {
-  { "image", 1, 4, input0_shape, 12288 },
-  { 0, 0, 0, 0, 0 }
+  { "image", 1, 4, input0_shape, 12288, -1 },
+  { 0, 0, 0, 0, 0, -1 }
 };
+static const int64_t output0_shape[] = { 1, 10 };
 static const mlcc_tensor_info output_info[] = {
-  { "probs", 1, 2, output0_shape, 40 },
-  { 0, 0, 0, 0, 0 }
+  { "probs", 1, 2, output0_shape, 40, -1 },
+  { 0, 0, 0, 0, 0, -1 }
 };
 
 static int init(demo_model *m) {
@@ -322,7 +323,19 @@ API const mlcc_tensor_info *demo_output_info(int index) {
   return index >= 0 && index < 1 ? &output_info[index] : NULL;
 }
 
+static const int output_extent[] = { -1, -1 };
+
+API int demo_output_shape(const demo_model *m, int index, int64_t *dims) {
+  if (!m || !dims) return MLCC_ERR_NULL_ARGUMENT;
+  if (m->magic != MLCC_MAGIC) return MLCC_ERR_BAD_HANDLE;
+  if (index < 0 || index >= 1) return MLCC_ERR_BAD_INDEX;
+  const mlcc_tensor_info *t = &output_info[index];
+  for (int32_t d = 0; d < t->rank; ++d) dims[d] = t->shape[d];
+  if (t->dynamic_axis >= 0) dims[t->dynamic_axis] = m->extents[output_extent[index]];
+  return MLCC_OK;
+}
+
 API const char *demo_status_message(int status) { return mlcc_status_message(status); }
 API const char *demo_model_hash(void) { return model_hash; }
-API int demo_abi_version(void) { return 1; }
+API int demo_abi_version(void) { return 2; }
 API uint64_t demo_arena_bytes(void) { return 65536; }
