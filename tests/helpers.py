@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
 import onnx
+import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import mlcc
@@ -36,6 +39,33 @@ def run_ort(model: onnx.ModelProto | str | Path, feeds: dict[str, np.ndarray]) -
     opts.intra_op_num_threads = 1
     session = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
     return session.run(None, feeds)
+
+
+NEEDS_NVCC = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) not installed")
+NVCC_STRICT = "-O3 -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -v"
+
+
+def build_c_strictly(model: onnx.ModelProto, out_dir: Path) -> str:
+    """Generate `model` for the c target and build it with -Wall -Wextra -Werror; returns model.c."""
+    mlcc.compile(model, out_dir=out_dir, build=False)
+    proc = subprocess.run(
+        ["make", "-s", "-C", str(out_dir), "CFLAGS=-O1 -Wall -Wextra -Werror"], capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return (out_dir / "model.c").read_text()
+
+
+def compile_cuda_strictly(model: onnx.ModelProto, out_dir: Path) -> tuple[str, str]:
+    """Generate `model` for the cuda target and compile it with nvcc for sm_90, warnings as errors (no GPU
+    needed); returns model.cu and nvcc's output (ptxas -v: one entry per kernel compiled)."""
+    mlcc.compile(model, target="cuda", out_dir=out_dir, build=False)
+    proc = subprocess.run(
+        ["make", "-s", "-C", str(out_dir), "model.o", f"NVCCFLAGS={NVCC_STRICT}", "CUDA_ARCH=-arch=sm_90"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return (out_dir / "model.cu").read_text(), proc.stdout + proc.stderr
 
 
 def assert_close(got: list[np.ndarray], want: list[np.ndarray], rtol: float = 1e-4, atol: float = 1e-5) -> None:

@@ -5,8 +5,6 @@ reference through constant folding; and the generated CUDA through nvcc."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,8 +12,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-import mlcc
-from helpers import assert_close, run_mlcc, run_ort
+from helpers import NEEDS_NVCC, assert_close, compile_cuda_strictly, run_mlcc, run_ort
 
 NP_TO_ONNX = {
     np.float32: TensorProto.FLOAT,
@@ -391,15 +388,7 @@ def test_quant_pipeline_matches_onnxruntime(tmp_path):
     assert_close(run_mlcc(m, {"x": x}, tmp_path), run_ort(m, {"x": x}), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) not installed")
+@NEEDS_NVCC
 def test_generated_cuda_compiles_cleanly_for_sm90(tmp_path):
-    mlcc.compile(quant_pipeline(), target="cuda", out_dir=tmp_path, build=False)
-    source = (tmp_path / "model.cu").read_text()
+    source, _ = compile_cuda_strictly(quant_pipeline(), tmp_path)
     assert "cudaGraphLaunch" in source and "static __global__ void" in source
-    strict = "-O3 -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -v"
-    proc = subprocess.run(
-        ["make", "-s", "-C", str(tmp_path), "model.o", f"NVCCFLAGS={strict}", "CUDA_ARCH=-arch=sm_90"],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr

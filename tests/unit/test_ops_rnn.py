@@ -4,16 +4,12 @@ CUDA kernel through nvcc."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-import mlcc
-from helpers import assert_close, run_mlcc, run_ort
+from helpers import NEEDS_NVCC, assert_close, compile_cuda_strictly, run_mlcc, run_ort
 
 S, B, I, H = 5, 3, 4, 6  # noqa: E741
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
@@ -92,7 +88,7 @@ def test_recurrent_layer_matches_onnxruntime(name, tmp_path):
     assert_close(got, want, rtol=1e-4, atol=1e-5)
 
 
-@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) not installed")
+@NEEDS_NVCC
 def test_recurrent_cuda_kernels_compile(tmp_path):
     nodes, inits = [], []
     for i, case in enumerate(
@@ -111,11 +107,4 @@ def test_recurrent_cuda_kernels_compile(tmp_path):
     model = helper.make_model(
         helper.make_graph(nodes, "rnns", [x], outs, inits), opset_imports=[helper.make_opsetid("", 14)]
     )  # noqa: E501
-    mlcc.compile(model, target="cuda", out_dir=tmp_path, build=False)
-    flags = "-O3 -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror"
-    proc = subprocess.run(
-        ["make", "-s", "-C", str(tmp_path), "model.o", f"NVCCFLAGS={flags}", "CUDA_ARCH=-arch=sm_90"],
-        capture_output=True,
-        text=True,
-    )  # noqa: E501
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    compile_cuda_strictly(model, tmp_path)

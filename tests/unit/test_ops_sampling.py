@@ -4,9 +4,6 @@ generated C with -Wall -Wextra -Werror; and the CUDA kernels through nvcc."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-
 import numpy as np
 import onnx
 import pytest
@@ -14,7 +11,7 @@ from onnx import TensorProto, helper, numpy_helper
 from onnx.reference import ReferenceEvaluator
 
 import mlcc
-from helpers import assert_close, run_mlcc, run_ort
+from helpers import NEEDS_NVCC, assert_close, build_c_strictly, compile_cuda_strictly, run_mlcc, run_ort
 
 FLOAT = TensorProto.FLOAT
 
@@ -177,22 +174,10 @@ def sampling_mix() -> onnx.ModelProto:
 
 
 def test_generated_c_compiles_without_warnings(tmp_path):
-    mlcc.compile(sampling_mix(), out_dir=tmp_path, build=False)
-    proc = subprocess.run(
-        ["make", "-s", "-C", str(tmp_path), "CFLAGS=-O2 -Wall -Wextra -Werror"], capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
+    build_c_strictly(sampling_mix(), tmp_path)
 
 
-@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) not installed")
+@NEEDS_NVCC
 def test_generated_cuda_compiles_cleanly_for_sm90(tmp_path):
-    mlcc.compile(sampling_mix(), target="cuda", out_dir=tmp_path, build=False)
-    source = (tmp_path / "model.cu").read_text()
+    source, _ = compile_cuda_strictly(sampling_mix(), tmp_path)
     assert "static __global__ void" in source and "gridsample" in source and "col2im" in source
-    flags = "-O3 -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -v"
-    proc = subprocess.run(
-        ["make", "-s", "-C", str(tmp_path), "model.o", f"NVCCFLAGS={flags}", "CUDA_ARCH=-arch=sm_90"],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -5,15 +5,12 @@ the numpy reference (constant folding); out-of-range indices are skipped; and th
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
 from onnx import helper, numpy_helper
 
-import mlcc
-from helpers import assert_close, run_mlcc, run_ort
+from helpers import NEEDS_NVCC, assert_close, compile_cuda_strictly, run_mlcc, run_ort
 
 
 def elements_indices(rng, data_shape, shape, axis, unique):
@@ -165,7 +162,7 @@ def test_tensor_scatter_matches_numpy(mode, tmp_path):
     np.testing.assert_array_equal(got, want)
 
 
-@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) not installed")
+@NEEDS_NVCC
 def test_scatter_cuda_kernels_compile(tmp_path):
     nodes, inputs, outputs, inits = [], [], [], []
     runtime = [name for name in sorted(CASES) if "folded" not in name and not name.startswith("scatter_opset")]
@@ -183,13 +180,6 @@ def test_scatter_cuda_kernels_compile(tmp_path):
     model = helper.make_model(
         helper.make_graph(nodes, "scatters", inputs, outputs, inits), opset_imports=[helper.make_opsetid("", 24)]
     )
-    mlcc.compile(model, target="cuda", out_dir=tmp_path, build=False)
-    kernels = re.findall(r"__global__ void __launch_bounds__\(256\) (\w+)\(", (tmp_path / "model.cu").read_text())
+    source, _ = compile_cuda_strictly(model, tmp_path)
+    kernels = re.findall(r"__global__ void __launch_bounds__\(256\) (\w+)\(", source)
     assert len([k for k in kernels if "scatter" in k and not k.endswith("_copy")]) == len(models)
-    flags = "-O3 -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror"
-    proc = subprocess.run(
-        ["make", "-s", "-C", str(tmp_path), "model.o", f"NVCCFLAGS={flags}", "CUDA_ARCH=-arch=sm_90"],
-        capture_output=True,
-        text=True,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
