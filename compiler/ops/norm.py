@@ -12,14 +12,25 @@ from .registry import Kernel, OpDef, register
 
 @register("BatchNormalization", since=[7, 9, 14, 15])
 class BatchNormalization(OpDef):
-    """Inference form: Y = (X - mean) / sqrt(var + epsilon) * scale + B, per channel (axis 1)."""
+    """Inference form: Y = (X - mean) / sqrt(var + epsilon) * scale + B, per channel (axis 1).
+
+    training_mode=1 (opset 14 on) normalises with the batch's own statistics (mean and population variance
+    over every axis but 1, accumulated in double) and also gives the updated running mean and variance:
+    input * momentum + batch statistic * (1 - momentum); one work item per channel ("batchnorm_train").
+    """
+
+    def _training(self, node: Node) -> bool:
+        return node.version >= 14 and bool(node.attr("training_mode", 0))
 
     def infer(self, node):
         x = need_input(node, 0)
-        if node.attr("training_mode", 0):
-            raise UnsupportedError(f"BatchNormalization {node.name!r}: training_mode=1 is not supported")
-        if len(node.outputs) > 1:
-            raise UnsupportedError(f"BatchNormalization {node.name!r}: the training outputs are not supported")
+        if node.attr("training_mode", 0) and node.version < 14:
+            raise UnsupportedError(f"BatchNormalization {node.name!r}: training_mode before opset 14 is not supported")
+        if len(node.outputs) > (3 if self._training(node) else 1):
+            raise UnsupportedError(
+                f"BatchNormalization {node.name!r}: the training outputs (saved mean and variance) of opsets "
+                "before 14 are not supported"
+            )
         if x.rank < 2 or not x.dtype.is_float:
             raise UnsupportedError(f"BatchNormalization {node.name!r}: X {x.dtype}{list(x.shape)} is not supported")
         for i in range(1, 5):
@@ -28,23 +39,48 @@ class BatchNormalization(OpDef):
                 raise ShapeError(
                     f"BatchNormalization {node.name!r}: input {i} {list(p.shape)} should be [{x.shape[1]}]"
                 )
-        return [(x.dtype, x.shape)]
+        stats = need_input(node, 3)
+        return [(x.dtype, x.shape), (stats.dtype, stats.shape), (stats.dtype, stats.shape)][: len(node.outputs)]
 
     def reference(self, node, inputs):
         x, scale, b, mean, var = inputs[:5]
         shape = (1, -1) + (1,) * (x.ndim - 2)
         eps = node.attr("epsilon", 1e-5)
+        running = []
+        if self._training(node):
+            axes = tuple(a for a in range(x.ndim) if a != 1)
+            momentum = node.attr("momentum", 0.9)
+            batch_mean, batch_var = x.mean(axis=axes, dtype=np.float64), x.var(axis=axes, dtype=np.float64)
+            running = [
+                (mean * momentum + batch_mean * (1 - momentum)).astype(mean.dtype),
+                (var * momentum + batch_var * (1 - momentum)).astype(var.dtype),
+            ]
+            mean, var = batch_mean.astype(x.dtype), batch_var.astype(x.dtype)
         y = (x - mean.reshape(shape)) / np.sqrt(var.reshape(shape) + np.float32(eps)) * scale.reshape(
             shape
         ) + b.reshape(shape)
-        return [y.astype(x.dtype)]
+        return [y.astype(x.dtype), *running][: len(node.outputs)]
 
     def lower(self, node):
         x, y = node.inputs[0], node.outputs[0]
         params = node.inputs[1:5]
         require_c(node, x, *params)
-        channel = [0, 1] + [0] * (x.rank - 2)
         eps = c_literal(node.attr("epsilon", 1e-5), x.dtype)
+        if self._training(node):
+            momentum = node.attr("momentum", 0.9)
+            kparams = {
+                "outer": x.shape[0],
+                "channels": x.shape[1],
+                "inner": int(np.prod(x.shape[2:], dtype=np.int64)),
+                "ctype": x.dtype.c,
+                "eps": eps,
+                "momentum": repr(float(momentum)),
+                "running": len(node.outputs) == 3,
+                "work_items": x.shape[1],
+            }
+            names = ["X", "Scale", "B", "Mean", "Var", "Y", "RunningMean", "RunningVar"]
+            return [Kernel("batchnorm_train", "batchnorm_train", [x, *params], list(node.outputs), kparams, names)]
+        channel = [0, 1] + [0] * (x.rank - 2)
         expr = f"(v0 - v3) / {cmath('sqrt', x.dtype)}(v4 + {eps}) * v1 + v2"
         strides = [contiguous_strides(x.shape)] + [channel] * 4
         return [loop_kernel("batchnorm", [x, *params], y, expr, x.shape, strides)]

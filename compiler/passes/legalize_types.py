@@ -18,7 +18,7 @@ from ..ops.registry import infer_node
 
 # Ops whose kernels copy or select elements without arithmetic on them (and the conversions themselves).
 NATIVE = {
-    "Cast", "CastLike", "Compress", "Concat", "DepthToSpace", "Dropout", "Expand", "Flatten", "Gather", "GatherElements",
+    "BitCast", "Cast", "CastLike", "Compress", "Concat", "DepthToSpace", "Dropout", "Expand", "Flatten", "Gather", "GatherElements",
     "GatherND", "Identity", "Reshape", "Shape", "Size", "Slice", "SpaceToDepth", "Split", "Squeeze", "Tile",
     "Transpose", "Unique", "Unsqueeze", "Where",
 }  # fmt: skip

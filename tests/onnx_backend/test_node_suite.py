@@ -18,13 +18,11 @@ from mlcc.errors import MlccError
 # Operators mlcc neither implements (registry) nor expands from an ONNX function body yet. Issue 3 takes them.
 UNIMPLEMENTED_OPS = {
     # domain ai.onnx
-    "Bernoulli", "Optional", "SequenceConstruct", "BitCast", "DFT", "DeformConv", "Det", "ImageDecoder",
-    "MaxUnpool", "MelWeightMatrix",
-    "RandomUniformLike", "RegexFullMatch", "RoiAlign", "STFT", "SequenceEmpty", "SequenceInsert",
+    "Bernoulli", "Optional", "SequenceConstruct", "DeformConv", "ImageDecoder", "MaxUnpool",
+    "RandomUniformLike", "RegexFullMatch", "RoiAlign", "SequenceEmpty", "SequenceInsert",
     "SequenceLength", "SequenceMap", "SplitToSequence", "StringConcat", "StringNormalizer", "StringSplit",
-    "TfIdfVectorizer",
     # domain ai.onnx.ml
-    "ArrayFeatureExtractor", "Binarizer", "LabelEncoder", "TreeEnsemble",
+    "LabelEncoder",
     # domain ai.onnx.preview and ai.onnx.preview.training
     "FlexAttention", "Adagrad", "Adam", "Momentum",
 }  # fmt: skip
@@ -39,10 +37,7 @@ EXCLUDED = {
     "Scan-8 (the opset 8 form with a batch axis and sequence_lens)": [r"^test_scan_sum$"],
     "string tensors": [r"^test_equal_string"],
     "Resize with antialias": [r"^test_resize_downsample_(scales|sizes)_(cubic|linear)_antialias$"],
-    "training mode (mlcc compiles inference graphs)": [
-        r"^test_batchnorm_\w+_training_mode$",
-        r"^test_training_dropout",
-    ],
+    "Dropout in training mode (random masks; mlcc compiles inference graphs)": [r"^test_training_dropout"],
     "optional and sequence graph inputs (only tensors are supported)": [
         r"^test_identity_(opt|sequence)$",
         r"^test_optional_get_element_(optional_\w+|sequence)$",
@@ -57,6 +52,8 @@ WRONG_OUTPUT = {
     "float16 rounding of the reference (mlcc and onnxruntime both differ from it by 2 ulp, beyond rtol 1e-3)": [
         r"^test_attention_4d_causal_fp16(_expanded)?$",
     ],
+    "the expected ifft was computed in single precision (1.9e-7 where the exact value is 0, beyond atol 1e-7; "
+    "mlcc's double-precision result is closer to the exact one)": [r"^test_dft_inverse(_opset19)?$"],
 }
 
 

@@ -183,6 +183,18 @@ CASES = {
             "v": RNG_W.uniform(0.5, 2, 3).astype(F32),
         },
     ),
+    "batchnorm_training_mode": Case(
+        [node("BatchNormalization", ["x", "s", "b", "m", "v"], ["y", "rm", "rv"], training_mode=1, momentum=0.8)],
+        {"x": ((3, 4, 2, 5), F32)},
+        ["y", "rm", "rv"],
+        w={
+            "s": RNG_W.standard_normal(4).astype(F32),
+            "b": RNG_W.standard_normal(4).astype(F32),
+            "m": RNG_W.standard_normal(4).astype(F32),
+            "v": RNG_W.uniform(0.5, 2, 4).astype(F32),
+        },
+        opset=15,
+    ),
     "lrn": Case([node("LRN", ["x"], size=3, alpha=1e-3, beta=0.75, bias=2.0)], {"x": ((1, 5, 4, 4), F32)}),
     "softmax_axis1_opset11": Case([node("Softmax", ["x"], axis=1)], {"x": ((2, 3, 4), F32)}, opset=11),
     "softmax_last_axis": Case([node("Softmax", ["x"])], {"x": ((2, 3, 4), F32)}),
