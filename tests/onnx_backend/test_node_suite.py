@@ -18,8 +18,8 @@ from mlcc.errors import MlccError
 # Operators mlcc neither implements (registry) nor expands from an ONNX function body yet. Issue 3 takes them.
 UNIMPLEMENTED_OPS = {
     # domain ai.onnx
-    "Bernoulli", "Optional", "SequenceConstruct", "DeformConv", "ImageDecoder", "MaxUnpool",
-    "RandomUniformLike", "RegexFullMatch", "RoiAlign", "SequenceEmpty", "SequenceInsert",
+    "Bernoulli", "Optional", "SequenceConstruct", "ImageDecoder",
+    "RandomUniformLike", "RegexFullMatch", "SequenceEmpty", "SequenceInsert",
     "SequenceLength", "SequenceMap", "SplitToSequence", "StringConcat", "StringNormalizer", "StringSplit",
     # domain ai.onnx.ml
     "LabelEncoder",
