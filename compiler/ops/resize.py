@@ -4,7 +4,8 @@ transformation mode, sizes or scales (with keep_aspect_ratio_policy), on the "in
 Each resized axis maps its output coordinate to a source coordinate x (in double, as ONNX's reference does)
 and takes 1, 2 or 4 taps around floor(x) with their weights; indices outside the input are clamped (edge
 values), or for cubic with exclude_outside dropped and the weights renormalised. The output element is the
-weighted sum over the taps of every resized axis (separable interpolation). antialias is not supported yet.
+weighted sum over the taps of every resized axis (separable interpolation). antialias=1 (linear and cubic)
+lowers through resize_antialias.py.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from ..ir.graph import Node, Value
 from .common import c_literal, const_input, contiguous_strides, need_input, norm_axis
 from .indexed import indexed_kernel
 from .registry import OpDef, register
+from .resize_antialias import lower_antialias
 
 
 def _s(node: Node, key: str, default: str) -> str:
@@ -100,8 +102,6 @@ def _source(transform: str, o: str, length: int, out: int, scale: float, roi: tu
 class Resize(OpDef):
     def infer(self, node):
         x = need_input(node, 0)
-        if node.attr("antialias", 0):
-            raise UnsupportedError(f"Resize {node.name!r}: antialias is not supported yet")
         if _s(node, "mode", "nearest") not in ("nearest", "linear", "cubic"):
             raise ModelError(f"Resize {node.name!r}: unknown mode")
         return [(x.dtype, tuple(_Plan(node).out))]
@@ -126,6 +126,8 @@ class Resize(OpDef):
         x, y = node.inputs[0], node.outputs[0]
         plan = _Plan(node)
         mode = _s(node, "mode", "nearest")
+        if node.attr("antialias", 0) and mode != "nearest":
+            return lower_antialias(node, plan, _source)
         nearest = _s(node, "nearest_mode", "round_prefer_floor")
         a_coef = float(node.attr("cubic_coeff_a", -0.75))
         exclude = bool(node.attr("exclude_outside", 0))

@@ -23,8 +23,8 @@ UNIMPLEMENTED_OPS = {
     "SequenceLength", "SequenceMap", "SplitToSequence", "StringConcat", "StringNormalizer", "StringSplit",
     # domain ai.onnx.ml
     "LabelEncoder",
-    # domain ai.onnx.preview and ai.onnx.preview.training
-    "FlexAttention", "Adagrad", "Adam", "Momentum",
+    # domain ai.onnx.preview
+    "FlexAttention",
 }  # fmt: skip
 
 # Test-name patterns (re.search on the case name), by reason.
@@ -36,7 +36,6 @@ EXCLUDED = {
     ],
     "Scan-8 (the opset 8 form with a batch axis and sequence_lens)": [r"^test_scan_sum$"],
     "string tensors": [r"^test_equal_string"],
-    "Resize with antialias": [r"^test_resize_downsample_(scales|sizes)_(cubic|linear)_antialias$"],
     "Dropout in training mode (random masks; mlcc compiles inference graphs)": [r"^test_training_dropout"],
     "optional and sequence graph inputs (only tensors are supported)": [
         r"^test_identity_(opt|sequence)$",
