@@ -18,6 +18,7 @@ from .ir.verify import verify
 from .ops.registry import infer_node
 from .passes.dce import eliminate_dead_code
 from .passes.fold import fold_constants
+from .passes.fuse import fuse_elementwise
 from .passes.legalize_types import legalize_types
 
 Pass = Callable[[Graph], Graph]
@@ -28,9 +29,10 @@ MANDATORY: list[tuple[str, Pass]] = [
     ("eliminate_dead_code", eliminate_dead_code),
 ]
 
+FUSION: list[tuple[str, Pass]] = [("fuse_elementwise", fuse_elementwise)]
+
 PIPELINES: dict[str, dict[int, list[tuple[str, Pass]]]] = {
-    "c": {0: MANDATORY, 1: MANDATORY, 2: MANDATORY, 3: MANDATORY},
-    "cuda": {0: MANDATORY, 1: MANDATORY, 2: MANDATORY, 3: MANDATORY},
+    target: {0: MANDATORY, 1: MANDATORY, 2: MANDATORY + FUSION, 3: MANDATORY + FUSION} for target in ("c", "cuda")
 }
 
 

@@ -33,6 +33,8 @@ def _fmt_attr(value: object) -> str:
         return "[" + ",".join(_fmt_attr(x) for x in value) + "]"
     if isinstance(value, (str, bytes)):
         return json.dumps(value if isinstance(value, str) else value.decode("utf-8", "replace"))
+    if isinstance(value, Node):  # a Fused node's body
+        return "{" + node_str(value) + "}"
     return str(value)
 
 

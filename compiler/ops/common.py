@@ -77,10 +77,12 @@ def loop_kernel(
     out_strides: Sequence[int] | None = None,
     in_offsets: Sequence[int] | None = None,
     out_offset: int = 0,
+    lets: Sequence[str] = (),
 ) -> Kernel:
     """An 'elementwise' kernel: out[...] = expr(v0, v1, ...) over the loop nest `dims`.
 
     Each operand is addressed as offset + sum(i_k * stride_k); `expr` reads inputs as v0, v1, ...
+    `lets`: statements computed before the store (fused kernels name their intermediate values there).
     """
     out_strides = list(out_strides) if out_strides is not None else contiguous_strides(dims)
     loop_dims, all_strides = coalesce(dims, [out_strides, *in_strides])
@@ -93,7 +95,18 @@ def loop_kernel(
         "expr": expr,
         "out_ctype": output.dtype.c,
     }
-    return Kernel("elementwise", name, list(inputs), [output], params)
+    if lets:
+        params["lets"] = list(lets)
+    fusable = {
+        "dims": list(dims),
+        "expr": expr,
+        "in_strides": [list(st) for st in in_strides],
+        "out_strides": list(out_strides),
+        "in_offsets": offsets,
+        "out_offset": out_offset,
+        "lets": list(lets),
+    }
+    return Kernel("elementwise", name, list(inputs), [output], params, fusable=fusable)
 
 
 def copy_kernel(name: str, x: Value, y: Value) -> Kernel:

@@ -36,6 +36,9 @@ class Kernel:
     outputs: list[Value]
     params: dict[str, Any] = field(default_factory=dict)
     arg_names: list[str] | None = None
+    # An "elementwise" kernel's loop before coalescing (dims, expr, in/out strides and offsets): what the
+    # fusion of elementwise chains composes (compiler/ops/fused.py). None for every other kernel.
+    fusable: dict[str, Any] | None = None
 
     def names(self) -> list[str]:
         if self.arg_names is not None:

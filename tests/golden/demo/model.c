@@ -49,7 +49,7 @@ static void k0_conv(const float *X, const float *W, const float *B, float *Y) {
   }
 }
 
-static void k1_batchnorm(const float *in0, const float *in1, const float *in2, const float *in3, const float *in4, float *out0) {
+static void k1_fused_batchnormalization_relu(const float *in0, const float *in1, const float *in2, const float *in3, const float *in4, float *out0) {
   for (int64_t i0 = 0; i0 < 8; ++i0) {
     for (int64_t i1 = 0; i1 < 1024; ++i1) {
       const float v0 = in0[i0 * 1024 + i1];
@@ -57,19 +57,13 @@ static void k1_batchnorm(const float *in0, const float *in1, const float *in2, c
       const float v2 = in2[i0];
       const float v3 = in3[i0];
       const float v4 = in4[i0];
-      out0[i0 * 1024 + i1] = (float)((v0 - v3) / sqrtf(v4 + 0.00001f) * v1 + v2);
+      const float t0 = (float)((v0 - v3) / sqrtf(v4 + 0.00001f) * v1 + v2);
+      out0[i0 * 1024 + i1] = (float)((t0 < 0 ? 0.0f : t0));
     }
   }
 }
 
-static void k2_relu(const float *in0, float *out0) {
-  for (int64_t i0 = 0; i0 < 8192; ++i0) {
-    const float v0 = in0[i0];
-    out0[i0] = (float)((v0 < 0 ? 0.0f : v0));
-  }
-}
-
-static void k3_maxpool(const float *X, float *Y) {
+static void k2_maxpool(const float *X, float *Y) {
   for (int64_t nc = 0; nc < 8; ++nc) {
     const float *x = X + nc * 1024;
     float *y = Y + nc * 256;
@@ -100,7 +94,7 @@ static void k3_maxpool(const float *X, float *Y) {
   }
 }
 
-static void k4_conv(const float *X, const float *W, const float *B, float *Y) {
+static void k3_conv(const float *X, const float *W, const float *B, float *Y) {
   for (int64_t n = 0; n < 1; ++n) {
     for (int64_t oc = 0; oc < 16; ++oc) {
       const int64_t g = oc / 16;
@@ -136,14 +130,14 @@ static void k4_conv(const float *X, const float *W, const float *B, float *Y) {
   }
 }
 
-static void k5_relu(const float *in0, float *out0) {
+static void k4_relu(const float *in0, float *out0) {
   for (int64_t i0 = 0; i0 < 1024; ++i0) {
     const float v0 = in0[i0];
     out0[i0] = (float)((v0 < 0 ? 0.0f : v0));
   }
 }
 
-static void k6_global_avgpool(const float *X, float *Y) {
+static void k5_global_avgpool(const float *X, float *Y) {
   for (int64_t o = 0; o < 16; ++o) {
     const float *x = X + o * 64;
     double acc = 0;
@@ -152,14 +146,14 @@ static void k6_global_avgpool(const float *X, float *Y) {
   }
 }
 
-static void k7_flatten(const float *in0, float *out0) {
+static void k6_flatten(const float *in0, float *out0) {
   for (int64_t i0 = 0; i0 < 16; ++i0) {
     const float v0 = in0[i0];
     out0[i0] = (float)(v0);
   }
 }
 
-static void k8_gemm(const float *A, const float *B, const float *C, float *Y) {
+static void k7_gemm(const float *A, const float *B, const float *C, float *Y) {
   const float *a = A;
   const float *b = B;
   float *y = Y;
@@ -177,7 +171,7 @@ static void k8_gemm(const float *A, const float *B, const float *C, float *Y) {
   }
 }
 
-static void k9_softmax(const float *X, float *Y) {
+static void k8_softmax(const float *X, float *Y) {
   for (int64_t o = 0; o < 1; ++o)
   for (int64_t i = 0; i < 1; ++i) {
     const float *x = X + o * 10 + i;
@@ -293,15 +287,14 @@ API int demo_run(demo_model *m, const void *const *inputs, void *const *outputs)
   if (status != MLCC_OK) return status;
   (void)inputs;
   k0_conv((const float *)inputs[0], (const float *)(m->weights + 0), (const float *)(m->weights + 896), (float *)(m->arena + 0)); /* Conv 'conv1' */
-  k1_batchnorm((float *)(m->arena + 0), (const float *)(m->weights + 960), (const float *)(m->weights + 1024), (const float *)(m->weights + 1088), (const float *)(m->weights + 1152), (float *)(m->arena + 32768)); /* BatchNormalization 'bn1' */
-  k2_relu((float *)(m->arena + 32768), (float *)(m->arena + 0)); /* Relu 'relu1' */
-  k3_maxpool((float *)(m->arena + 0), (float *)(m->arena + 32768)); /* MaxPool 'pool1' */
-  k4_conv((float *)(m->arena + 32768), (const float *)(m->weights + 1216), (const float *)(m->weights + 5824), (float *)(m->arena + 0)); /* Conv 'conv2' */
-  k5_relu((float *)(m->arena + 0), (float *)(m->arena + 4096)); /* Relu 'relu2' */
-  k6_global_avgpool((float *)(m->arena + 4096), (float *)(m->arena + 0)); /* GlobalAveragePool 'gap' */
-  k7_flatten((float *)(m->arena + 0), (float *)(m->arena + 64)); /* Flatten 'flatten' */
-  k8_gemm((float *)(m->arena + 64), (const float *)(m->weights + 5888), (const float *)(m->weights + 6528), (float *)(m->arena + 0)); /* Gemm 'fc' */
-  k9_softmax((float *)(m->arena + 0), (float *)outputs[0]); /* Softmax 'softmax' */
+  k1_fused_batchnormalization_relu((float *)(m->arena + 0), (const float *)(m->weights + 960), (const float *)(m->weights + 1024), (const float *)(m->weights + 1088), (const float *)(m->weights + 1152), (float *)(m->arena + 32768)); /* Fused 'relu1' */
+  k2_maxpool((float *)(m->arena + 32768), (float *)(m->arena + 0)); /* MaxPool 'pool1' */
+  k3_conv((float *)(m->arena + 0), (const float *)(m->weights + 1216), (const float *)(m->weights + 5824), (float *)(m->arena + 8192)); /* Conv 'conv2' */
+  k4_relu((float *)(m->arena + 8192), (float *)(m->arena + 0)); /* Relu 'relu2' */
+  k5_global_avgpool((float *)(m->arena + 0), (float *)(m->arena + 4096)); /* GlobalAveragePool 'gap' */
+  k6_flatten((float *)(m->arena + 4096), (float *)(m->arena + 0)); /* Flatten 'flatten' */
+  k7_gemm((float *)(m->arena + 0), (const float *)(m->weights + 5888), (const float *)(m->weights + 6528), (float *)(m->arena + 64)); /* Gemm 'fc' */
+  k8_softmax((float *)(m->arena + 64), (float *)outputs[0]); /* Softmax 'softmax' */
   return MLCC_OK;
 }
 

@@ -1,0 +1,59 @@
+"""Elementwise fusion: chains (in-trees) of elementwise nodes become one Fused node, run as one kernel.
+
+A node joins a group when it is one elementwise loop over its own output shape (compiler/ops/fused.py
+single_loop), its output is no graph output, and every node reading it is in that same group, has the same
+output shape and reads it element for element (no broadcast, no offset). External operands may broadcast
+freely. A group's only value used outside it is its root's output, so it runs where its root ran, and every
+member's other inputs are ready by then. Groups of one node stay as they are.
+"""
+
+from __future__ import annotations
+
+from ..ir.graph import Graph, Node, Value
+from ..ops.fused import FUSED_DOMAIN, reads_elementwise, single_loop
+
+
+def fuse_elementwise(graph: Graph) -> Graph:
+    consumers = graph.consumers()
+    outputs = {id(v) for v in graph.outputs}
+    loops = {id(n): k for n in graph.nodes if (k := single_loop(n)) is not None}
+    group: dict[int, int] = {}  # id(node) -> id(its group's root)
+
+    for node in reversed(graph.nodes):  # consumers first: a producer joins the group all its readers are in
+        group[id(node)] = id(node)
+        out = node.outputs[0] if len(node.outputs) == 1 else None
+        if id(node) not in loops or out is None or id(out) in outputs:
+            continue
+        readers = consumers.get(id(out), [])
+        roots = {group.get(id(r)) for r in readers}
+        if len(roots) != 1 or None in roots:
+            continue
+        if all(
+            id(r) in loops and r.outputs[0].shape == out.shape and reads_elementwise(loops[id(r)], out) for r in readers
+        ):
+            group[id(node)] = roots.pop()
+
+    members: dict[int, list[Node]] = {}
+    for node in graph.nodes:
+        members.setdefault(group[id(node)], []).append(node)
+    nodes = []
+    for node in graph.nodes:
+        if group[id(node)] != id(node):
+            continue  # runs inside its root's fused node
+        body = members[id(node)]
+        nodes.append(node if len(body) == 1 else _fused(body))
+    graph.nodes = nodes
+    return graph
+
+
+def _fused(body: list[Node]) -> Node:
+    inside = {id(n.outputs[0]) for n in body}
+    inputs: dict[int, Value] = {}
+    for n in body:
+        for v in n.inputs:
+            if v is not None and id(v) not in inside:
+                inputs.setdefault(id(v), v)
+    out = body[-1].outputs[0]
+    fused = Node("Fused", list(inputs.values()), [out], {"body": body}, body[-1].name, FUSED_DOMAIN, 1)
+    out.producer = fused
+    return fused
