@@ -18,7 +18,7 @@ from .ir.verify import verify
 from .ops.registry import infer_node
 from .passes.dce import eliminate_dead_code
 from .passes.fold import fold_constants
-from .passes.fuse import fuse_elementwise
+from .passes.fuse import fuse_elementwise, fuse_epilogues
 from .passes.legalize_types import legalize_types
 
 Pass = Callable[[Graph], Graph]
@@ -29,10 +29,14 @@ MANDATORY: list[tuple[str, Pass]] = [
     ("eliminate_dead_code", eliminate_dead_code),
 ]
 
-FUSION: list[tuple[str, Pass]] = [("fuse_elementwise", fuse_elementwise)]
+FUSION: dict[str, list[tuple[str, Pass]]] = {
+    "c": [("fuse_elementwise", fuse_elementwise), ("fuse_epilogues", fuse_epilogues)],
+    "cuda": [("fuse_elementwise", fuse_elementwise)],  # the cuda conv/gemm templates take no epilogue yet
+}
 
 PIPELINES: dict[str, dict[int, list[tuple[str, Pass]]]] = {
-    target: {0: MANDATORY, 1: MANDATORY, 2: MANDATORY + FUSION, 3: MANDATORY + FUSION} for target in ("c", "cuda")
+    target: {0: MANDATORY, 1: MANDATORY, 2: MANDATORY + FUSION[target], 3: MANDATORY + FUSION[target]}
+    for target in ("c", "cuda")
 }
 
 

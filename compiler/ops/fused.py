@@ -10,7 +10,9 @@ One pass over memory instead of one per node, and bit-identical numbers.
 
 from __future__ import annotations
 
+import math
 import re
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -83,36 +85,126 @@ class Fused(OpDef):
 
     def lower(self, node: Node) -> list[Kernel]:
         body: list[Node] = node.attrs["body"]
-        operands: list[Value] = []
-        strides: list[list[int]] = []
-        offsets: list[int] = []
-        slots: dict[tuple, int] = {}
-        local: dict[int, str] = {}  # id(intermediate value) -> its C local
-        lets: list[str] = []
-        expr = ""
-        for k, b in enumerate(body):
-            kernel = single_loop(b)
-            if kernel is None:
-                raise InternalError(f"fused node {node.name!r}: {b.op} {b.name!r} is not one elementwise loop")
-            f = kernel.fusable
-            names = []
-            for i, v in enumerate(kernel.inputs):
-                if id(v) in local:
-                    if not reads_elementwise(kernel, v):
-                        raise InternalError(f"fused node {node.name!r}: {v.name!r} is not read element for element")
-                    names.append(local[id(v)])
-                    continue
-                key = (id(v), tuple(f["in_strides"][i]), f["in_offsets"][i])
-                if key not in slots:
-                    slots[key] = len(operands)
-                    operands.append(v)
-                    strides.append(f["in_strides"][i])
-                    offsets.append(f["in_offsets"][i])
-                names.append(f"v{slots[key]}")
-            expr = _rename(f["expr"], names)
-            out = b.outputs[0]
-            if k < len(body) - 1:
-                local[id(out)] = f"t{k}"
-                lets.append(f"const {out.dtype.c} t{k} = ({out.dtype.c})({expr});")
         out = node.outputs[0]
-        return [loop_kernel(kernel_name(body), operands, out, expr, list(out.shape), strides, None, offsets, 0, lets)]
+        host = host_kernel(body[0])
+        if host is None:
+            chain = compose(node, body, {})
+            args = (chain.operands, out, chain.expr, list(out.shape), chain.strides, None, chain.offsets, 0, chain.lets)
+            return [loop_kernel(kernel_name(body), *args)]
+        chain = compose(node, body[1:], {id(body[0].outputs[0]): "acc"})
+        loads = []
+        for v, st, off in zip(chain.operands, chain.strides, chain.offsets):
+            index = run_index(out.shape, st, host_trailing(host), off)
+            if index is None:
+                raise InternalError(f"fused node {node.name!r}: {v.name!r} cannot be read in {host.family}'s epilogue")
+            loads.append({"ctype": v.dtype.c, "index": index})
+        names = host.names()
+        n_in = len(host.inputs)
+        host.params = {
+            **host.params,
+            "epilogue": {"loads": loads, "lets": chain.lets, "expr": chain.expr, "run": run_length(host)},
+        }
+        host.arg_names = names[:n_in] + [f"E{i}" for i in range(len(chain.operands))] + names[n_in:]
+        host.inputs = host.inputs + chain.operands
+        host.outputs = [out]
+        host.name = kernel_name(body)
+        return [host]
+
+
+@dataclass
+class Chain:
+    """Elementwise nodes composed into one expression over `operands` (read with `strides`, `offsets`)."""
+
+    operands: list[Value] = field(default_factory=list)
+    strides: list[list[int]] = field(default_factory=list)
+    offsets: list[int] = field(default_factory=list)
+    lets: list[str] = field(default_factory=list)
+    expr: str = ""
+
+
+def compose(node: Node, body: list[Node], local: dict[int, str]) -> Chain:
+    """Compose the elementwise loops of `body` (in order; the last gives the result). `local` names values
+    already in C locals (a host kernel's accumulator); each intermediate becomes a local tK."""
+    chain, slots, local = Chain(), {}, dict(local)
+    for k, b in enumerate(body):
+        kernel = single_loop(b)
+        if kernel is None:
+            raise InternalError(f"fused node {node.name!r}: {b.op} {b.name!r} is not one elementwise loop")
+        f = kernel.fusable
+        names = []
+        for i, v in enumerate(kernel.inputs):
+            if id(v) in local:
+                if not reads_elementwise(kernel, v):
+                    raise InternalError(f"fused node {node.name!r}: {v.name!r} is not read element for element")
+                names.append(local[id(v)])
+                continue
+            key = (id(v), tuple(f["in_strides"][i]), f["in_offsets"][i])
+            if key not in slots:
+                slots[key] = len(chain.operands)
+                chain.operands.append(v)
+                chain.strides.append(f["in_strides"][i])
+                chain.offsets.append(f["in_offsets"][i])
+            names.append(f"v{slots[key]}")
+        chain.expr = _rename(f["expr"], names)
+        out = b.outputs[0]
+        if k < len(body) - 1:
+            local[id(out)] = f"t{k}"
+            chain.lets.append(f"const {out.dtype.c} t{k} = ({out.dtype.c})({chain.expr});")
+    return chain
+
+
+# Kernel families that take an elementwise epilogue: each computes its output in contiguous runs (a conv
+# output plane, a gemm output row) and applies the epilogue to a run while it is still in cache.
+HOSTS = {"conv", "gemm"}
+
+
+def host_kernel(node: Node) -> Kernel | None:
+    """The node's single conv or gemm kernel, if it has one."""
+    entry = lookup(node.op, node.domain, node.version)
+    if entry is None or len(node.outputs) != 1:
+        return None
+    try:
+        kernels = entry.lower(node)
+    except Exception:  # noqa: BLE001 - a node that cannot lower here is simply not fused
+        return None
+    if len(kernels) != 1 or kernels[0].family not in HOSTS or kernels[0].outputs != node.outputs:
+        return None
+    return kernels[0]
+
+
+def host_trailing(kernel: Kernel) -> int:
+    """How many trailing output axes one run of the host covers."""
+    return kernel.outputs[0].rank - 2 if kernel.family == "conv" else 1
+
+
+def run_length(kernel: Kernel) -> int:
+    shape = kernel.outputs[0].shape
+    return math.prod(shape[len(shape) - host_trailing(kernel) :])
+
+
+def run_index(dims: tuple[int, ...], strides: list[int], trailing: int, offset: int) -> str | None:
+    """C text indexing an epilogue operand inside a run, or None where the operand's layout does not allow
+    it. In the host template, `r` is the run's number (runs are consecutive, in row-major order over the
+    leading axes), `j` the element within it (runs have L elements: base = r * L)."""
+    if offset:
+        return None
+    dims, strides = list(dims), _walk(list(dims), strides)
+    lead, trail = dims[: len(dims) - trailing], dims[len(dims) - trailing :]
+    s_lead, s_trail = strides[: len(lead)], strides[len(lead) :]
+    run = math.prod(trail)
+    if s_trail == _walk(trail, contiguous_strides(trail)) and any(d != 1 for d in trail):
+        inner, scale = "j", run
+    elif not any(s_trail):
+        inner, scale = "", 1
+    else:
+        return None
+    outer = ""
+    if any(s_lead):
+        q = next(q for q in range(1, len(lead) + 1) if not any(s_lead[: len(lead) - q]))  # trailing lead axes read
+        suffix = lead[len(lead) - q :]
+        if s_lead[len(lead) - q :] != _walk(suffix, [scale * c for c in contiguous_strides(suffix)]):
+            return None
+        rows = math.prod(suffix)
+        outer = "r" if q == len(lead) else f"(r % {rows})"
+        outer = outer if scale == 1 else f"{outer} * {scale}"
+    return " + ".join(t for t in (outer, inner) if t) or "0"

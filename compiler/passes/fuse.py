@@ -5,12 +5,19 @@ single_loop), its output is no graph output, and every node reading it is in tha
 output shape and reads it element for element (no broadcast, no offset). External operands may broadcast
 freely. A group's only value used outside it is its root's output, so it runs where its root ran, and every
 member's other inputs are ready by then. Groups of one node stay as they are.
+
+Epilogue fusion (the c target) then moves a Conv, Gemm or MatMul into the elementwise group (or single
+elementwise node) that alone reads its output element for element: the host kernel applies the group to
+each output run (a conv plane, a gemm row) as soon as it has computed it (templates/c/kernels/epilogue.j2).
+The group's other operands must be addressable per run: same shape as the output, broadcast along the
+run, or per run (a per-channel bias or BatchNormalization parameter).
 """
 
 from __future__ import annotations
 
+from ..errors import InternalError
 from ..ir.graph import Graph, Node, Value
-from ..ops.fused import FUSED_DOMAIN, reads_elementwise, single_loop
+from ..ops.fused import FUSED_DOMAIN, compose, host_kernel, host_trailing, reads_elementwise, run_index, single_loop
 
 
 def fuse_elementwise(graph: Graph) -> Graph:
@@ -46,8 +53,39 @@ def fuse_elementwise(graph: Graph) -> Graph:
     return graph
 
 
+def fuse_epilogues(graph: Graph) -> Graph:
+    consumers = graph.consumers()
+    outputs = {id(v) for v in graph.outputs}
+    absorbed: set[int] = set()
+    replaced: dict[int, Node] = {}
+    for node in graph.nodes:
+        members = node.attrs["body"] if node.op == "Fused" and node.domain == FUSED_DOMAIN else [node]
+        if (node.op != "Fused" and single_loop(node) is None) or host_kernel(members[0]) is not None:
+            continue
+        out = node.outputs[0]
+        for v in node.inputs:
+            host = v.producer if v is not None else None
+            if host is None or id(host) in absorbed or id(v) in outputs or len(consumers.get(id(v), [])) != 1:
+                continue
+            kernel = host_kernel(host)
+            if kernel is None or v.shape != out.shape or v.dtype != out.dtype:
+                continue
+            try:
+                chain = compose(node, members, {id(v): "acc"})
+            except InternalError:  # the host's output is read with broadcasting somewhere: not an epilogue
+                continue
+            trailing = host_trailing(kernel)
+            if any(run_index(out.shape, st, trailing, off) is None for st, off in zip(chain.strides, chain.offsets)):
+                continue
+            absorbed.add(id(host))
+            replaced[id(node)] = _fused([host, *members])
+            break
+    graph.nodes = [replaced.get(id(n), n) for n in graph.nodes if id(n) not in absorbed]
+    return graph
+
+
 def _fused(body: list[Node]) -> Node:
-    inside = {id(n.outputs[0]) for n in body}
+    inside = {id(o) for n in body for o in n.outputs}
     inputs: dict[int, Value] = {}
     for n in body:
         for v in n.inputs:
