@@ -31,6 +31,13 @@ class Call:
     launch: str = ""  # CUDA: <<<grid, block, 0, stream>>>
 
 
+def _describe(step: Step) -> str:
+    """The comment beside a kernel call: the ONNX nodes it runs (every member of a fused group)."""
+    node = step.node
+    body = node.attrs.get("body") if node.op == "Fused" else None
+    return " + ".join(f"{n.op} {n.name!r}" for n in (body or [node]))
+
+
 class CBackend:
     target = "c"
     source_suffix = ".c"
@@ -89,7 +96,7 @@ class CBackend:
                 functions.append(text)
             args = [self.pointer(program, v) for v in k.inputs + k.outputs]
             args += [f"&m->extents[{program.extent_slot(v)}]" for v in k.outputs if v.dynamic_axis is not None]
-            calls.append(Call(fn, args, f"{step.node.op} {step.node.name!r}", self.launch(step)))
+            calls.append(Call(fn, args, _describe(step), self.launch(step)))
         return functions, calls
 
     def tensor_info(self, v: Value) -> dict:

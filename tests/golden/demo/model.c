@@ -288,9 +288,9 @@ API int demo_run(demo_model *m, const void *const *inputs, void *const *outputs)
   int status = check_args(m, inputs, outputs);
   if (status != MLCC_OK) return status;
   (void)inputs;
-  k0_fused_conv_batchnormalization_relu((const float *)inputs[0], (const float *)(m->weights + 0), (const float *)(m->weights + 896), (const float *)(m->weights + 960), (const float *)(m->weights + 1024), (const float *)(m->weights + 1088), (const float *)(m->weights + 1152), (float *)(m->arena + 0)); /* Fused 'relu1' */
+  k0_fused_conv_batchnormalization_relu((const float *)inputs[0], (const float *)(m->weights + 0), (const float *)(m->weights + 896), (const float *)(m->weights + 960), (const float *)(m->weights + 1024), (const float *)(m->weights + 1088), (const float *)(m->weights + 1152), (float *)(m->arena + 0)); /* Conv 'conv1' + BatchNormalization 'bn1' + Relu 'relu1' */
   k1_maxpool((float *)(m->arena + 0), (float *)(m->arena + 32768)); /* MaxPool 'pool1' */
-  k2_fused_conv_relu((float *)(m->arena + 32768), (const float *)(m->weights + 1216), (const float *)(m->weights + 5824), (float *)(m->arena + 0)); /* Fused 'relu2' */
+  k2_fused_conv_relu((float *)(m->arena + 32768), (const float *)(m->weights + 1216), (const float *)(m->weights + 5824), (float *)(m->arena + 0)); /* Conv 'conv2' + Relu 'relu2' */
   k3_global_avgpool((float *)(m->arena + 0), (float *)(m->arena + 4096)); /* GlobalAveragePool 'gap' */
   k4_flatten((float *)(m->arena + 4096), (float *)(m->arena + 0)); /* Flatten 'flatten' */
   k5_gemm((float *)(m->arena + 0), (const float *)(m->weights + 5888), (const float *)(m->weights + 6528), (float *)(m->arena + 64)); /* Gemm 'fc' */
