@@ -33,10 +33,14 @@ def compile(
     cuda_graph: bool = True,
     force: bool = False,
     precision: str = "fp32",
+    dump_ir: str | os.PathLike | None = None,
+    viz: str | os.PathLike | None = None,
 ) -> dict:
     """Compile an ONNX model (path or ModelProto) into `out_dir`, build it, and return the compile report.
 
     `out_dir` must be new, empty, or an earlier mlcc output directory, unless `force` is set.
+    `dump_ir`: a directory for the IR text after import and after every pass; `viz`: a .dot, .svg or .html
+    file for a drawing of the final graph with its memory plan.
     """
     opts = CompileOptions(
         out_dir=Path(out_dir),
@@ -50,6 +54,8 @@ def compile(
         cuda_graph=cuda_graph,
         force=force,
         precision=precision,
+        dump_ir=None if dump_ir is None else Path(dump_ir),
+        viz=None if viz is None else Path(viz),
     )
     return compile_model(model, opts)
 

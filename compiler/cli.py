@@ -47,7 +47,7 @@ class _Progress:
             click.echo("\r\033[K", err=True, nl=False)
 
 
-def _summary(report: dict, out: Path) -> str:
+def _summary(report: dict, out: Path, verbose: bool = False) -> str:
     def mib(n: int) -> str:
         return f"{n / 2**20:.2f} MiB" if n >= 2**20 else f"{n / 1024:.1f} KiB"
 
@@ -55,11 +55,18 @@ def _summary(report: dict, out: Path) -> str:
     lines = [
         f"mlcc: compiled {report['nodes_in']} nodes -> {report['kernels']} kernels ({report['nodes_out']} nodes after passes)",
         f"  weights {mib(report['weight_bytes'])} (+ {mib(report['fill_bytes'])} filled at create), "
-        f"arena {mib(report['arena_bytes'])} (naive {mib(report['naive_bytes'])})",
+        f"arena {mib(report['arena_bytes'])} (naive {mib(report['naive_bytes'])}, "
+        f"lower bound {mib(report['lower_bound_bytes'])})",
         f"  compile {report['compile_seconds']:.2f} s, build {build}",
-        f"  output: {out}"
-        + (f" (lib{report['prefix']}.so, lib{report['prefix']}.a, model.h)" if report["library"] else ""),
     ]
+    if verbose:
+        lines.append(f"  import {report['import_seconds'] * 1000:.1f} ms")
+        lines += [f"  pass {p['pass']:<24} {p['seconds'] * 1000:8.1f} ms  {p['nodes']} nodes" for p in report["passes"]]
+        lines.append(f"  codegen {report['codegen_seconds'] * 1000:.1f} ms")
+    lines.append(
+        f"  output: {out}"
+        + (f" (lib{report['prefix']}.so, lib{report['prefix']}.a, model.h)" if report["library"] else "")
+    )
     return "\n".join(lines)
 
 
@@ -113,9 +120,36 @@ def _summary(report: dict, out: Path) -> str:
     show_default=True,
     help="cuda: replay each run as one CUDA graph captured at create time.",
 )
+@click.option(
+    "--dump-ir",
+    type=click.Path(path_type=Path),
+    metavar="DIR",
+    help="Write the IR text after import (00-import.txt) and after every pass (NN-PASS.txt) into DIR.",
+)
+@click.option(
+    "--viz",
+    type=click.Path(path_type=Path),
+    metavar="FILE",
+    help="Draw the final graph (fused kernels grouped, arena offsets) as FILE: .dot, .svg or .html.",
+)
+@click.option("-v", "--verbose", is_flag=True, help="Add per-pass times and node counts to the summary.")
 @click.version_option(__version__, prog_name="mlcc")
 def main(
-    model, target, out_dir, input_shapes, name, no_build, weights, opt_level, verify, force, precision, cuda_graph
+    model,
+    target,
+    out_dir,
+    input_shapes,
+    name,
+    no_build,
+    weights,
+    opt_level,
+    verify,
+    force,
+    precision,
+    cuda_graph,
+    dump_ir,
+    viz,
+    verbose,
 ):
     """Compile the ONNX model MODEL into a C library (libNAME.so, libNAME.a, model.h) in OUTPUT."""
     progress = _Progress()
@@ -134,6 +168,8 @@ def main(
             cuda_graph=cuda_graph,
             precision=precision,
             progress=progress,
+            dump_ir=dump_ir,
+            viz=viz,
         )
         report = compile_model(model, opts)
     except MlccError as err:
@@ -156,7 +192,11 @@ def main(
         sys.exit(1)
     progress.clear()
     report["prefix"] = name
-    click.echo(_summary(report, out_dir))
+    click.echo(_summary(report, out_dir, verbose))
+    if dump_ir is not None:
+        click.echo(f"  ir dumps: {dump_ir}")
+    if viz is not None:
+        click.echo(f"  graph drawing: {viz}")
 
 
 if __name__ == "__main__":

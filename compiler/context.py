@@ -41,6 +41,8 @@ class CompileOptions:
     cuda_graph: bool = True  # cuda: replay the run as a CUDA graph captured at create time
     precision: str = "fp32"  # cuda: arithmetic of GEMM and convolution (tensor cores below fp32)
     progress: Progress | None = None
+    dump_ir: Path | None = None  # write the IR text after import and after every pass into this directory
+    viz: Path | None = None  # draw the final graph into this .dot, .svg or .html file
 
     def flags(self) -> dict:
         """The options that change generated code; hashed into the model hash and printed in headers."""

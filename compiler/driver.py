@@ -15,6 +15,8 @@ from .codegen.program import build_program, model_hash, weights_file
 from .context import PRECISIONS, TARGETS, WEIGHT_MODES, CompileOptions, PassContext
 from .errors import MlccError
 from .importer.onnx import import_onnx, load_model
+from .observe.dump_ir import IrDumper
+from .observe.viz import check_format, write_viz
 from .paths import runtime_c_dir
 from .pipeline import run_pipeline
 from .version import __version__
@@ -38,6 +40,13 @@ def _check_options(opts: CompileOptions) -> None:
         raise MlccError(f"--precision {opts.precision} applies to --target cuda; the c target computes in fp32")
     if opts.weights not in WEIGHT_MODES:
         raise MlccError(f"--weights must be one of {', '.join(WEIGHT_MODES)}")
+    if opts.viz is not None:
+        check_format(Path(opts.viz))
+
+
+def _inside(path: Path, directory: Path) -> bool:
+    where, directory = path.resolve(), directory.resolve()
+    return where == directory or directory in where.parents
 
 
 def compile_model(source, opts: CompileOptions) -> dict:
@@ -53,13 +62,22 @@ def compile_model(source, opts: CompileOptions) -> dict:
     nodes_in = len(graph.nodes)
     import_s = time.perf_counter() - t
 
+    out = Path(opts.out_dir)
     ctx = PassContext(opt_level=opts.opt_level, verify=opts.verify)
     ctx.after.append(lambda name, index, g: progress("passes", index + 1, len(ctx.timings) + 1))
+    if any(p is not None and _inside(Path(p), out) for p in (opts.dump_ir, opts.viz)):
+        outdir.claim(out, opts.force)  # before our own dumps make OUTPUT look like someone else's directory
+    if opts.dump_ir is not None:
+        dumper = IrDumper(Path(opts.dump_ir))
+        dumper.write("import", graph)
+        ctx.after.append(lambda name, index, g: dumper.write(name, g))
     graph = run_pipeline(graph, opts.target, ctx)
 
     progress("codegen", 0, 1)
     t = time.perf_counter()
     program = build_program(graph)
+    if opts.viz is not None:
+        write_viz(Path(opts.viz), program)
     meta = ModelMeta(
         prefix=opts.name,
         model_hash=digest,
@@ -70,7 +88,6 @@ def compile_model(source, opts: CompileOptions) -> dict:
     )
     backend = CudaBackend(cuda_graph=opts.cuda_graph, precision=opts.precision) if opts.target == "cuda" else CBackend()
     files = backend.generate(program, meta)
-    out = Path(opts.out_dir)
     outdir.claim(out, opts.force)
     for stale in (f"lib{opts.name}.so", f"lib{opts.name}.a", "model.json"):
         outdir.remove(out / stale)  # never leave a library that looks valid for other sources

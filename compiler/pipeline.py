@@ -1,9 +1,13 @@
 """The ordered pass list per target and opt level. Read this file first.
 
--O0 .. -O3 today run the same mandatory passes: constant folding (which also turns compile-time values
-such as Shape of a static tensor into constants), type legalisation (float16/bfloat16 arithmetic in
-float32) and dead-code elimination. Optimising passes join
-the lists at the levels documented here as they land.
+-O0: the mandatory passes only: constant folding (which also turns compile-time values such as Shape of a
+     static tensor into constants), type legalisation (float16/bfloat16 arithmetic in float32) and
+     dead-code elimination.
+-O1: + clean-up after folding: algebraic simplification (Identity, inference Dropout, no-op and cancelling
+     Reshape/Transpose, exact Cast chains, x*1, x+0) and common-subexpression elimination.
+-O2 (the default) and -O3: + fusion: chains of elementwise nodes become one kernel, and on the c target a
+     Conv/Gemm/MatMul takes the elementwise group that reads its output as an epilogue.
+Every level gives the same numbers within the tests' tolerances (tests/unit/test_pass_*.py, tests/models).
 """
 
 from __future__ import annotations
@@ -16,10 +20,12 @@ from .errors import MlccError
 from .ir.graph import Graph
 from .ir.verify import verify
 from .ops.registry import infer_node
+from .passes.cse import eliminate_common_subexpressions
 from .passes.dce import eliminate_dead_code
 from .passes.fold import fold_constants
 from .passes.fuse import fuse_elementwise, fuse_epilogues
 from .passes.legalize_types import legalize_types
+from .passes.simplify import simplify
 
 Pass = Callable[[Graph], Graph]
 
@@ -34,8 +40,16 @@ FUSION: dict[str, list[tuple[str, Pass]]] = {
     "cuda": [("fuse_elementwise", fuse_elementwise)],  # the cuda conv/gemm templates take no epilogue yet
 }
 
+CLEANUP: list[tuple[str, Pass]] = [
+    ("fold_constants", fold_constants),
+    ("simplify", simplify),
+    ("eliminate_common_subexpressions", eliminate_common_subexpressions),
+    ("legalize_types", legalize_types),
+    ("eliminate_dead_code", eliminate_dead_code),
+]
+
 PIPELINES: dict[str, dict[int, list[tuple[str, Pass]]]] = {
-    target: {0: MANDATORY, 1: MANDATORY, 2: MANDATORY + FUSION[target], 3: MANDATORY + FUSION[target]}
+    target: {0: MANDATORY, 1: CLEANUP, 2: CLEANUP + FUSION[target], 3: CLEANUP + FUSION[target]}
     for target in ("c", "cuda")
 }
 
