@@ -4,7 +4,9 @@
      static tensor into constants), type legalisation (float16/bfloat16 arithmetic in float32) and
      dead-code elimination.
 -O1: + clean-up after folding: algebraic simplification (Identity, inference Dropout, no-op and cancelling
-     Reshape/Transpose, exact Cast chains, x*1, x+0) and common-subexpression elimination.
+     Reshape/Transpose, exact Cast chains, x*1, x+0) and common-subexpression elimination; last, a
+     schedule that keeps peak live memory low (the memory planner, at every level, places intermediates
+     best-fit in one arena and lets elementwise kernels write in place over an input that dies there).
 -O2 (the default) and -O3: + fusion: chains of elementwise nodes become one kernel, and on the c target a
      Conv/Gemm/MatMul takes the elementwise group that reads its output as an epilogue.
 Every level gives the same numbers within the tests' tolerances (tests/unit/test_pass_*.py, tests/models).
@@ -25,6 +27,7 @@ from .passes.dce import eliminate_dead_code
 from .passes.fold import fold_constants
 from .passes.fuse import fuse_elementwise, fuse_epilogues
 from .passes.legalize_types import legalize_types
+from .passes.schedule import schedule_nodes
 from .passes.simplify import simplify
 
 Pass = Callable[[Graph], Graph]
@@ -48,8 +51,15 @@ CLEANUP: list[tuple[str, Pass]] = [
     ("eliminate_dead_code", eliminate_dead_code),
 ]
 
+SCHEDULE: list[tuple[str, Pass]] = [("schedule_nodes", schedule_nodes)]  # last: after every rewrite
+
 PIPELINES: dict[str, dict[int, list[tuple[str, Pass]]]] = {
-    target: {0: MANDATORY, 1: CLEANUP, 2: CLEANUP + FUSION[target], 3: CLEANUP + FUSION[target]}
+    target: {
+        0: MANDATORY,
+        1: CLEANUP + SCHEDULE,
+        2: CLEANUP + FUSION[target] + SCHEDULE,
+        3: CLEANUP + FUSION[target] + SCHEDULE,
+    }
     for target in ("c", "cuda")
 }
 

@@ -110,7 +110,7 @@ def build_program(graph: Graph) -> Program:
             weight_size = len(weights)
 
     pinned = set(locations)
-    memory = plan_memory([(s.kernel.inputs, s.kernel.outputs) for s in steps], pinned)
+    memory = plan_memory([(s.kernel.inputs, s.kernel.outputs) for s in steps], pinned, [s.kernel for s in steps])
     for key, offset in memory.offsets.items():
         locations[key] = Location("arena", offset)
     extents: dict[int, int] = {}

@@ -1,16 +1,30 @@
 """Static memory planning: every intermediate gets an offset in one arena, from its lifetime.
 
-Greedy by size: tensors are placed largest first at the lowest offset that does not overlap any
-already placed tensor whose lifetime intersects. Lifetimes are [first write, last read] in kernel order.
+Lifetimes are [first write, last read] in kernel order. Three steps:
+  1. In-place reuse: an "elementwise" kernel may write its output over an input that dies at that kernel
+     (same shape and dtype, read at exactly the index it stores, contiguously, over the whole tensor, and
+     not a graph input/output/constant). The two values then share one buffer whose lifetime is the union.
+  2. Placement: buffers are placed one by one in a greedy order (longest-lived first, largest first, or
+     largest size x lifetime first), each in the best-fitting gap between the placed buffers whose lifetimes
+     intersect its own (the smallest gap it fits, else on top); a short seeded local search then reorders
+     around the buffer that sets the arena's top while that helps, and the smallest arena wins.
+  3. Bounds: `lower_bound_bytes` is the most bytes of buffers live at one kernel (sizes rounded up to ALIGN,
+     in-place pairs counted once), which no placement can beat; `naive_bytes` gives every value its own buffer.
 """
 
 from __future__ import annotations
 
+import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from ..ir.graph import Value
+from ..ops.common import contiguous_strides, index_expr
+from ..ops.registry import Kernel
 
 ALIGN = 64
+SEARCH_TRIALS = 600  # local-search steps after the greedy placements, at most
+SEARCH_WORK = 3_000_000  # ... and at most this much placement work (buffers + lifetime overlaps, per trial)
 
 
 @dataclass
@@ -21,12 +35,27 @@ class MemoryPlan:
     lower_bound_bytes: int = 0  # the most bytes live at one step
 
 
+@dataclass
+class _Buffer:
+    size: int
+    start: int
+    end: int
+    values: list[int]  # id(value) of every value stored here (more than one after in-place reuse)
+
+
 def _align(n: int) -> int:
     return (n + ALIGN - 1) // ALIGN * ALIGN
 
 
-def plan_memory(steps: list[tuple[list[Value], list[Value]]], pinned: set[int]) -> MemoryPlan:
-    """Plan the arena for `steps` ((reads, writes) per kernel, in order); `pinned` values are not in it."""
+def plan_memory(
+    steps: list[tuple[list[Value], list[Value]]], pinned: set[int], kernels: Sequence[Kernel | None] | None = None
+) -> MemoryPlan:
+    """Plan the arena for `steps` ((reads, writes) per kernel, in order); `pinned` values are not in it.
+
+    `kernels[t]` is the kernel of step t, consulted for in-place reuse (none without them).
+    """
+    if kernels is None:
+        kernels = [None] * len(steps)
     first: dict[int, int] = {}
     last: dict[int, int] = {}
     values: dict[int, Value] = {}
@@ -40,22 +69,156 @@ def plan_memory(steps: list[tuple[list[Value], list[Value]]], pinned: set[int]) 
         for v in reads:
             if id(v) in values:
                 last[id(v)] = t
+    buffers = _share_in_place(steps, values, first, last, kernels)
     plan = MemoryPlan()
-    placed: list[tuple[int, int, int, int]] = []  # (offset, size, first, last)
-    order = sorted(values, key=lambda k: (-_align(values[k].nbytes), first[k]))
-    for key in order:
-        size = _align(max(values[key].nbytes, 1))
-        busy = sorted((o, s) for o, s, start, end in placed if not (end < first[key] or last[key] < start))
-        offset = 0
-        for o, s in busy:
-            if offset + size <= o:
-                break
-            offset = max(offset, o + s)
-        placed.append((offset, size, first[key], last[key]))
-        plan.offsets[key] = offset
-        plan.arena_bytes = max(plan.arena_bytes, offset + size)
-        plan.naive_bytes += size
-    for t in range(len(steps)):
-        live = sum(s for _, s, start, end in placed if start <= t <= end)
-        plan.lower_bound_bytes = max(plan.lower_bound_bytes, live)
+    plan.naive_bytes = sum(_align(max(v.nbytes, 1)) for v in values.values())
+    plan.lower_bound_bytes = _peak_live(buffers, len(steps))
+    offsets = _best_placement(buffers, plan.lower_bound_bytes)
+    for buf, offset in zip(buffers, offsets):
+        for key in buf.values:
+            plan.offsets[key] = offset
+        plan.arena_bytes = max(plan.arena_bytes, offset + buf.size)
     return plan
+
+
+def inplace_input(kernel: Kernel) -> int | None:
+    """The index of an input the kernel's single output may overwrite, element for element; None if none.
+
+    Only "elementwise" loops: the output is stored contiguously over its whole extent and every load of
+    that input uses the very index of the store, so each element is read before it is overwritten.
+    """
+    if kernel.family != "elementwise" or len(kernel.outputs) != 1:
+        return None
+    y, params = kernel.outputs[0], kernel.params
+    dims = params.get("dims")
+    store, loads = params.get("store"), params.get("loads", [])
+    if dims is None or len(loads) != len(kernel.inputs) or y.dynamic_axis is not None:
+        return None
+    size = 1
+    for d in dims:
+        size *= d
+    if size != y.size or store != index_expr(0, contiguous_strides(dims)):
+        return None
+    lets = " ".join(params.get("lets", []))
+    for i, x in enumerate(kernel.inputs):
+        if x is y or x.shape != y.shape or x.dtype != y.dtype or x.dynamic_axis is not None:
+            continue
+        uses = [j for j, u in enumerate(kernel.inputs) if u is x]
+        if all(loads[j]["index"] == store and f"in{j}[" not in lets for j in uses):
+            return i
+    return None
+
+
+def _share_in_place(
+    steps: list[tuple[list[Value], list[Value]]],
+    values: dict[int, Value],
+    first: dict[int, int],
+    last: dict[int, int],
+    kernels: Sequence[Kernel | None],
+) -> list[_Buffer]:
+    """One buffer per value, except that an in-place output joins the buffer of the input it overwrites."""
+    home: dict[int, _Buffer] = {}
+    buffers: list[_Buffer] = []
+    for t, ((_, writes), kernel) in enumerate(zip(steps, kernels)):
+        i = inplace_input(kernel) if kernel is not None else None
+        if i is not None:
+            x, y = id(kernel.inputs[i]), id(kernel.outputs[0])
+            if x in home and home[x].end == t and y in values and y not in home and first[y] == t:
+                buf = home[x]
+                buf.end = max(buf.end, last[y])
+                buf.values.append(y)
+                home[y] = buf
+        for key in (id(v) for v in writes):
+            if key in values and key not in home:
+                home[key] = _Buffer(0, first[key], last[key], [key])
+                buffers.append(home[key])
+    for buf in buffers:
+        buf.size = max(_align(max(values[k].nbytes, 1)) for k in buf.values)
+    return buffers
+
+
+def _peak_live(buffers: list[_Buffer], n_steps: int) -> int:
+    """The most bytes of buffers live at one step (a sweep over lifetime starts and ends)."""
+    delta = [0] * (n_steps + 1)
+    for buf in buffers:
+        delta[buf.start] += buf.size
+        delta[buf.end + 1] -= buf.size
+    live = peak = 0
+    for d in delta:
+        live += d
+        peak = max(peak, live)
+    return peak
+
+
+def _best_placement(buffers: list[_Buffer], floor: int) -> list[int]:
+    """Offsets from greedy best-fit placements, each improved by a short local search; the lowest top wins.
+
+    A search step takes the buffer that sets the arena's top or one whose lifetime meets it, moves it to a
+    random earlier place in the order, and keeps the result unless the top grows. The search is seeded, so a
+    model always gets the same plan; it stops at `floor` (the lower bound) or when its budget is spent, a
+    number of placements that shrinks as the buffers and their lifetime overlaps grow.
+    """
+    n = len(buffers)
+    conflicts = _conflicts(buffers)
+    starts = [
+        sorted(range(n), key=lambda i: (buffers[i].start - buffers[i].end, -buffers[i].size)),
+        sorted(range(n), key=lambda i: (-buffers[i].size, buffers[i].start)),
+        sorted(range(n), key=lambda i: (-(buffers[i].end - buffers[i].start + 1) * buffers[i].size, buffers[i].start)),
+    ]
+    work = n + sum(len(c) for c in conflicts)
+    trials = min(SEARCH_TRIALS, SEARCH_WORK // max(work, 1)) // len(starts)
+    rng = random.Random(0)
+    best_top, best = -1, [0] * n
+    for order in starts:
+        offsets = _place(buffers, order, conflicts)
+        top = _top(buffers, offsets)
+        for _ in range(trials):
+            if top <= floor:
+                break
+            i = rng.choice([i for i in range(n) if offsets[i] + buffers[i].size == top])
+            i = rng.choice([i, *conflicts[i]])
+            pos = order.index(i)
+            trial = order[:pos] + order[pos + 1 :]
+            trial.insert(rng.randrange(pos + 1), i)
+            trial_offsets = _place(buffers, trial, conflicts)
+            trial_top = _top(buffers, trial_offsets)
+            if trial_top <= top:  # sideways moves too: they let the search walk across plateaus
+                top, order, offsets = trial_top, trial, trial_offsets
+        if best_top < 0 or top < best_top:
+            best_top, best = top, offsets
+        if best_top <= floor:
+            break
+    return best
+
+
+def _top(buffers: list[_Buffer], offsets: list[int]) -> int:
+    return max((o + b.size for o, b in zip(offsets, buffers)), default=0)
+
+
+def _conflicts(buffers: list[_Buffer]) -> list[list[int]]:
+    """For each buffer, the buffers whose lifetimes intersect its own (a sweep over start times)."""
+    conflicts: list[list[int]] = [[] for _ in buffers]
+    active: list[int] = []
+    for i in sorted(range(len(buffers)), key=lambda i: buffers[i].start):
+        active = [j for j in active if buffers[j].end >= buffers[i].start]
+        for j in active:
+            conflicts[i].append(j)
+            conflicts[j].append(i)
+        active.append(i)
+    return conflicts
+
+
+def _place(buffers: list[_Buffer], order: list[int], conflicts: list[list[int]]) -> list[int]:
+    """Best fit: each buffer goes in the smallest free gap among the placed buffers it overlaps in time."""
+    offsets = [-1] * len(buffers)
+    for i in order:
+        size = buffers[i].size
+        busy = sorted((offsets[j], offsets[j] + buffers[j].size) for j in conflicts[i] if offsets[j] >= 0)
+        best_offset, best_waste, cursor = None, None, 0
+        for lo, hi in busy:
+            gap = lo - cursor
+            if gap >= size and (best_waste is None or gap - size < best_waste):
+                best_offset, best_waste = cursor, gap - size
+            cursor = max(cursor, hi)
+        offsets[i] = cursor if best_offset is None else best_offset
+    return offsets
