@@ -4,7 +4,10 @@
      static tensor into constants), type legalisation (float16/bfloat16 arithmetic in float32) and
      dead-code elimination.
 -O1: + clean-up after folding: algebraic simplification (Identity, inference Dropout, no-op and cancelling
-     Reshape/Transpose, exact Cast chains, x*1, x+0) and common-subexpression elimination; last, a
+     Reshape/Transpose, exact Cast chains, x*1, x+0) and common-subexpression elimination; then
+     canonicalisation: BatchNormalization and per-channel Mul/Add/Sub folded into Conv/Gemm weights,
+     MatMul+Add into one op with a bias, and decomposed LayerNorm, GELU (erf, tanh), SiLU/Swish,
+     HardSwish and Softmax recognised as single ops; last, a
      schedule that keeps peak live memory low (the memory planner, at every level, places intermediates
      best-fit in one arena and lets elementwise kernels write in place over an input that dies there).
 -O2 (the default) and -O3: + fusion: chains of elementwise nodes become one kernel, and on the c target a
@@ -25,8 +28,10 @@ from .ops.registry import infer_node
 from .passes.cse import eliminate_common_subexpressions
 from .passes.dce import eliminate_dead_code
 from .passes.fold import fold_constants
+from .passes.fold_batchnorm import fold_batchnorm
 from .passes.fuse import fuse_elementwise, fuse_epilogues
 from .passes.legalize_types import legalize_types
+from .passes.recognize import recognize
 from .passes.schedule import schedule_nodes
 from .passes.simplify import simplify
 
@@ -47,6 +52,8 @@ CLEANUP: list[tuple[str, Pass]] = [
     ("fold_constants", fold_constants),
     ("simplify", simplify),
     ("eliminate_common_subexpressions", eliminate_common_subexpressions),
+    ("fold_batchnorm", fold_batchnorm),
+    ("recognize", recognize),
     ("legalize_types", legalize_types),
     ("eliminate_dead_code", eliminate_dead_code),
 ]

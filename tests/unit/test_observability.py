@@ -138,11 +138,11 @@ def test_dump_ir_and_viz_on_light_models(name, tmp_path):
 
 
 def fusable_model() -> onnx.ModelProto:
-    """conv -> (sigmoid, mul, add, relu) -> (neg, abs) and a maxpool: two fused chains at -O2."""
+    """conv -> (tanh, mul, add, relu) -> (neg, abs) and a maxpool: two fused chains at -O2."""
     x, y, g = "x", "y", "g"
     nodes = [
         helper.make_node("Conv", [x, "W"], ["a"], name="conv", pads=[1, 1, 1, 1]),
-        helper.make_node("Sigmoid", ["a"], ["b"], name="sigmoid"),
+        helper.make_node("Tanh", ["a"], ["b"], name="tanh"),
         helper.make_node("Mul", ["a", "b"], ["c"], name="mul"),
         helper.make_node("Add", ["c", "K"], ["d"], name="add"),
         helper.make_node("Relu", ["d"], ["e"], name="relu"),
@@ -184,7 +184,7 @@ def test_fused_nodes_are_drawn_as_clusters_of_their_body():
     assert clusters[0].boxes[0].lines[2] == "  in kernel"  # an intermediate lives in registers
     ids = {b.id: b.title for c in clusters for b in c.boxes} | {b.id: b.title for b in d.items if isinstance(b, Box)}
     edges = {(ids[a], ids[b]) for a, b in d.edges}
-    assert {("Conv", "Sigmoid"), ("Conv", "Mul"), ("Sigmoid", "Mul"), ("Relu", "Neg"), ("Relu", "MaxPool")} <= edges
+    assert {("Conv", "Tanh"), ("Conv", "Mul"), ("Tanh", "Mul"), ("Relu", "Neg"), ("Relu", "MaxPool")} <= edges
     dot = render(program, ".dot")
     assert all(f"subgraph cluster_{c.id} {{" in dot for c in clusters)
     svg = ET.fromstring(render(program, ".svg")) if shutil.which("dot") is None else None

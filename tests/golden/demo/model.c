@@ -13,7 +13,7 @@
 
 #define API __attribute__((visibility("default")))
 
-static void k0_fused_conv_batchnormalization_relu(const float *X, const float *W, const float *B, const float *E0, const float *E1, const float *E2, const float *E3, float *Y) {
+static void k0_fused_conv_relu(const float *X, const float *W, const float *B, float *Y) {
   for (int64_t n = 0; n < 1; ++n) {
     for (int64_t oc = 0; oc < 8; ++oc) {
       const int64_t g = oc / 8;
@@ -50,12 +50,7 @@ static void k0_fused_conv_batchnormalization_relu(const float *X, const float *W
         (void)r;
         for (int64_t j = 0; j < 1024; ++j) {
           const float acc = y[j];
-          const float v0 = E0[(r % 8)];
-          const float v1 = E1[(r % 8)];
-          const float v2 = E2[(r % 8)];
-          const float v3 = E3[(r % 8)];
-          const float t0 = (float)((acc - v2) / sqrtf(v3 + 0.00001f) * v0 + v1);
-          y[j] = (float)((t0 < 0 ? 0.0f : t0));
+          y[j] = (float)((acc < 0 ? 0.0f : acc));
         }
       }
 
@@ -201,7 +196,7 @@ struct demo_model {
   uint32_t magic;          /* MLCC_MAGIC while the instance is live */
   uint8_t *arena;          /* 40960 bytes of activations */
   uint8_t *fills;          /* 0 bytes of constants filled at create time */
-  const uint8_t *weights;  /* 6592 bytes of weights */
+  const uint8_t *weights;  /* 6336 bytes of weights */
   void *owned_weights;     /* the buffer behind `weights` when read from a file */
   int num_threads;
   int64_t extents[1]; /* run-time extents of the data-dependent dims, by slot */
@@ -232,7 +227,7 @@ API int demo_create_from_file(demo_model **out, const char *weights_path) {
   demo_model *m = (demo_model *)calloc(1, sizeof *m);
   if (!m) return MLCC_ERR_OUT_OF_MEMORY;
   m->magic = MLCC_MAGIC; /* now: destroy frees a partly created instance too */
-  int status = mlcc_read_weights(weights_path, model_hash, 6592, &m->owned_weights);
+  int status = mlcc_read_weights(weights_path, model_hash, 6336, &m->owned_weights);
   if (status == MLCC_OK) {
     m->weights = (const uint8_t *)m->owned_weights + MLCC_WEIGHTS_HEADER;
     status = init(m);
@@ -250,7 +245,7 @@ API int demo_create(demo_model **out) {
   *out = NULL;
   int status = mlcc_check_weights(demo_weights_blob,
                                   (uint64_t)(demo_weights_blob_end - demo_weights_blob),
-                                  model_hash, 6592);
+                                  model_hash, 6336);
   if (status != MLCC_OK) return status;
   demo_model *m = (demo_model *)calloc(1, sizeof *m);
   if (!m) return MLCC_ERR_OUT_OF_MEMORY;
@@ -288,12 +283,12 @@ API int demo_run(demo_model *m, const void *const *inputs, void *const *outputs)
   int status = check_args(m, inputs, outputs);
   if (status != MLCC_OK) return status;
   (void)inputs;
-  k0_fused_conv_batchnormalization_relu((const float *)inputs[0], (const float *)(m->weights + 0), (const float *)(m->weights + 896), (const float *)(m->weights + 960), (const float *)(m->weights + 1024), (const float *)(m->weights + 1088), (const float *)(m->weights + 1152), (float *)(m->arena + 0)); /* Conv 'conv1' + BatchNormalization 'bn1' + Relu 'relu1' */
+  k0_fused_conv_relu((const float *)inputs[0], (const float *)(m->weights + 0), (const float *)(m->weights + 896), (float *)(m->arena + 0)); /* Conv 'conv1' + Relu 'relu1' */
   k1_maxpool((float *)(m->arena + 0), (float *)(m->arena + 32768)); /* MaxPool 'pool1' */
-  k2_fused_conv_relu((float *)(m->arena + 32768), (const float *)(m->weights + 1216), (const float *)(m->weights + 5824), (float *)(m->arena + 0)); /* Conv 'conv2' + Relu 'relu2' */
+  k2_fused_conv_relu((float *)(m->arena + 32768), (const float *)(m->weights + 960), (const float *)(m->weights + 5568), (float *)(m->arena + 0)); /* Conv 'conv2' + Relu 'relu2' */
   k3_global_avgpool((float *)(m->arena + 0), (float *)(m->arena + 4096)); /* GlobalAveragePool 'gap' */
   k4_flatten((float *)(m->arena + 4096), (float *)(m->arena + 0)); /* Flatten 'flatten' */
-  k5_gemm((float *)(m->arena + 0), (const float *)(m->weights + 5888), (const float *)(m->weights + 6528), (float *)(m->arena + 64)); /* Gemm 'fc' */
+  k5_gemm((float *)(m->arena + 0), (const float *)(m->weights + 5632), (const float *)(m->weights + 6272), (float *)(m->arena + 64)); /* Gemm 'fc' */
   k6_softmax((float *)(m->arena + 64), (float *)outputs[0]); /* Softmax 'softmax' */
   return MLCC_OK;
 }
