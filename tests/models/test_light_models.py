@@ -43,12 +43,16 @@ def dummy_input(model: onnx.ModelProto) -> dict[str, np.ndarray]:
     return feeds
 
 
+OPT_LEVELS = [0, 1, 2, 3]  # every level must give the same numbers (compiler/pipeline.py)
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
 @pytest.mark.parametrize("name", MODELS)
-def test_light_model_matches_expected_output(name, tmp_path):
+def test_light_model_matches_expected_output(name, opt, tmp_path):
     path = LIGHT / f"light_{name}.onnx"
     model = onnx.load(path)
     want = numpy_helper.to_array(onnx.load_tensor(str(LIGHT / f"light_{name}_output_0.pb")))
-    got = run_mlcc(path, dummy_input(model), tmp_path / name)
+    got = run_mlcc(path, dummy_input(model), tmp_path / name, opt_level=opt)
     assert got[0].shape == want.shape
     np.testing.assert_allclose(got[0], want, rtol=RTOL.get(name, 1e-3), atol=1e-7)
 
@@ -84,13 +88,14 @@ def with_random_weights(model: onnx.ModelProto, seed: int) -> onnx.ModelProto:
     return model
 
 
+@pytest.mark.parametrize("opt", OPT_LEVELS)
 @pytest.mark.parametrize("name", ["squeezenet", "resnet50", "inception_v1", "shufflenet"])
-def test_light_architecture_with_random_weights_matches_onnxruntime(name, tmp_path):
+def test_light_architecture_with_random_weights_matches_onnxruntime(name, opt, tmp_path):
     model = with_random_weights(onnx.load(LIGHT / f"light_{name}.onnx"), seed=7)
     feeds = {
         k: np.random.default_rng(1).standard_normal(v.shape).astype(np.float32) for k, v in dummy_input(model).items()
     }
     want = run_ort(model, feeds)
     assert np.std(want[0]) > 1e-4, "the reference output is degenerate; the test would prove nothing"
-    got = run_mlcc(model, feeds, tmp_path / name)
+    got = run_mlcc(model, feeds, tmp_path / name, opt_level=opt)
     assert_close(got, want, rtol=1e-3, atol=1e-5)

@@ -24,10 +24,14 @@ def bert_feeds(batch: int, seq: int) -> dict[str, np.ndarray]:
     return {"input_ids": rng.integers(0, 1000, (batch, seq)).astype(np.int64), "attention_mask": mask}
 
 
-def test_bert_encoder_matches_onnxruntime(tmp_path):
+OPT_LEVELS = [0, 1, 2, 3]  # every level must give the same numbers (compiler/pipeline.py)
+
+
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_bert_encoder_matches_onnxruntime(opt, tmp_path):
     model = bert_encoder(layers=2, hidden=384, heads=6, seq=32, batch=2)
     feeds = bert_feeds(2, 32)
-    got, want = run_mlcc(model, feeds, tmp_path / "out"), run_ort(model, feeds)
+    got, want = run_mlcc(model, feeds, tmp_path / "out", opt_level=opt), run_ort(model, feeds)
     assert_close(got, want, rtol=1e-4, atol=1e-4)
     unmasked = run_ort(model, {**feeds, "attention_mask": np.ones((2, 32), np.int64)})
     assert not np.allclose(unmasked[0][-1], want[0][-1], atol=1e-3)  # the mask matters
@@ -46,9 +50,10 @@ def test_bert_encoder_with_symbolic_dims_needs_and_takes_input_shapes(tmp_path):
     assert_close(got, run_ort(model, feeds), rtol=1e-4, atol=1e-4)
 
 
-def test_yolo_detector_matches_onnxruntime(tmp_path):
+@pytest.mark.parametrize("opt", OPT_LEVELS)
+def test_yolo_detector_matches_onnxruntime(opt, tmp_path):
     model = yolo_detector(size=96, width=8, classes=10)
     x = {"images": np.random.default_rng(1).standard_normal((1, 3, 96, 96)).astype(np.float32)}
-    got, want = run_mlcc(model, x, tmp_path / "out"), run_ort(model, x)
+    got, want = run_mlcc(model, x, tmp_path / "out", opt_level=opt), run_ort(model, x)
     assert got[0].shape == (1, 14, 12 * 12 + 6 * 6 + 3 * 3)
     assert_close(got, want, rtol=1e-4, atol=1e-4)
