@@ -1,8 +1,9 @@
-"""Benchmark and test models that no file ships: a BERT-style transformer encoder and a YOLO-style detector,
-built with onnx.helper from seeded random weights (so every build is byte-identical).
+"""Benchmark and test models that no file ships: a BERT-style transformer encoder, a YOLO-style detector and
+a MobileNetV2, built with onnx.helper from seeded random weights (so every build is byte-identical).
 
     bert_encoder(layers=6, hidden=384, heads=6, seq=128, batch=1)
     yolo_detector(size=320, width=16, classes=80, batch=1)
+    mobilenet_v2(size=224, width=1.0, classes=1000, batch=1)
 """
 
 from __future__ import annotations
@@ -163,4 +164,64 @@ def yolo_detector(size: int = 320, width: int = 16, classes: int = 80, batch: in
         f"yolo_{size}",
         [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, size, size])],
         [helper.make_tensor_value_info("detections", TensorProto.FLOAT, [batch, 4 + classes, anchors])],
+    )
+
+
+def mobilenet_v2(size: int = 224, width: float = 1.0, classes: int = 1000, batch: int = 1) -> onnx.ModelProto:
+    """A MobileNetV2: a 3x3 stride-2 stem, 17 inverted residual blocks (1x1 expansion + ReLU6, 3x3 depthwise
+    + ReLU6, linear 1x1 projection, residual Add where shapes allow), a 1x1 conv to 1280 channels, global
+    average pooling and a classifier. BatchNorm is folded into the conv biases, as exported models have it.
+    Input images [batch, 3, size, size]; output logits [batch, classes]."""
+    b = _Builder(seed=3)
+
+    def conv(x: str, c_in: int, c_out: int, k: int = 1, s: int = 1, group: int = 1, relu6: bool = True) -> str:
+        w = b.weight((c_out, c_in // group, k, k), (c_in // group * k * k) ** -0.5 * 1.4)
+        y = b.op(
+            "Conv",
+            [x, w, b.weight((c_out,), 0.05)],
+            kernel_shape=[k, k],
+            strides=[s, s],
+            pads=[k // 2] * 4,
+            group=group,
+        )
+        return b.op("Clip", [y, b.const(np.float32(0.0)), b.const(np.float32(6.0))]) if relu6 else y
+
+    def channels(c: int) -> int:
+        return max(8, int(c * width + 4) // 8 * 8)
+
+    c = channels(32)
+    x = conv("images", 3, c, 3, 2)
+    for t, c_out, n, s in (
+        (1, 16, 1, 1),
+        (6, 24, 2, 2),
+        (6, 32, 3, 2),
+        (6, 64, 4, 2),
+        (6, 96, 3, 1),
+        (6, 160, 3, 2),
+        (6, 320, 1, 1),
+    ):
+        c_out = channels(c_out)
+        for i in range(n):
+            stride = s if i == 0 else 1
+            h = conv(x, c, c * t) if t != 1 else x
+            h = conv(h, c * t, c * t, 3, stride, group=c * t)
+            h = conv(h, c * t, c_out, relu6=False)
+            x = b.op("Add", [x, h]) if stride == 1 and c == c_out else h
+            c = c_out
+    x = conv(x, c, 1280)
+    x = b.op("Flatten", [b.op("GlobalAveragePool", [x])], axis=1)
+    b.nodes.append(
+        helper.make_node(
+            "Gemm",
+            [x, b.weight((classes, 1280), 1280**-0.5), b.weight((classes,), 0.01)],
+            ["logits"],
+            transB=1,
+            name="classifier",
+        )
+    )
+    return b.model(
+        "mobilenet_v2",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [batch, classes])],
+        opset=13,
     )

@@ -33,12 +33,14 @@ def compile(
     cuda_graph: bool = True,
     force: bool = False,
     precision: str = "fp32",
+    cpu: str = "generic",
     dump_ir: str | os.PathLike | None = None,
     viz: str | os.PathLike | None = None,
 ) -> dict:
     """Compile an ONNX model (path or ModelProto) into `out_dir`, build it, and return the compile report.
 
     `out_dir` must be new, empty, or an earlier mlcc output directory, unless `force` is set.
+    `cpu` (c target): generic, x86-64-v3, x86-64-v4 or native (compiler/cpu.py).
     `dump_ir`: a directory for the IR text after import and after every pass; `viz`: a .dot, .svg or .html
     file for a drawing of the final graph with its memory plan.
     """
@@ -51,6 +53,7 @@ def compile(
         weights=weights,
         build=build,
         verify=verify,
+        cpu=cpu,
         cuda_graph=cuda_graph,
         force=force,
         precision=precision,

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from .context import CompileOptions
+from .cpu import CPUS
 from .driver import compile_model
 from .errors import MlccError
 from .version import __version__
@@ -108,6 +109,13 @@ def _summary(report: dict, out: Path, verbose: bool = False) -> str:
     "--force", is_flag=True, help="Write into OUTPUT even if it is a non-empty directory mlcc did not create."
 )
 @click.option(
+    "--cpu",
+    type=click.Choice(CPUS),
+    default="generic",
+    show_default=True,
+    help="c: instruction set: generic (portable), x86-64-v3 (AVX2), x86-64-v4 (AVX-512), native (this machine).",
+)
+@click.option(
     "--precision",
     type=click.Choice(["fp32", "tf32", "fp16", "bf16"]),
     default="fp32",
@@ -145,6 +153,7 @@ def main(
     opt_level,
     verify,
     force,
+    cpu,
     precision,
     cuda_graph,
     dump_ir,
@@ -167,6 +176,7 @@ def main(
             force=force,
             cuda_graph=cuda_graph,
             precision=precision,
+            cpu=cpu,
             progress=progress,
             dump_ir=dump_ir,
             viz=viz,

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .cpu import CpuTarget
 from .ir.graph import Graph
 
 Hook = Callable[[str, int, Graph], None]  # (pass name, pass index, graph)
@@ -24,6 +25,7 @@ class PassContext:
     after: list[Hook] = field(default_factory=list)
     verify: bool = False
     timings: list[dict] = field(default_factory=list)  # per pass: name, seconds, nodes after
+    cpu: CpuTarget | None = None  # c target: the instruction set and GEMM tiles the layout pass packs for
 
 
 @dataclass
@@ -40,6 +42,7 @@ class CompileOptions:
     force: bool = False  # write into a non-empty directory mlcc did not create
     cuda_graph: bool = True  # cuda: replay the run as a CUDA graph captured at create time
     precision: str = "fp32"  # cuda: arithmetic of GEMM and convolution (tensor cores below fp32)
+    cpu: str = "generic"  # c: instruction set of the generated code (compiler/cpu.py)
     progress: Progress | None = None
     dump_ir: Path | None = None  # write the IR text after import and after every pass into this directory
     viz: Path | None = None  # draw the final graph into this .dot, .svg or .html file
@@ -53,4 +56,5 @@ class CompileOptions:
             "opt_level": self.opt_level,
             "weights": self.weights,
             **({"cuda_graph": self.cuda_graph, "precision": self.precision} if self.target == "cuda" else {}),
+            **({"cpu": self.cpu} if self.target == "c" and self.cpu != "generic" else {}),
         }

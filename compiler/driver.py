@@ -13,6 +13,7 @@ from .codegen.backends.c import ABI_VERSION, CBackend, ModelMeta
 from .codegen.backends.cuda import CudaBackend
 from .codegen.program import build_program, model_hash, weights_file
 from .context import PRECISIONS, TARGETS, WEIGHT_MODES, CompileOptions, PassContext
+from .cpu import CPUS, cpu_target
 from .errors import MlccError
 from .importer.onnx import import_onnx, load_model
 from .observe.dump_ir import IrDumper
@@ -23,7 +24,7 @@ from .version import __version__
 
 _PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 RUNTIME_FILES = {
-    "c": ("mlcc_runtime.h", "mlcc_runtime.c", "mlcc_convert.h"),
+    "c": ("mlcc_runtime.h", "mlcc_runtime.c", "mlcc_convert.h", "mlcc_pool.h"),
     "cuda": ("mlcc_runtime.h", "mlcc_runtime.c", "mlcc_convert.h", "mlcc_cuda.h"),
 }
 SOURCE_NAMES = {"c": "model.c", "cuda": "model.cu"}
@@ -38,6 +39,8 @@ def _check_options(opts: CompileOptions) -> None:
         raise MlccError(f"--precision must be one of {', '.join(PRECISIONS)}")
     if opts.precision != "fp32" and opts.target != "cuda":
         raise MlccError(f"--precision {opts.precision} applies to --target cuda; the c target computes in fp32")
+    if opts.cpu not in CPUS:
+        raise MlccError(f"--cpu must be one of {', '.join(CPUS)}")
     if opts.weights not in WEIGHT_MODES:
         raise MlccError(f"--weights must be one of {', '.join(WEIGHT_MODES)}")
     if opts.viz is not None:
@@ -63,7 +66,7 @@ def compile_model(source, opts: CompileOptions) -> dict:
     import_s = time.perf_counter() - t
 
     out = Path(opts.out_dir)
-    ctx = PassContext(opt_level=opts.opt_level, verify=opts.verify)
+    ctx = PassContext(opt_level=opts.opt_level, verify=opts.verify, cpu=cpu_target(opts.cpu))
     ctx.after.append(lambda name, index, g: progress("passes", index + 1, len(ctx.timings) + 1))
     if any(p is not None and _inside(Path(p), out) for p in (opts.dump_ir, opts.viz)):
         outdir.claim(out, opts.force)  # before our own dumps make OUTPUT look like someone else's directory
@@ -86,7 +89,10 @@ def compile_model(source, opts: CompileOptions) -> dict:
         weights=opts.weights,
         source_name=SOURCE_NAMES[opts.target],
     )
-    backend = CudaBackend(cuda_graph=opts.cuda_graph, precision=opts.precision) if opts.target == "cuda" else CBackend()
+    if opts.target == "cuda":
+        backend = CudaBackend(cuda_graph=opts.cuda_graph, precision=opts.precision)
+    else:
+        backend = CBackend(cpu_target(opts.cpu))
     files = backend.generate(program, meta)
     outdir.claim(out, opts.force)
     for stale in (f"lib{opts.name}.so", f"lib{opts.name}.a", "model.json"):

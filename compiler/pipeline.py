@@ -10,8 +10,10 @@
      HardSwish and Softmax recognised as single ops; last, a
      schedule that keeps peak live memory low (the memory planner, at every level, places intermediates
      best-fit in one arena and lets elementwise kernels write in place over an input that dies there).
--O2 (the default) and -O3: + fusion: chains of elementwise nodes become one kernel, and on the c target a
-     Conv/Gemm/MatMul takes the elementwise group that reads its output as an epilogue.
+-O2 (the default) and -O3: + layout (c target): constant Conv/Gemm/MatMul weights packed at compile time
+     for the GEMM engine of the chosen --cpu (passes/pack_weights.py); + fusion: chains of elementwise
+     nodes become one kernel, and on the c target a Conv/Gemm/MatMul takes the elementwise group that
+     reads its output as an epilogue.
 Every level gives the same numbers within the tests' tolerances (tests/unit/test_pass_*.py, tests/models).
 """
 
@@ -31,6 +33,7 @@ from .passes.fold import fold_constants
 from .passes.fold_batchnorm import fold_batchnorm
 from .passes.fuse import fuse_elementwise, fuse_epilogues
 from .passes.legalize_types import legalize_types
+from .passes.pack_weights import pack_weights
 from .passes.recognize import recognize
 from .passes.schedule import schedule_nodes
 from .passes.simplify import simplify
@@ -48,6 +51,12 @@ FUSION: dict[str, list[tuple[str, Pass]]] = {
     "cuda": [("fuse_elementwise", fuse_elementwise)],  # the cuda conv/gemm templates take no epilogue yet
 }
 
+LAYOUT: dict[str, list[tuple[str, Pass]]] = {
+    "c": [("pack_weights", pack_weights)],
+    "cuda": [],  # the cuda kernels read weights in their ONNX layout
+}
+TARGET_AWARE = {"pack_weights"}  # passes called as fn(graph, cpu=ctx.cpu)
+
 CLEANUP: list[tuple[str, Pass]] = [
     ("fold_constants", fold_constants),
     ("simplify", simplify),
@@ -64,8 +73,8 @@ PIPELINES: dict[str, dict[int, list[tuple[str, Pass]]]] = {
     target: {
         0: MANDATORY,
         1: CLEANUP + SCHEDULE,
-        2: CLEANUP + FUSION[target] + SCHEDULE,
-        3: CLEANUP + FUSION[target] + SCHEDULE,
+        2: CLEANUP + LAYOUT[target] + FUSION[target] + SCHEDULE,
+        3: CLEANUP + LAYOUT[target] + FUSION[target] + SCHEDULE,
     }
     for target in ("c", "cuda")
 }
@@ -90,7 +99,7 @@ def run_pipeline(graph: Graph, target: str, ctx: PassContext) -> Graph:
         for hook in ctx.before:
             hook(name, index, graph)
         start = time.perf_counter()
-        graph = fn(graph)
+        graph = fn(graph, cpu=ctx.cpu) if name in TARGET_AWARE else fn(graph)
         ctx.timings.append({"pass": name, "seconds": time.perf_counter() - start, "nodes": len(graph.nodes)})
         if ctx.verify:
             verify(graph, infer_node)

@@ -1,7 +1,7 @@
 /* A plain C program that runs a model compiled by mlcc, with no Python: link it with libdemo.a.
  *
  *   mlcc examples/demo.onnx --input-shape image=1,3,32,32 --name demo -o out/demo
- *   cc -O2 -I out/demo examples/main.c out/demo/libdemo.a -lm -o out/demo_main
+ *   cc -O2 -I out/demo examples/main.c out/demo/libdemo.a -lm -pthread -o out/demo_main
  *   out/demo_main [INPUT.bin [OUTPUT.bin]]
  *
  * INPUT.bin holds the raw bytes of every input, one after another; without it the inputs are filled

@@ -53,22 +53,49 @@ def as_3d(values: list[int], fill: int) -> list[int]:
     return [fill] * (3 - len(values)) + list(values)
 
 
+def conv_geometry(node: Node, x_shape: tuple[int, ...], w_shape: tuple[int, ...]):
+    """(group, kernel, out, begin, end, strides, dilations) of a Conv with input X and weights W shapes."""
+    if len(x_shape) < 3 or len(x_shape) > 5 or len(w_shape) != len(x_shape):
+        raise ShapeError(f"Conv {node.name!r}: X {list(x_shape)} and W {list(w_shape)} must both be 3-D to 5-D")
+    group = node.attr("group", 1)
+    kernel = tuple(node.attr("kernel_shape") or w_shape[2:])
+    if kernel != tuple(w_shape[2:]):
+        raise ShapeError(f"Conv {node.name!r}: kernel_shape {list(kernel)} disagrees with W {list(w_shape)}")
+    if group < 1 or x_shape[1] % group or w_shape[0] % group or w_shape[1] * group != x_shape[1]:
+        raise ShapeError(f"Conv {node.name!r}: X {list(x_shape)}, W {list(w_shape)} and group {group} disagree")
+    return (group, kernel) + window_geometry(node, x_shape[2:], kernel)
+
+
+def conv_reference(x: np.ndarray, w: np.ndarray, b: np.ndarray | None, geometry) -> np.ndarray:
+    """Conv in float64 numpy from its geometry (conv_geometry), rounded to x's type."""
+    group, kernel, out, begin, end, strides, dil = geometry
+    r = len(kernel)
+    xp = np.pad(x.astype(np.float64), [(0, 0), (0, 0)] + list(zip(begin, end)))
+    n, c = x.shape[:2]
+    m = w.shape[0]
+    cg, mg = c // group, m // group
+    y = np.zeros((n, m) + out, dtype=np.float64)
+    for pos in np.ndindex(*kernel):
+        sl = tuple(
+            slice(pos[i] * dil[i], pos[i] * dil[i] + (out[i] - 1) * strides[i] + 1, strides[i]) for i in range(r)
+        )
+        patch = xp[(slice(None), slice(None)) + sl]
+        for g in range(group):
+            wk = w[(slice(g * mg, (g + 1) * mg), slice(None)) + pos].astype(np.float64)
+            y[:, g * mg : (g + 1) * mg] += np.einsum("nc...,mc->nm...", patch[:, g * cg : (g + 1) * cg], wk)
+    if b is not None:
+        y += b.reshape((1, m) + (1,) * r)
+    return y.astype(x.dtype)
+
+
 @register("Conv", since=[1, 11, 22])
 class Conv(OpDef):
     def _geometry(self, node: Node):
         x, w = need_input(node, 0), need_input(node, 1)
-        if x.rank < 3 or x.rank > 5 or w.rank != x.rank:
-            raise ShapeError(f"Conv {node.name!r}: X {list(x.shape)} and W {list(w.shape)} must both be 3-D to 5-D")
-        group = node.attr("group", 1)
-        kernel = tuple(node.attr("kernel_shape") or w.shape[2:])
-        if kernel != tuple(w.shape[2:]):
-            raise ShapeError(f"Conv {node.name!r}: kernel_shape {list(kernel)} disagrees with W {list(w.shape)}")
-        if group < 1 or x.shape[1] % group or w.shape[0] % group or w.shape[1] * group != x.shape[1]:
-            raise ShapeError(f"Conv {node.name!r}: X {list(x.shape)}, W {list(w.shape)} and group {group} disagree")
         b = node.input(2)
         if b is not None and b.shape != (w.shape[0],):
             raise ShapeError(f"Conv {node.name!r}: B {list(b.shape)} should be [{w.shape[0]}]")
-        return (group, kernel) + window_geometry(node, x.shape[2:], kernel)
+        return conv_geometry(node, x.shape, w.shape)
 
     def infer(self, node):
         x, w = node.inputs[0], node.inputs[1]
@@ -78,25 +105,8 @@ class Conv(OpDef):
         return [(x.dtype, (x.shape[0], w.shape[0]) + out)]
 
     def reference(self, node, inputs):
-        x, w = inputs[0], inputs[1]
-        group, kernel, out, begin, end, strides, dil = self._geometry(node)
-        r = len(kernel)
-        xp = np.pad(x.astype(np.float64), [(0, 0), (0, 0)] + list(zip(begin, end)))
-        n, c = x.shape[:2]
-        m = w.shape[0]
-        cg, mg = c // group, m // group
-        y = np.zeros((n, m) + out, dtype=np.float64)
-        for pos in np.ndindex(*kernel):
-            sl = tuple(
-                slice(pos[i] * dil[i], pos[i] * dil[i] + (out[i] - 1) * strides[i] + 1, strides[i]) for i in range(r)
-            )
-            patch = xp[(slice(None), slice(None)) + sl]
-            for g in range(group):
-                wk = w[(slice(g * mg, (g + 1) * mg), slice(None)) + pos].astype(np.float64)
-                y[:, g * mg : (g + 1) * mg] += np.einsum("nc...,mc->nm...", patch[:, g * cg : (g + 1) * cg], wk)
-        if len(inputs) > 2 and inputs[2] is not None:
-            y += inputs[2].reshape((1, m) + (1,) * r)
-        return [y.astype(x.dtype)]
+        b = inputs[2] if len(inputs) > 2 else None
+        return [conv_reference(inputs[0], inputs[1], b, self._geometry(node))]
 
     def lower(self, node):
         x, w, y = node.inputs[0], node.inputs[1], node.outputs[0]

@@ -64,7 +64,7 @@ def _rename(expr: str, names: list[str]) -> str:
 
 
 def kernel_name(body: list[Node]) -> str:
-    ops = [n.op.lower() for n in body]
+    ops = [str(n.attrs.get("source_op", n.op)).lower() for n in body]
     return "fused_" + ("_".join(ops) if len(ops) <= 3 else f"{ops[0]}_{ops[1]}_{len(ops) - 2}more")
 
 
@@ -155,7 +155,7 @@ def compose(node: Node, body: list[Node], local: dict[int, str]) -> Chain:
 
 # Kernel families that take an elementwise epilogue: each computes its output in contiguous runs (a conv
 # output plane, a gemm output row) and applies the epilogue to a run while it is still in cache.
-HOSTS = {"conv", "gemm"}
+HOSTS = {"conv", "gemm", "conv_packed", "gemm_packed"}
 
 
 def host_kernel(node: Node) -> Kernel | None:
@@ -174,7 +174,7 @@ def host_kernel(node: Node) -> Kernel | None:
 
 def host_trailing(kernel: Kernel) -> int:
     """How many trailing output axes one run of the host covers."""
-    return kernel.outputs[0].rank - 2 if kernel.family == "conv" else 1
+    return kernel.outputs[0].rank - 2 if kernel.family.startswith("conv") else 1
 
 
 def run_length(kernel: Kernel) -> int:

@@ -47,7 +47,7 @@ SELECTED = os.environ.get("MLCC_SANITIZE_MODELS", "demo,squeezenet")
 CHOSEN = list(MODELS) if SELECTED == "all" else SELECTED.split(",")
 
 
-def build_and_run(name: str, tmp: Path, cflags: str, runner: list[str]) -> np.ndarray:
+def build_and_run(name: str, tmp: Path, cflags: str, runner: list[str], threads: int = 1) -> np.ndarray:
     model, shapes = MODELS[name]
     out = tmp / "lib"
     mlcc.compile(model, out_dir=out, input_shapes=shapes, name="m", weights="external", build=False)
@@ -63,6 +63,7 @@ def build_and_run(name: str, tmp: Path, cflags: str, runner: list[str]) -> np.nd
             str(HERE / "driver.c"),
             str(out / "libm.a"),
             "-lm",
+            "-pthread",
             "-o",
             str(exe),
         ],
@@ -72,6 +73,8 @@ def build_and_run(name: str, tmp: Path, cflags: str, runner: list[str]) -> np.nd
     feeds = b"".join(np.random.default_rng(0).standard_normal(s).astype(np.float32).tobytes() for s in shapes)
     (tmp / "in.bin").write_bytes(feeds)
     env = {**os.environ, "ASAN_OPTIONS": "detect_leaks=1:abort_on_error=1", "UBSAN_OPTIONS": "print_stacktrace=1"}
+    env["MLCC_NUM_THREADS"] = str(threads)  # > 1: the thread pool (runtime_c/mlcc_pool.h) runs the GEMM kernels
+    env["TSAN_OPTIONS"] = "halt_on_error=1"
     proc = subprocess.run(
         [*runner, str(exe), str(tmp / "in.bin"), str(tmp / "out.bin"), str(out / "weights.bin")],
         capture_output=True,
@@ -82,9 +85,16 @@ def build_and_run(name: str, tmp: Path, cflags: str, runner: list[str]) -> np.nd
     return np.frombuffer((tmp / "out.bin").read_bytes(), dtype=np.float32)
 
 
+@pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("name", CHOSEN)
-def test_asan_ubsan_clean(name, tmp_path):
-    values = build_and_run(name, tmp_path, f"{STRICT} {SANITIZE}", [])
+def test_asan_ubsan_clean(name, threads, tmp_path):
+    values = build_and_run(name, tmp_path, f"{STRICT} {SANITIZE}", [], threads)
+    assert np.all(np.isfinite(values))
+
+
+@pytest.mark.parametrize("name", CHOSEN)
+def test_thread_sanitizer_finds_no_race_in_the_pool(name, tmp_path):
+    values = build_and_run(name, tmp_path, f"{STRICT} -fsanitize=thread -g", [], threads=3)
     assert np.all(np.isfinite(values))
 
 

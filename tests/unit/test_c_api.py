@@ -34,7 +34,7 @@ def mlp() -> onnx.ModelProto:
 
 
 def cc(*args: str) -> None:
-    subprocess.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", *args, "-lm"], check=True)
+    subprocess.run(["cc", "-std=c11", "-Wall", "-Wextra", "-Werror", "-O1", *args, "-lm", "-pthread"], check=True)
 
 
 def test_example_program_runs_the_static_library(tmp_path):

@@ -183,7 +183,7 @@ int main(void) {
     )
     out = tmp_path / "out"
     exe = tmp_path / "main"
-    subprocess.run(["cc", "-Wall", "-Wextra", "-Werror", "-I", str(out), str(tmp_path / "main.c"), str(out / "libnz.a"), "-lm", "-o", str(exe)], check=True)  # fmt: skip
+    subprocess.run(["cc", "-Wall", "-Wextra", "-Werror", "-I", str(out), str(tmp_path / "main.c"), str(out / "libnz.a"), "-lm", "-pthread", "-o", str(exe)], check=True)  # fmt: skip
     lines = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.splitlines()
     assert lines == ["bound 2 6 axis 1", "before 0", "after 2 3: 0 1 1 1 0 2", "statuses 9 1 1"]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from ...cpu import CpuTarget, cpu_target
 from ...ir.graph import Value
 from ...ops.common import c_literal
 from ..emitter import c_identifier, make_env, render
@@ -32,10 +33,11 @@ class Call:
 
 
 def _describe(step: Step) -> str:
-    """The comment beside a kernel call: the ONNX nodes it runs (every member of a fused group)."""
+    """The comment beside a kernel call: the ONNX nodes it runs (every member of a fused group; a node the
+    layout pass re-laid out under its original op type)."""
     node = step.node
     body = node.attrs.get("body") if node.op == "Fused" else None
-    return " + ".join(f"{n.op} {n.name!r}" for n in (body or [node]))
+    return " + ".join(f"{n.attrs.get('source_op', n.op)} {n.name!r}" for n in (body or [node]))
 
 
 class CBackend:
@@ -43,8 +45,9 @@ class CBackend:
     source_suffix = ".c"
     kernel_qualifier = "static void"
 
-    def __init__(self) -> None:
+    def __init__(self, cpu: CpuTarget | None = None) -> None:
         self.env = make_env(self.target)
+        self.cpu = cpu or cpu_target("generic")
 
     def pointer(self, program: Program, v: Value) -> str:
         loc, ct = program.where(v), v.dtype.c
@@ -57,12 +60,19 @@ class CBackend:
         base = "m->arena" if loc.kind == "arena" else "m->fills"
         return f"({ct} *)({base} + {loc.index})"
 
-    def signature(self, fn: str, step: Step) -> str:
+    def arg_decls(self, step: Step) -> list[str]:
+        """The kernel's pointer parameters as C declarations, in call order."""
         k = step.kernel
         names = k.names()
         args = [f"const {v.dtype.c} *{n}" for v, n in zip(k.inputs, names)]
         args += [f"{v.dtype.c} *{n}" for v, n in zip(k.outputs, names[len(k.inputs) :])]
         args += [f"int64_t *{n}_len" for v, n in zip(k.outputs, names[len(k.inputs) :]) if v.dynamic_axis is not None]
+        return args
+
+    def signature(self, fn: str, step: Step) -> str:
+        args = self.arg_decls(step)
+        if step.kernel.params.get("threaded"):
+            args.append("mlcc_exec *x")  # the thread pool and per-worker scratch (runtime_c/mlcc_pool.h)
         return f"{self.kernel_qualifier} {fn}({', '.join(args) or 'void'})"
 
     def launch(self, step: Step) -> str:
@@ -90,12 +100,16 @@ class CBackend:
                     f"kernels/{k.family}{self.source_suffix}.j2",
                     fn=fn,
                     signature=self.signature(fn, step),
+                    arg_decls=self.arg_decls(step),
+                    arg_names=[d.rsplit("*", 1)[1] for d in self.arg_decls(step)],
                     **k.params,
                     **self.strategy(step),
                 )
                 functions.append(text)
             args = [self.pointer(program, v) for v in k.inputs + k.outputs]
             args += [f"&m->extents[{program.extent_slot(v)}]" for v in k.outputs if v.dynamic_axis is not None]
+            if k.params.get("threaded"):
+                args.append("&m->exec")
             calls.append(Call(fn, args, _describe(step), self.launch(step)))
         return functions, calls
 
@@ -119,7 +133,19 @@ class CBackend:
             }
             for f in program.fills
         ]
+        threaded = [s.kernel for s in program.steps if s.kernel.params.get("threaded")]
+        engine = None
+        if threaded:
+            cpu = self.cpu
+            engine = {
+                "MR": cpu.mr,
+                "NR": cpu.nr,
+                "VW": cpu.vw,
+                "cpu": cpu.name,
+                "scratch_floats": max(k.params["scratch_floats"] for k in threaded) or 1,
+            }
         return {
+            "engine": engine,
             "functions": functions,
             "calls": calls,
             "copies": copies,
@@ -144,5 +170,5 @@ class CBackend:
             meta.source_name: render(self.env, f"model{self.source_suffix}.j2", **host, **common),
             "model.h": render(self.env, "model.h.j2", **common),
             "weights.S": render(self.env, "weights.S.j2", **common),
-            "Makefile": render(self.env, "Makefile.j2", **common),
+            "Makefile": render(self.env, "Makefile.j2", **common, march=self.cpu.march, threads=bool(host["engine"])),
         }

@@ -10,52 +10,330 @@
 #include "model.h"
 #include "mlcc_runtime.c"
 #include "mlcc_convert.h"
+#include "mlcc_pool.h"
 
 #define API __attribute__((visibility("default")))
 
-static void k0_fused_conv_relu(const float *X, const float *W, const float *B, float *Y) {
-  for (int64_t n = 0; n < 1; ++n) {
-    for (int64_t oc = 0; oc < 8; ++oc) {
-      const int64_t g = oc / 8;
-      float *y = Y + (n * 8 + oc) * 1024;
-      for (int64_t i = 0; i < 1024; ++i) y[i] = B[oc];
-      for (int64_t c = 0; c < 3; ++c) {
-        const float *x = X + (n * 3 + g * 3 + c) * 1024;
-        const float *w = W + (oc * 3 + c) * 9;
-        for (int64_t kd = 0; kd < 1; ++kd) {
-          for (int64_t kh = 0; kh < 3; ++kh) {
-            for (int64_t kw = 0; kw < 3; ++kw) {
-              const float wv = w[(kd * 3 + kh) * 3 + kw];
-              /* output positions whose input position is inside the (unpadded) input */
-              int64_t ow_lo = 0, ow_hi = 32;
-              while (ow_lo < ow_hi && ow_lo * 1 - 1 + kw * 1 < 0) ++ow_lo;
-              while (ow_hi > ow_lo && (ow_hi - 1) * 1 - 1 + kw * 1 >= 32) --ow_hi;
-              for (int64_t od = 0; od < 1; ++od) {
-                const int64_t id = od * 1 - 0 + kd * 1;
-                if (id < 0 || id >= 1) continue;
-                for (int64_t oh = 0; oh < 32; ++oh) {
-                  const int64_t ih = oh * 1 - 1 + kh * 1;
-                  if (ih < 0 || ih >= 32) continue;
-                  const int64_t xo = (id * 32 + ih) * 32 - 1 + kw * 1;
-                  float *yr = y + (od * 32 + oh) * 32;
-                  for (int64_t ow = ow_lo; ow < ow_hi; ++ow) yr[ow] += wv * x[xo + ow * 1];
-                }
-              }
-            }
-          }
-        }
-      }
-      {
-        const int64_t r = (int64_t)(y - Y) / 1024;
-        (void)r;
-        for (int64_t j = 0; j < 1024; ++j) {
-          const float acc = y[j];
-          y[j] = (float)((acc < 0 ? 0.0f : acc));
-        }
-      }
+/* ---- GEMM engine: 6 x 8 register tile, 4-float vectors (generic) ---- */
+#define MLCC_MR 6
+#define MLCC_NR 8
+#if defined(__GNUC__)
+typedef float mlcc_vf __attribute__((vector_size(16)));
+typedef float mlcc_vfu __attribute__((vector_size(16), aligned(4))); /* unaligned access */
+/* C[0:mr, 0:nr] (+)= A[0:mr, 0:kc] * Bp[0:kc, 0:NR]; rows of A past mr are read but never stored. */
+static inline void mlcc_ukr_packed(int64_t kc, const float *restrict a, int64_t lda, const float *restrict b,
+                              float *restrict c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
+  (void)lda;
 
+  mlcc_vf c0_0 = {0}, c0_1 = {0};
+  mlcc_vf c1_0 = {0}, c1_1 = {0};
+  mlcc_vf c2_0 = {0}, c2_1 = {0};
+  mlcc_vf c3_0 = {0}, c3_1 = {0};
+  mlcc_vf c4_0 = {0}, c4_1 = {0};
+  mlcc_vf c5_0 = {0}, c5_1 = {0};
+  for (int64_t k = 0; k < kc; ++k) {
+    const mlcc_vf b0 = *(const mlcc_vfu *)(b + k * 8 + 0);
+    const mlcc_vf b1 = *(const mlcc_vfu *)(b + k * 8 + 4);
+    {
+      const float a_ = a[k * 6 + 0];
+c0_0 += a_ * b0; c0_1 += a_ * b1;
+    }
+    {
+      const float a_ = a[k * 6 + 1];
+c1_0 += a_ * b0; c1_1 += a_ * b1;
+    }
+    {
+      const float a_ = a[k * 6 + 2];
+c2_0 += a_ * b0; c2_1 += a_ * b1;
+    }
+    {
+      const float a_ = a[k * 6 + 3];
+c3_0 += a_ * b0; c3_1 += a_ * b1;
+    }
+    {
+      const float a_ = a[k * 6 + 4];
+c4_0 += a_ * b0; c4_1 += a_ * b1;
+    }
+    {
+      const float a_ = a[k * 6 + 5];
+c5_0 += a_ * b0; c5_1 += a_ * b1;
     }
   }
+  if (mr == 6 && nr == 8) {
+    if (accumulate) *(mlcc_vfu *)(c + 0 * ldc + 0) += c0_0;
+    else *(mlcc_vfu *)(c + 0 * ldc + 0) = c0_0;
+    if (accumulate) *(mlcc_vfu *)(c + 0 * ldc + 4) += c0_1;
+    else *(mlcc_vfu *)(c + 0 * ldc + 4) = c0_1;
+    if (accumulate) *(mlcc_vfu *)(c + 1 * ldc + 0) += c1_0;
+    else *(mlcc_vfu *)(c + 1 * ldc + 0) = c1_0;
+    if (accumulate) *(mlcc_vfu *)(c + 1 * ldc + 4) += c1_1;
+    else *(mlcc_vfu *)(c + 1 * ldc + 4) = c1_1;
+    if (accumulate) *(mlcc_vfu *)(c + 2 * ldc + 0) += c2_0;
+    else *(mlcc_vfu *)(c + 2 * ldc + 0) = c2_0;
+    if (accumulate) *(mlcc_vfu *)(c + 2 * ldc + 4) += c2_1;
+    else *(mlcc_vfu *)(c + 2 * ldc + 4) = c2_1;
+    if (accumulate) *(mlcc_vfu *)(c + 3 * ldc + 0) += c3_0;
+    else *(mlcc_vfu *)(c + 3 * ldc + 0) = c3_0;
+    if (accumulate) *(mlcc_vfu *)(c + 3 * ldc + 4) += c3_1;
+    else *(mlcc_vfu *)(c + 3 * ldc + 4) = c3_1;
+    if (accumulate) *(mlcc_vfu *)(c + 4 * ldc + 0) += c4_0;
+    else *(mlcc_vfu *)(c + 4 * ldc + 0) = c4_0;
+    if (accumulate) *(mlcc_vfu *)(c + 4 * ldc + 4) += c4_1;
+    else *(mlcc_vfu *)(c + 4 * ldc + 4) = c4_1;
+    if (accumulate) *(mlcc_vfu *)(c + 5 * ldc + 0) += c5_0;
+    else *(mlcc_vfu *)(c + 5 * ldc + 0) = c5_0;
+    if (accumulate) *(mlcc_vfu *)(c + 5 * ldc + 4) += c5_1;
+    else *(mlcc_vfu *)(c + 5 * ldc + 4) = c5_1;
+    return;
+  }
+  float t[6][8];
+  *(mlcc_vfu *)&t[0][0] = c0_0;
+  *(mlcc_vfu *)&t[0][4] = c0_1;
+  *(mlcc_vfu *)&t[1][0] = c1_0;
+  *(mlcc_vfu *)&t[1][4] = c1_1;
+  *(mlcc_vfu *)&t[2][0] = c2_0;
+  *(mlcc_vfu *)&t[2][4] = c2_1;
+  *(mlcc_vfu *)&t[3][0] = c3_0;
+  *(mlcc_vfu *)&t[3][4] = c3_1;
+  *(mlcc_vfu *)&t[4][0] = c4_0;
+  *(mlcc_vfu *)&t[4][4] = c4_1;
+  *(mlcc_vfu *)&t[5][0] = c5_0;
+  *(mlcc_vfu *)&t[5][4] = c5_1;
+  for (int64_t r = 0; r < mr; ++r)
+    for (int64_t j = 0; j < nr; ++j) c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
+}
+
+/* C[0:mr, 0:nr] (+)= A[0:mr, 0:kc] * Bp[0:kc, 0:NR]; rows of A past mr are read but never stored. */
+static inline void mlcc_ukr_rows(int64_t kc, const float *restrict a, int64_t lda, const float *restrict b,
+                              float *restrict c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
+  (void)lda;
+  const float *a0 = a + (0 < mr ? 0 : 0) * lda;
+  const float *a1 = a + (1 < mr ? 1 : 0) * lda;
+  const float *a2 = a + (2 < mr ? 2 : 0) * lda;
+  const float *a3 = a + (3 < mr ? 3 : 0) * lda;
+  const float *a4 = a + (4 < mr ? 4 : 0) * lda;
+  const float *a5 = a + (5 < mr ? 5 : 0) * lda;
+
+  mlcc_vf c0_0 = {0}, c0_1 = {0};
+  mlcc_vf c1_0 = {0}, c1_1 = {0};
+  mlcc_vf c2_0 = {0}, c2_1 = {0};
+  mlcc_vf c3_0 = {0}, c3_1 = {0};
+  mlcc_vf c4_0 = {0}, c4_1 = {0};
+  mlcc_vf c5_0 = {0}, c5_1 = {0};
+  for (int64_t k = 0; k < kc; ++k) {
+    const mlcc_vf b0 = *(const mlcc_vfu *)(b + k * 8 + 0);
+    const mlcc_vf b1 = *(const mlcc_vfu *)(b + k * 8 + 4);
+    {
+      const float a_ = a0[k];
+c0_0 += a_ * b0; c0_1 += a_ * b1;
+    }
+    {
+      const float a_ = a1[k];
+c1_0 += a_ * b0; c1_1 += a_ * b1;
+    }
+    {
+      const float a_ = a2[k];
+c2_0 += a_ * b0; c2_1 += a_ * b1;
+    }
+    {
+      const float a_ = a3[k];
+c3_0 += a_ * b0; c3_1 += a_ * b1;
+    }
+    {
+      const float a_ = a4[k];
+c4_0 += a_ * b0; c4_1 += a_ * b1;
+    }
+    {
+      const float a_ = a5[k];
+c5_0 += a_ * b0; c5_1 += a_ * b1;
+    }
+  }
+  if (mr == 6 && nr == 8) {
+    if (accumulate) *(mlcc_vfu *)(c + 0 * ldc + 0) += c0_0;
+    else *(mlcc_vfu *)(c + 0 * ldc + 0) = c0_0;
+    if (accumulate) *(mlcc_vfu *)(c + 0 * ldc + 4) += c0_1;
+    else *(mlcc_vfu *)(c + 0 * ldc + 4) = c0_1;
+    if (accumulate) *(mlcc_vfu *)(c + 1 * ldc + 0) += c1_0;
+    else *(mlcc_vfu *)(c + 1 * ldc + 0) = c1_0;
+    if (accumulate) *(mlcc_vfu *)(c + 1 * ldc + 4) += c1_1;
+    else *(mlcc_vfu *)(c + 1 * ldc + 4) = c1_1;
+    if (accumulate) *(mlcc_vfu *)(c + 2 * ldc + 0) += c2_0;
+    else *(mlcc_vfu *)(c + 2 * ldc + 0) = c2_0;
+    if (accumulate) *(mlcc_vfu *)(c + 2 * ldc + 4) += c2_1;
+    else *(mlcc_vfu *)(c + 2 * ldc + 4) = c2_1;
+    if (accumulate) *(mlcc_vfu *)(c + 3 * ldc + 0) += c3_0;
+    else *(mlcc_vfu *)(c + 3 * ldc + 0) = c3_0;
+    if (accumulate) *(mlcc_vfu *)(c + 3 * ldc + 4) += c3_1;
+    else *(mlcc_vfu *)(c + 3 * ldc + 4) = c3_1;
+    if (accumulate) *(mlcc_vfu *)(c + 4 * ldc + 0) += c4_0;
+    else *(mlcc_vfu *)(c + 4 * ldc + 0) = c4_0;
+    if (accumulate) *(mlcc_vfu *)(c + 4 * ldc + 4) += c4_1;
+    else *(mlcc_vfu *)(c + 4 * ldc + 4) = c4_1;
+    if (accumulate) *(mlcc_vfu *)(c + 5 * ldc + 0) += c5_0;
+    else *(mlcc_vfu *)(c + 5 * ldc + 0) = c5_0;
+    if (accumulate) *(mlcc_vfu *)(c + 5 * ldc + 4) += c5_1;
+    else *(mlcc_vfu *)(c + 5 * ldc + 4) = c5_1;
+    return;
+  }
+  float t[6][8];
+  *(mlcc_vfu *)&t[0][0] = c0_0;
+  *(mlcc_vfu *)&t[0][4] = c0_1;
+  *(mlcc_vfu *)&t[1][0] = c1_0;
+  *(mlcc_vfu *)&t[1][4] = c1_1;
+  *(mlcc_vfu *)&t[2][0] = c2_0;
+  *(mlcc_vfu *)&t[2][4] = c2_1;
+  *(mlcc_vfu *)&t[3][0] = c3_0;
+  *(mlcc_vfu *)&t[3][4] = c3_1;
+  *(mlcc_vfu *)&t[4][0] = c4_0;
+  *(mlcc_vfu *)&t[4][4] = c4_1;
+  *(mlcc_vfu *)&t[5][0] = c5_0;
+  *(mlcc_vfu *)&t[5][4] = c5_1;
+  for (int64_t r = 0; r < mr; ++r)
+    for (int64_t j = 0; j < nr; ++j) c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
+}
+
+#else
+static void mlcc_ukr_packed(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc, int64_t mr,
+                       int64_t nr, int accumulate) {
+  (void)lda;
+  for (int64_t r = 0; r < mr; ++r)
+    for (int64_t j = 0; j < nr; ++j) {
+      float acc = 0.0f;
+      for (int64_t k = 0; k < kc; ++k) acc += a[k * 6 + r] * b[k * 8 + j];
+      c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + acc;
+    }
+}
+
+static void mlcc_ukr_rows(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc, int64_t mr,
+                       int64_t nr, int accumulate) {
+  (void)lda;
+  for (int64_t r = 0; r < mr; ++r)
+    for (int64_t j = 0; j < nr; ++j) {
+      float acc = 0.0f;
+      for (int64_t k = 0; k < kc; ++k) acc += a[r * lda + k] * b[k * 8 + j];
+      c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + acc;
+    }
+}
+
+#endif
+
+/* Pack rows k0..k0+kc, columns j0..j0+nc of a row-major B (row stride ldb) into NR-wide strips, zero
+   past column n. */
+static inline void mlcc_pack_b(const float *restrict b, int64_t ldb, int64_t n, int64_t k0, int64_t kc, int64_t j0,
+                               int64_t nc, float *restrict dst) {
+  for (int64_t s = 0; s < nc; s += 8) {
+    const int64_t w = n - (j0 + s) < 8 ? n - (j0 + s) : 8;
+    for (int64_t k = 0; k < kc; ++k) {
+      const float *src = b + (k0 + k) * ldb + j0 + s;
+      float *d = dst + s * kc + k * 8;
+      int64_t j = 0;
+      for (; j < w; ++j) d[j] = src[j];
+      for (; j < 8; ++j) d[j] = 0.0f;
+    }
+  }
+}
+
+struct k0_fused_conv_relu_args {
+  const float *X;
+  const float *W;
+  const float *B;
+  float *Y;
+  mlcc_exec *x;
+  int64_t row_chunks;
+};
+
+/* rows k0..k0+kc, columns j0..j0+nc of the patch matrix of one image and group, in 8-wide strips */
+static void k0_fused_conv_relu_pack(const float *restrict xg, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *restrict dst) {
+  const int64_t od0 = j0 / 1024, oh0 = (j0 / 32) % 32, ow0 = j0 % 32;
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    const int64_t k = k0 + kk, c = k / 9, t = k % 9;
+    const int64_t kd = t / 9, kh = (t / 3) % 3, kw = t % 3;
+    const float *xc = xg + c * 1024;
+    float *d = dst + kk * 8;
+    int64_t od = od0, oh = oh0, ow = ow0;
+    for (int64_t q = 0; q < nc;) {
+      int64_t run = 32 - ow < nc - q ? 32 - ow : nc - q;
+      const int64_t id = od * 1 - 0 + kd * 1, ih = oh * 1 - 1 + kh * 1;
+      const int row_ok = id >= 0 && id < 1 && ih >= 0 && ih < 32;
+      const float *xr = xc + (row_ok ? (id * 32 + ih) * 32 : 0);
+      int64_t iw = ow * 1 - 1 + kw * 1;
+      while (run > 0) { /* pieces inside one output row and one strip: contiguous in the strip */
+        const int64_t piece = 8 - q % 8 < run ? 8 - q % 8 : run;
+        float *dd = d + (q / 8) * kc * 8 + q % 8;
+        if (!row_ok) {
+          for (int64_t e = 0; e < piece; ++e) dd[e] = 0.0f;
+        } else if (iw >= 0 && iw + (piece - 1) * 1 < 32) {
+          for (int64_t e = 0; e < piece; ++e) dd[e] = xr[iw + e * 1];
+        } else {
+          for (int64_t e = 0; e < piece; ++e) {
+            const int64_t at = iw + e * 1;
+            dd[e] = at >= 0 && at < 32 ? xr[at] : 0.0f;
+          }
+        }
+        q += piece;
+        run -= piece;
+        iw += piece * 1;
+      }
+      ow = 0;
+      if (++oh == 32) {
+        oh = 0;
+        ++od;
+      }
+    }
+  }
+}
+
+static void k0_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
+  const struct k0_fused_conv_relu_args *args = (const struct k0_fused_conv_relu_args *)ctx;
+  const float *X = args->X;
+  const float *W = args->W;
+  const float *B = args->B;
+  float *Y = args->Y;
+  const int64_t chunks = args->row_chunks;
+  const int64_t mb = task % chunks, jb = task / chunks % 1;
+  const int64_t g = task / chunks / 1 % 1, n = task / chunks / 1 / 1;
+  (void)g;
+  const int64_t j0 = jb * 1024, nc = 1024 - j0 < 1024 ? 1024 - j0 : 1024;
+  const int64_t p_lo = mb * 2 / chunks, p_hi = (mb + 1) * 2 / chunks;
+  float *bp = args->x->scratch + (int64_t)worker * args->x->scratch_floats;
+  const float *xg = X + (n * 3 + g * 3) * 1024;
+  for (int64_t k0 = 0; k0 < 27; k0 += 27) {
+    const int64_t kc = 27 - k0 < 27 ? 27 - k0 : 27;
+    k0_fused_conv_relu_pack(xg, k0, kc, j0, nc, bp);
+    for (int64_t s = 0; s < nc; s += 8) { /* one strip of B in L1, every row panel over it */
+      const int64_t nr = nc - s < 8 ? nc - s : 8;
+      for (int64_t pi = p_lo; pi < p_hi; ++pi) {
+        const float *ap = W + (g * 54 + k0 * 2 + pi * kc) * 6;
+        const int64_t m0 = pi * 6, mr = 8 - m0 < 6 ? 8 - m0 : 6;
+        const int64_t run0 = n * 8 + g * 8 + m0; /* output channel plane of the tile's first row */
+        mlcc_ukr_packed(kc, ap, 0, bp + s * kc, Y + run0 * 1024 + j0 + s, 1024, mr, nr, k0 > 0);
+        if (k0 + kc < 27) continue;
+        for (int64_t i = 0; i < mr; ++i) {
+          float *row = Y + (run0 + i) * 1024;
+          for (int64_t j = j0 + s; j < j0 + s + nr; ++j) row[j] += B[g * 8 + m0 + i];
+          {
+            const int64_t r = run0 + i;
+            (void)r;
+            for (int64_t j = j0 + s; j < j0 + s + nr; ++j) {
+              const float acc = row[j];
+              row[j] = (float)((acc < 0 ? 0.0f : acc));
+            }
+          }
+
+        }
+      }
+    }
+  }
+}
+
+static void k0_fused_conv_relu(const float *X, const float *W, const float *B, float *Y, mlcc_exec *x) {
+  struct k0_fused_conv_relu_args args = { X, W, B, Y, x, 1 };
+  const int64_t base = 1;
+  if (x->threads > 1 && base < 4 * x->threads) {
+    args.row_chunks = (4 * x->threads + base - 1) / base;
+    if (args.row_chunks > 2) args.row_chunks = 2;
+  }
+  mlcc_pool_run(x->pool, base * args.row_chunks, k0_fused_conv_relu_task, &args);
 }
 
 static void k1_maxpool(const float *X, float *Y) {
@@ -89,49 +367,107 @@ static void k1_maxpool(const float *X, float *Y) {
   }
 }
 
-static void k2_fused_conv_relu(const float *X, const float *W, const float *B, float *Y) {
-  for (int64_t n = 0; n < 1; ++n) {
-    for (int64_t oc = 0; oc < 16; ++oc) {
-      const int64_t g = oc / 16;
-      float *y = Y + (n * 16 + oc) * 64;
-      for (int64_t i = 0; i < 64; ++i) y[i] = B[oc];
-      for (int64_t c = 0; c < 8; ++c) {
-        const float *x = X + (n * 8 + g * 8 + c) * 256;
-        const float *w = W + (oc * 8 + c) * 9;
-        for (int64_t kd = 0; kd < 1; ++kd) {
-          for (int64_t kh = 0; kh < 3; ++kh) {
-            for (int64_t kw = 0; kw < 3; ++kw) {
-              const float wv = w[(kd * 3 + kh) * 3 + kw];
-              /* output positions whose input position is inside the (unpadded) input */
-              int64_t ow_lo = 0, ow_hi = 8;
-              while (ow_lo < ow_hi && ow_lo * 2 - 1 + kw * 1 < 0) ++ow_lo;
-              while (ow_hi > ow_lo && (ow_hi - 1) * 2 - 1 + kw * 1 >= 16) --ow_hi;
-              for (int64_t od = 0; od < 1; ++od) {
-                const int64_t id = od * 1 - 0 + kd * 1;
-                if (id < 0 || id >= 1) continue;
-                for (int64_t oh = 0; oh < 8; ++oh) {
-                  const int64_t ih = oh * 2 - 1 + kh * 1;
-                  if (ih < 0 || ih >= 16) continue;
-                  const int64_t xo = (id * 16 + ih) * 16 - 1 + kw * 1;
-                  float *yr = y + (od * 8 + oh) * 8;
-                  for (int64_t ow = ow_lo; ow < ow_hi; ++ow) yr[ow] += wv * x[xo + ow * 2];
-                }
-              }
-            }
+struct k2_fused_conv_relu_args {
+  const float *X;
+  const float *W;
+  const float *B;
+  float *Y;
+  mlcc_exec *x;
+  int64_t row_chunks;
+};
+
+/* rows k0..k0+kc, columns j0..j0+nc of the patch matrix of one image and group, in 8-wide strips */
+static void k2_fused_conv_relu_pack(const float *restrict xg, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *restrict dst) {
+  const int64_t od0 = j0 / 64, oh0 = (j0 / 8) % 8, ow0 = j0 % 8;
+  for (int64_t kk = 0; kk < kc; ++kk) {
+    const int64_t k = k0 + kk, c = k / 9, t = k % 9;
+    const int64_t kd = t / 9, kh = (t / 3) % 3, kw = t % 3;
+    const float *xc = xg + c * 256;
+    float *d = dst + kk * 8;
+    int64_t od = od0, oh = oh0, ow = ow0;
+    for (int64_t q = 0; q < nc;) {
+      int64_t run = 8 - ow < nc - q ? 8 - ow : nc - q;
+      const int64_t id = od * 1 - 0 + kd * 1, ih = oh * 2 - 1 + kh * 1;
+      const int row_ok = id >= 0 && id < 1 && ih >= 0 && ih < 16;
+      const float *xr = xc + (row_ok ? (id * 16 + ih) * 16 : 0);
+      int64_t iw = ow * 2 - 1 + kw * 1;
+      while (run > 0) { /* pieces inside one output row and one strip: contiguous in the strip */
+        const int64_t piece = 8 - q % 8 < run ? 8 - q % 8 : run;
+        float *dd = d + (q / 8) * kc * 8 + q % 8;
+        if (!row_ok) {
+          for (int64_t e = 0; e < piece; ++e) dd[e] = 0.0f;
+        } else if (iw >= 0 && iw + (piece - 1) * 2 < 16) {
+          for (int64_t e = 0; e < piece; ++e) dd[e] = xr[iw + e * 2];
+        } else {
+          for (int64_t e = 0; e < piece; ++e) {
+            const int64_t at = iw + e * 2;
+            dd[e] = at >= 0 && at < 16 ? xr[at] : 0.0f;
           }
         }
+        q += piece;
+        run -= piece;
+        iw += piece * 2;
       }
-      {
-        const int64_t r = (int64_t)(y - Y) / 64;
-        (void)r;
-        for (int64_t j = 0; j < 64; ++j) {
-          const float acc = y[j];
-          y[j] = (float)((acc < 0 ? 0.0f : acc));
-        }
+      ow = 0;
+      if (++oh == 8) {
+        oh = 0;
+        ++od;
       }
-
     }
   }
+}
+
+static void k2_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
+  const struct k2_fused_conv_relu_args *args = (const struct k2_fused_conv_relu_args *)ctx;
+  const float *X = args->X;
+  const float *W = args->W;
+  const float *B = args->B;
+  float *Y = args->Y;
+  const int64_t chunks = args->row_chunks;
+  const int64_t mb = task % chunks, jb = task / chunks % 1;
+  const int64_t g = task / chunks / 1 % 1, n = task / chunks / 1 / 1;
+  (void)g;
+  const int64_t j0 = jb * 64, nc = 64 - j0 < 64 ? 64 - j0 : 64;
+  const int64_t p_lo = mb * 3 / chunks, p_hi = (mb + 1) * 3 / chunks;
+  float *bp = args->x->scratch + (int64_t)worker * args->x->scratch_floats;
+  const float *xg = X + (n * 8 + g * 8) * 256;
+  for (int64_t k0 = 0; k0 < 72; k0 += 72) {
+    const int64_t kc = 72 - k0 < 72 ? 72 - k0 : 72;
+    k2_fused_conv_relu_pack(xg, k0, kc, j0, nc, bp);
+    for (int64_t s = 0; s < nc; s += 8) { /* one strip of B in L1, every row panel over it */
+      const int64_t nr = nc - s < 8 ? nc - s : 8;
+      for (int64_t pi = p_lo; pi < p_hi; ++pi) {
+        const float *ap = W + (g * 216 + k0 * 3 + pi * kc) * 6;
+        const int64_t m0 = pi * 6, mr = 16 - m0 < 6 ? 16 - m0 : 6;
+        const int64_t run0 = n * 16 + g * 16 + m0; /* output channel plane of the tile's first row */
+        mlcc_ukr_packed(kc, ap, 0, bp + s * kc, Y + run0 * 64 + j0 + s, 64, mr, nr, k0 > 0);
+        if (k0 + kc < 72) continue;
+        for (int64_t i = 0; i < mr; ++i) {
+          float *row = Y + (run0 + i) * 64;
+          for (int64_t j = j0 + s; j < j0 + s + nr; ++j) row[j] += B[g * 16 + m0 + i];
+          {
+            const int64_t r = run0 + i;
+            (void)r;
+            for (int64_t j = j0 + s; j < j0 + s + nr; ++j) {
+              const float acc = row[j];
+              row[j] = (float)((acc < 0 ? 0.0f : acc));
+            }
+          }
+
+        }
+      }
+    }
+  }
+}
+
+static void k2_fused_conv_relu(const float *X, const float *W, const float *B, float *Y, mlcc_exec *x) {
+  struct k2_fused_conv_relu_args args = { X, W, B, Y, x, 1 };
+  const int64_t base = 1;
+  if (x->threads > 1 && base < 4 * x->threads) {
+    args.row_chunks = (4 * x->threads + base - 1) / base;
+    if (args.row_chunks > 3) args.row_chunks = 3;
+  }
+  mlcc_pool_run(x->pool, base * args.row_chunks, k2_fused_conv_relu_task, &args);
 }
 
 static void k3_global_avgpool(const float *X, float *Y) {
@@ -150,22 +486,52 @@ static void k4_flatten(const float *in0, float *out0) {
   }
 }
 
-static void k5_gemm(const float *A, const float *B, const float *C, float *Y) {
-  const float *a = A;
-  const float *b = B;
-  float *y = Y;
-  for (int64_t i = 0; i < 1; ++i) {
-    float *yr = y + i * 10;
-    /* transposed B: dot products along K */
-    for (int64_t j = 0; j < 10; ++j) {
-      float acc = 0;
-      for (int64_t k = 0; k < 16; ++k) acc += a[i * 16 + k * 1] * b[k * 1 + j * 16];
-      yr[j] = acc;
-    }
-    for (int64_t j = 0; j < 10; ++j) {
-      yr[j] = yr[j] + C[i * 0 + j * 1];
+struct k5_gemm_args {
+  const float *A;
+  const float *B;
+  const float *C;
+  float *Y;
+  mlcc_exec *x;
+  int64_t row_chunks;
+};
+
+static void k5_gemm_task(void *ctx, int64_t task, int worker) {
+  const struct k5_gemm_args *args = (const struct k5_gemm_args *)ctx;
+  (void)worker;
+  const float *A = args->A;
+  const float *B = args->B;
+  const float *C = args->C;
+  float *Y = args->Y;
+  const int64_t chunks = args->row_chunks;
+  const int64_t mb = task % chunks, jb = task / chunks;
+  const int64_t j0 = jb * 16, nc = 10 - j0 < 16 ? 10 - j0 : 16;
+  const int64_t i_lo = mb * 1 / chunks * 6;
+  const int64_t i_hi = (mb + 1) * 1 / chunks * 6 < 1 ? (mb + 1) * 1 / chunks * 6 : 1;
+  for (int64_t k0 = 0; k0 < 16; k0 += 16) {
+    const int64_t kc = 16 - k0 < 16 ? 16 - k0 : 16;
+    for (int64_t s = 0; s < nc; s += 8) { /* one strip of B in L1, every row panel over it */
+      const int64_t nr = nc - s < 8 ? nc - s : 8;
+      const float *bs = B + ((j0 + s) / 8 * 16 + k0) * 8;
+      for (int64_t i0 = i_lo; i0 < i_hi; i0 += 6) {
+        const int64_t mr = i_hi - i0 < 6 ? i_hi - i0 : 6;
+        mlcc_ukr_rows(kc, A + i0 * 16 + k0, 16, bs, Y + i0 * 10 + j0 + s, 10, mr, nr, k0 > 0);
+        if (k0 + kc < 16) continue;
+        for (int64_t i = 0; i < mr; ++i) {
+          float *row = Y + (i0 + i) * 10;
+          for (int64_t j = j0 + s; j < j0 + s + nr; ++j) row[j] += C[(i0 + i) * 0 + j * 1];
+        }
+      }
     }
   }
+}
+
+static void k5_gemm(const float *A, const float *B, const float *C, float *Y, mlcc_exec *x) {
+  struct k5_gemm_args args = { A, B, C, Y, x, 1 };
+  if (x->threads > 1 && 1 < 4 * x->threads) {
+    args.row_chunks = (4 * x->threads + 0) / 1;
+    if (args.row_chunks > 1) args.row_chunks = 1;
+  }
+  mlcc_pool_run(x->pool, 1 * args.row_chunks, k5_gemm_task, &args);
 }
 
 static void k6_softmax(const float *X, float *Y) {
@@ -196,9 +562,10 @@ struct demo_model {
   uint32_t magic;          /* MLCC_MAGIC while the instance is live */
   uint8_t *arena;          /* 40960 bytes of activations */
   uint8_t *fills;          /* 0 bytes of constants filled at create time */
-  const uint8_t *weights;  /* 6336 bytes of weights */
+  const uint8_t *weights;  /* 7744 bytes of weights */
   void *owned_weights;     /* the buffer behind `weights` when read from a file */
   int num_threads;
+  mlcc_exec exec;          /* thread pool and per-worker GEMM scratch (27648 floats each) */
   int64_t extents[1]; /* run-time extents of the data-dependent dims, by slot */
 };
 
@@ -218,6 +585,11 @@ static int init(demo_model *m) {
   m->fills = (uint8_t *)mlcc_aligned_alloc(0);
   if (!m->arena || !m->fills) return MLCC_ERR_OUT_OF_MEMORY;
   m->num_threads = mlcc_env_threads();
+  m->exec.threads = m->num_threads;
+  m->exec.scratch_floats = 27648;
+  m->exec.scratch = (float *)mlcc_aligned_alloc((uint64_t)m->num_threads * 27648 * sizeof(float));
+  if (!m->exec.scratch) return MLCC_ERR_OUT_OF_MEMORY;
+  if (m->num_threads > 1 && !(m->exec.pool = mlcc_pool_create(m->num_threads))) return MLCC_ERR_OUT_OF_MEMORY;
   return MLCC_OK;
 }
 
@@ -227,7 +599,7 @@ API int demo_create_from_file(demo_model **out, const char *weights_path) {
   demo_model *m = (demo_model *)calloc(1, sizeof *m);
   if (!m) return MLCC_ERR_OUT_OF_MEMORY;
   m->magic = MLCC_MAGIC; /* now: destroy frees a partly created instance too */
-  int status = mlcc_read_weights(weights_path, model_hash, 6336, &m->owned_weights);
+  int status = mlcc_read_weights(weights_path, model_hash, 7744, &m->owned_weights);
   if (status == MLCC_OK) {
     m->weights = (const uint8_t *)m->owned_weights + MLCC_WEIGHTS_HEADER;
     status = init(m);
@@ -245,7 +617,7 @@ API int demo_create(demo_model **out) {
   *out = NULL;
   int status = mlcc_check_weights(demo_weights_blob,
                                   (uint64_t)(demo_weights_blob_end - demo_weights_blob),
-                                  model_hash, 6336);
+                                  model_hash, 7744);
   if (status != MLCC_OK) return status;
   demo_model *m = (demo_model *)calloc(1, sizeof *m);
   if (!m) return MLCC_ERR_OUT_OF_MEMORY;
@@ -266,6 +638,8 @@ API void demo_destroy(demo_model *m) {
   mlcc_aligned_free(m->arena);
   mlcc_aligned_free(m->fills);
   mlcc_aligned_free(m->owned_weights);
+  mlcc_pool_destroy(m->exec.pool);
+  mlcc_aligned_free(m->exec.scratch);
   free(m);
 }
 
@@ -283,12 +657,12 @@ API int demo_run(demo_model *m, const void *const *inputs, void *const *outputs)
   int status = check_args(m, inputs, outputs);
   if (status != MLCC_OK) return status;
   (void)inputs;
-  k0_fused_conv_relu((const float *)inputs[0], (const float *)(m->weights + 0), (const float *)(m->weights + 896), (float *)(m->arena + 0)); /* Conv 'conv1' + Relu 'relu1' */
+  k0_fused_conv_relu((const float *)inputs[0], (const float *)(m->weights + 0), (const float *)(m->weights + 1344), (float *)(m->arena + 0), &m->exec); /* Conv 'conv1' + Relu 'relu1' */
   k1_maxpool((float *)(m->arena + 0), (float *)(m->arena + 32768)); /* MaxPool 'pool1' */
-  k2_fused_conv_relu((float *)(m->arena + 32768), (const float *)(m->weights + 960), (const float *)(m->weights + 5568), (float *)(m->arena + 0)); /* Conv 'conv2' + Relu 'relu2' */
+  k2_fused_conv_relu((float *)(m->arena + 32768), (const float *)(m->weights + 1408), (const float *)(m->weights + 6592), (float *)(m->arena + 0), &m->exec); /* Conv 'conv2' + Relu 'relu2' */
   k3_global_avgpool((float *)(m->arena + 0), (float *)(m->arena + 4096)); /* GlobalAveragePool 'gap' */
   k4_flatten((float *)(m->arena + 4096), (float *)(m->arena + 0)); /* Flatten 'flatten' */
-  k5_gemm((float *)(m->arena + 0), (const float *)(m->weights + 5632), (const float *)(m->weights + 6272), (float *)(m->arena + 64)); /* Gemm 'fc' */
+  k5_gemm((float *)(m->arena + 0), (const float *)(m->weights + 6656), (const float *)(m->weights + 7680), (float *)(m->arena + 64), &m->exec); /* Gemm 'fc' */
   k6_softmax((float *)(m->arena + 64), (float *)outputs[0]); /* Softmax 'softmax' */
   return MLCC_OK;
 }

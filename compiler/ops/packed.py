@@ -1,0 +1,195 @@
+"""PackedConv and PackedMatMul (domain "mlcc"): Conv and GEMM whose weights the compiler packed for the
+c target's GEMM engine (templates/c/gemm_engine.j2), made by passes/pack_weights.py.
+
+PackedConv(X, Wp[, B]) is Conv with W [M, C/group, k...] stored as Wp [group, panels * MR, K]: per group, the
+[M/group, K = C/group * prod(k)] weight matrix cut into panels of MR rows (zero rows past M/group) and
+blocks of KC columns; block by block, the panels follow each other, each column-major (MR weights of one k
+together), so that one block of the A operand is one contiguous stream. The kernel computes Y[n, g] = Wg @ im2col(X[n, g]) with
+im2col packed on the fly into NR-wide strips, 1x1 stride-1 convolutions straight from X's rows.
+
+PackedMatMul(A, Bp[, C]) is Y = A @ B (+ C) for A [..., K] and a constant B [K, N] (alpha already folded
+in) stored as Bp [strips, K, NR]: B's columns cut into strips of NR, each strip row-major, zero past N. C
+broadcasts to [prod(A[:-1]), N].
+
+Both split their work into tasks over output blocks run on the model's thread pool; each worker packs
+into its own scratch (sized here, allocated once at create time).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import ShapeError
+from ..ir.graph import Node
+from .common import broadcast_strides, need_input
+from .conv import as_3d, conv_geometry, conv_reference
+from .registry import Kernel, OpDef, register
+
+PACKED_DOMAIN = "mlcc"
+
+
+def pack_conv_weights(w: np.ndarray, group: int, mr: int, kc: int) -> np.ndarray:
+    """W [M, C/group, k...] -> [group, panels * mr, K] holding, per group and per block of kc weight columns,
+    the panels of mr rows one after the other, each column-major (see the module docstring)."""
+    m = w.shape[0]
+    mg, k = m // group, math.prod(w.shape[1:])
+    panels = -(-mg // mr)
+    rows = np.zeros((group, panels * mr, k), dtype=w.dtype)
+    rows[:, :mg] = w.reshape(group, mg, k)
+    blocks = [
+        rows[:, :, k0 : k0 + kc].reshape(group, panels, mr, -1).transpose(0, 1, 3, 2).reshape(group, -1)
+        for k0 in range(0, k, kc)
+    ]
+    return np.ascontiguousarray(np.concatenate(blocks, axis=1).reshape(group, panels * mr, k))
+
+
+def unpack_conv_weights(wp: np.ndarray, w_shape: tuple[int, ...], mr: int, kc: int) -> np.ndarray:
+    group, rows_, k = wp.shape
+    panels, mg = rows_ // mr, w_shape[0] // group
+    flat, rows, at = wp.reshape(group, -1), np.empty((group, rows_, k), wp.dtype), 0
+    for k0 in range(0, k, kc):
+        width = min(kc, k - k0)
+        block = flat[:, at : at + rows_ * width].reshape(group, panels, width, mr).transpose(0, 1, 3, 2)
+        rows[:, :, k0 : k0 + width] = block.reshape(group, rows_, width)
+        at += rows_ * width
+    return rows[:, :mg].reshape(w_shape)
+
+
+def pack_gemm_weights(b: np.ndarray, nr: int) -> np.ndarray:
+    """B [K, N] -> [strips, K, nr] (see the module docstring)."""
+    k, n = b.shape
+    strips = -(-n // nr)
+    cols = np.zeros((k, strips * nr), dtype=b.dtype)
+    cols[:, :n] = b
+    return np.ascontiguousarray(cols.reshape(k, strips, nr).transpose(1, 0, 2))
+
+
+def unpack_gemm_weights(bp: np.ndarray, n: int) -> np.ndarray:
+    strips, k, nr = bp.shape
+    return bp.transpose(1, 0, 2).reshape(k, strips * nr)[:, :n]
+
+
+def _blocks(cpu_nc: int, cols: int, nr: int) -> tuple[int, int]:
+    """(NC, column blocks): the fewest blocks of at most cpu_nc columns, balanced, NC a multiple of nr."""
+    count = -(-cols // cpu_nc)
+    per_block = -(-cols // count)
+    nc = -(-per_block // nr) * nr
+    return nc, -(-cols // nc)
+
+
+@register("PackedConv", since=1, domain=PACKED_DOMAIN)
+class PackedConv(OpDef):
+    def _geometry(self, node: Node):
+        x, wp = need_input(node, 0), need_input(node, 1)
+        w_shape = tuple(node.attr("w_shape"))
+        if wp.rank != 3 or wp.shape[0] != node.attr("group", 1):
+            raise ShapeError(f"PackedConv {node.name!r}: packed weights {list(wp.shape)} do not match the group")
+        return conv_geometry(node, x.shape, w_shape)
+
+    def infer(self, node):
+        x = node.inputs[0]
+        out = self._geometry(node)[2]
+        return [(x.dtype, (x.shape[0], node.attr("w_shape")[0]) + out)]
+
+    def reference(self, node, inputs):
+        w = unpack_conv_weights(inputs[1], tuple(node.attr("w_shape")), node.attr("mr"), node.attr("kc"))
+        b = inputs[2] if len(inputs) > 2 else None
+        return [conv_reference(inputs[0], w, b, self._geometry(node))]
+
+    def lower(self, node):
+        x, wp, y = node.inputs[0], node.inputs[1], node.outputs[0]
+        b = node.input(2)
+        group, kernel, out, begin, _, strides, dil = self._geometry(node)
+        w_shape = node.attr("w_shape")
+        mr = node.attr("mr")
+        panels, k = wp.shape[1] // mr, wp.shape[2]
+        nr, cpu_nc, kc = node.attr("nr"), node.attr("nc"), node.attr("kc")
+        spatial = math.prod(out)
+        nc, col_blocks = _blocks(cpu_nc, spatial, nr)
+        kern3, pads3, str3, dil3 = as_3d(kernel, 1), as_3d(begin, 0), as_3d(strides, 1), as_3d(dil, 1)
+        pointwise = kern3 == [1, 1, 1] and pads3 == [0, 0, 0] and str3 == [1, 1, 1]
+        params = {
+            "ctype": "float",
+            "N": x.shape[0],
+            "C": x.shape[1],
+            "M": w_shape[0],
+            "group": group,
+            "in": as_3d(x.shape[2:], 1),
+            "out": as_3d(out, 1),
+            "kernel": kern3,
+            "pads": pads3,
+            "strides": str3,
+            "dilations": dil3,
+            "has_bias": b is not None,
+            "K": k,
+            "P": spatial,
+            "panels": panels,
+            "MR": mr,
+            "NR": nr,
+            "KC": min(kc, k),
+            "NC": nc,
+            "col_blocks": col_blocks,
+            "pointwise": pointwise,
+            "threaded": True,
+            "scratch_floats": min(kc, k) * nc,
+        }
+        inputs = [x, wp] + ([b] if b is not None else [])
+        names = ["X", "W"] + (["B"] if b is not None else []) + ["Y"]
+        return [Kernel("conv_packed", "conv", inputs, [y], params, names)]
+
+
+@register("PackedMatMul", since=1, domain=PACKED_DOMAIN)
+class PackedMatMul(OpDef):
+    def _dims(self, node: Node) -> tuple[int, int, int]:
+        a, bp = need_input(node, 0), need_input(node, 1)
+        n = node.attr("n")
+        if a.rank < 1 or bp.rank != 3 or bp.shape[1] != a.shape[-1] or bp.shape[0] * bp.shape[2] < n:
+            raise ShapeError(f"PackedMatMul {node.name!r}: A {list(a.shape)} and packed B {list(bp.shape)} disagree")
+        return math.prod(a.shape[:-1]), n, a.shape[-1]
+
+    def infer(self, node):
+        a = node.inputs[0]
+        m, n, _ = self._dims(node)
+        c = node.input(2)
+        padded = (1,) * (2 - c.rank) + c.shape if c is not None and c.rank <= 2 else None
+        if c is not None and (padded is None or any(d not in (1, t) for d, t in zip(padded, (m, n)))):
+            raise ShapeError(f"PackedMatMul {node.name!r}: C {list(c.shape)} must broadcast to {[m, n]}")
+        return [(a.dtype, a.shape[:-1] + (n,))]
+
+    def reference(self, node, inputs):
+        a, bp = inputs[0], inputs[1]
+        m, n, k = self._dims(node)
+        y = a.reshape(m, k).astype(np.float64) @ unpack_gemm_weights(bp, n).astype(np.float64)
+        if len(inputs) > 2 and inputs[2] is not None:
+            y = y + inputs[2]
+        return [y.astype(a.dtype).reshape(a.shape[:-1] + (n,))]
+
+    def lower(self, node):
+        a, bp, y = node.inputs[0], node.inputs[1], node.outputs[0]
+        c = node.input(2)
+        m, n, k = self._dims(node)
+        strips, _, nr = bp.shape
+        nc, col_blocks = _blocks(node.attr("nc"), n, nr)
+        c_strides = broadcast_strides(c.shape, (m, n)) if c is not None else [0, 0]
+        params = {
+            "ctype": "float",
+            "M": m,
+            "N": n,
+            "K": k,
+            "MR": node.attr("mr"),
+            "NR": nr,
+            "KC": min(node.attr("kc"), k),
+            "NC": nc,
+            "col_blocks": col_blocks,
+            "has_c": c is not None,
+            "c_rs": c_strides[0],
+            "c_cs": c_strides[1],
+            "threaded": True,
+            "scratch_floats": 0,
+        }
+        inputs = [a, bp] + ([c] if c is not None else [])
+        names = ["A", "B"] + (["C"] if c is not None else []) + ["Y"]
+        name = str(node.attr("source_op", "gemm")).lower()  # the kernel keeps the name of the op it runs
+        return [Kernel("gemm_packed", name, inputs, [y], params, names)]

@@ -1,0 +1,101 @@
+"""Layout: constant weights re-laid out at compile time for the c target's GEMM engine (compiler/cpu.py).
+
+  Conv with constant float32 W (not depthwise)      ->  PackedConv(X, W packed in MR-row panels[, B])
+  Gemm (transA = 0) with constant B                 ->  PackedMatMul(A, alpha * B packed in NR strips[, C])
+  MatMul(A, constant 2-D B), MatMulBias             ->  PackedMatMul(A, B packed[, bias])
+
+(ops/packed.py describes both layouts.) The packed constant replaces the original, which dead-code
+elimination drops when nothing else reads it. A Gemm with transA, a beta other than 1 on a computed C, or
+a C that does not broadcast over rows keeps its own kernel. Depthwise convolutions (one input and one
+output channel per group) keep the direct kernel, which runs along output rows with unit stride.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..cpu import CpuTarget, cpu_target
+from ..ir.dtypes import FLOAT32
+from ..ir.graph import Graph, Node, Value
+from ..ops.packed import PACKED_DOMAIN, pack_conv_weights, pack_gemm_weights
+from .dce import eliminate_dead_code
+from .fold_batchnorm import FreshNames
+
+
+def _packed_conv(node: Node, cpu: CpuTarget, fresh: FreshNames) -> Node | None:
+    x, w = node.inputs[0], node.input(1)
+    if w is None or not w.is_const or x.dtype != FLOAT32 or w.dtype != FLOAT32 or x.size == 0 or w.size == 0:
+        return None
+    group = node.attr("group", 1)
+    if w.shape[1] == 1 and w.shape[0] == group:
+        return None  # depthwise: the direct kernel
+    packed = pack_conv_weights(w.data, group, cpu.mr, cpu.kc)
+    wp = Value(fresh(w.name, "packed"), FLOAT32, packed.shape, packed)
+    attrs = {k: v for k, v in node.attrs.items()}
+    attrs.update(source_op="Conv", w_shape=list(w.shape), mr=cpu.mr, nr=cpu.nr, kc=cpu.kc, nc=cpu.nc(packed.shape[2]))
+    inputs = [x, wp] + node.inputs[2:3]
+    return Node("PackedConv", inputs, node.outputs, attrs, node.name, PACKED_DOMAIN, 1)
+
+
+def _gemm_operands(node: Node, fresh: FreshNames) -> tuple[Value, np.ndarray, Value | None] | None:
+    """(A, B as [K, N] with alpha applied, C) of a Gemm/MatMul/MatMulBias the engine can take."""
+    if node.op == "Gemm" and node.domain == "":
+        a, b, c = node.inputs[0], node.input(1), node.input(2)
+        if node.attr("transA", 0) or b is None or not b.is_const:
+            return None
+        beta = node.attr("beta", 1.0)
+        if c is not None and beta != 1.0:
+            if not c.is_const:
+                return None
+            c = Value(
+                fresh(c.name, "scaled"),
+                c.dtype,
+                c.shape,
+                (c.data * np.asarray(beta, c.data.dtype)).astype(c.data.dtype),
+            )
+        mat = b.data.T if node.attr("transB", 0) else b.data
+        alpha = node.attr("alpha", 1.0)
+        return a, (mat * np.float32(alpha) if alpha != 1.0 else mat), c
+    if node.op == "MatMul" and node.domain == "":
+        a, b = node.inputs[0], node.inputs[1]
+        if not b.is_const or b.rank != 2 or a.rank < 2:
+            return None
+        return a, b.data, None
+    if node.op == "MatMulBias" and node.domain == PACKED_DOMAIN:
+        a, b, bias = node.inputs
+        return (a, b.data, bias) if b.is_const else None
+    return None
+
+
+def _packed_matmul(node: Node, cpu: CpuTarget, fresh: FreshNames) -> Node | None:
+    found = _gemm_operands(node, fresh)
+    if found is None:
+        return None
+    a, b, c = found
+    if a.dtype != FLOAT32 or b.dtype != np.float32 or a.size == 0 or b.size == 0:
+        return None
+    if c is not None and (c.dtype != FLOAT32 or c.rank > 2 or (c.rank == 2 and node.outputs[0].rank != 2)):
+        return None
+    packed = pack_gemm_weights(np.ascontiguousarray(b), cpu.nr)
+    bp = Value(fresh(node.inputs[1].name, "packed"), FLOAT32, packed.shape, packed)
+    attrs = {"n": int(b.shape[1]), "mr": cpu.mr, "kc": cpu.kc, "nc": cpu.nc(b.shape[0]), "source_op": node.op}
+    inputs = [a, bp] + ([c] if c is not None else [])
+    return Node("PackedMatMul", inputs, node.outputs, attrs, node.name, PACKED_DOMAIN, 1)
+
+
+def pack_weights(graph: Graph, cpu: CpuTarget | None = None) -> Graph:
+    cpu = cpu or cpu_target("generic")
+    fresh = FreshNames(graph)
+    nodes = []
+    for node in graph.nodes:
+        new = None
+        if node.op == "Conv" and node.domain == "" and len(node.outputs) == 1:
+            new = _packed_conv(node, cpu, fresh)
+        elif node.op in ("Gemm", "MatMul", "MatMulBias"):
+            new = _packed_matmul(node, cpu, fresh)
+        if new is not None:
+            for out in new.outputs:
+                out.producer = new
+        nodes.append(new or node)
+    graph.nodes = nodes
+    return eliminate_dead_code(graph)

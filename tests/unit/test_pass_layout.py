@@ -1,0 +1,195 @@
+"""The layout pass (passes/pack_weights.py) and the GEMM engine it feeds (ops/packed.py,
+templates/c/gemm_engine.j2): packing round trips, what gets packed and what not, and packed Conv and GEMM
+against onnxruntime on every --cpu the machine can run, with 1 and 3 threads, on shapes that leave partial
+register tiles, several K blocks and several column blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from helpers import assert_close, compile_and_load, run_ort
+from mlcc.cpu import cpu_target
+from mlcc.importer.onnx import import_onnx
+from mlcc.ops.packed import pack_conv_weights, pack_gemm_weights, unpack_conv_weights, unpack_gemm_weights
+from mlcc.passes.pack_weights import pack_weights
+
+HOST_BITS = cpu_target("native").vector_bits
+CPUS = ["generic"] + (["x86-64-v3"] if HOST_BITS >= 256 else []) + (["x86-64-v4"] if HOST_BITS >= 512 else [])
+KC_MAX = 384  # deeper than any target's KC: at least two K blocks
+RUNS = [("generic", 1), ("generic", 3)] + [(cpu, 2) for cpu in CPUS[1:]]  # (--cpu, MLCC_NUM_THREADS)
+
+
+@pytest.mark.parametrize("kc", [4, 7, 100])
+@pytest.mark.parametrize("group", [1, 2, 5])
+def test_conv_weight_packing_round_trips_and_pads_panels_with_zeros(group, kc):
+    w = np.random.default_rng(group).standard_normal((10, 3, 3, 3)).astype(np.float32)
+    packed = pack_conv_weights(w, group, 6, kc) if 10 % group == 0 and group <= 2 else None
+    if packed is None:
+        w = np.random.default_rng(1).standard_normal((10, 2, 3)).astype(np.float32)
+        packed = pack_conv_weights(w, group, 6, kc)
+    mg, k = 10 // group, int(np.prod(w.shape[1:]))
+    assert packed.shape == (group, -(-mg // 6) * 6, k)
+    np.testing.assert_array_equal(unpack_conv_weights(packed, w.shape, 6, kc), w)
+    first = packed.reshape(group, -1)[:, : -(-mg // 6) * 6 * min(kc, k)]  # the first K block, panel by panel
+    tail = first.reshape(group, -(-mg // 6), min(kc, k), 6)[:, -1, :, mg - 6 * (-(-mg // 6) - 1) :]
+    assert not tail.any()  # rows past M/group are zero
+
+
+def test_gemm_weight_packing_round_trips_and_pads_strips_with_zeros():
+    b = np.random.default_rng(0).standard_normal((7, 37)).astype(np.float32)
+    packed = pack_gemm_weights(b, 16)
+    assert packed.shape == (3, 7, 16)
+    np.testing.assert_array_equal(unpack_gemm_weights(packed, 37), b)
+    assert not packed[2, :, 5:].any()
+
+
+def conv_model(x_shape, w_shape, bias=True, residual=None, **attrs) -> onnx.ModelProto:
+    rng = np.random.default_rng(sum(w_shape))
+    inits = [numpy_helper.from_array(rng.standard_normal(w_shape).astype(np.float32), "w")]
+    inputs = ["x", "w"]
+    if bias:
+        inits.append(numpy_helper.from_array(rng.standard_normal(w_shape[0]).astype(np.float32), "b"))
+        inputs.append("b")
+    nodes = [helper.make_node("Conv", inputs, ["y" if residual is None else "c"], **attrs)]
+    if residual is not None:  # an epilogue with an operand read per element: Relu(conv + r)
+        nodes += [helper.make_node("Add", ["c", "r"], ["s"]), helper.make_node("Relu", ["s"], ["y"])]
+    graph_inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, x_shape)]
+    if residual is not None:
+        graph_inputs.append(helper.make_tensor_value_info("r", TensorProto.FLOAT, residual))
+    graph = helper.make_graph(
+        nodes, "conv", graph_inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+CONVS = {
+    # name: (x shape, w shape, attrs); partial tiles (M % 6, P % NR), K > KC, many column blocks
+    "3x3_pad": ((1, 5, 17, 19), (13, 5, 3, 3), {"pads": [1, 1, 1, 1]}),
+    "pointwise": ((2, 40, 9, 9), (11, 40, 1, 1), {}),
+    "pointwise_deep": ((1, KC_MAX + 37, 7, 5), (7, KC_MAX + 37, 1, 1), {}),
+    "deep_k_blocks": ((1, 33, 8, 8), (9, 33, 3, 3), {"pads": [1, 1, 1, 1]}),
+    "stride2_dilated": ((1, 4, 23, 21), (8, 4, 3, 3), {"strides": [2, 2], "dilations": [2, 1], "pads": [2, 1, 0, 1]}),
+    "grouped": ((1, 12, 10, 10), (9, 4, 3, 3), {"group": 3, "pads": [1, 1, 1, 1]}),
+    "wide_output": ((1, 3, 40, 41), (16, 3, 5, 5), {"pads": [2, 2, 2, 2]}),
+    "conv1d": ((2, 6, 50), (10, 6, 5), {"strides": [3]}),
+    "conv3d": ((1, 3, 5, 6, 7), (4, 3, 2, 3, 3), {"pads": [1, 0, 1, 0, 1, 1]}),
+    "same_upper": ((1, 3, 9, 9), (5, 3, 4, 4), {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
+}
+
+
+def packed_ops(model: onnx.ModelProto) -> list[str]:
+    graph = pack_weights(import_onnx(model, {}))
+    return [n.op for n in graph.nodes]
+
+
+def test_the_pass_packs_conv_and_gemm_weights_and_leaves_depthwise_and_transposed_a_alone():
+    assert packed_ops(conv_model((1, 5, 8, 8), (13, 5, 3, 3))) == ["PackedConv"]
+    assert packed_ops(conv_model((1, 6, 8, 8), (6, 1, 3, 3), group=6)) == ["Conv"]  # depthwise
+    assert packed_ops(gemm_model((4, 6), (6, 5))) == ["PackedMatMul"]
+    assert packed_ops(gemm_model((6, 4), (6, 5), transA=1)) == ["Gemm"]
+    assert packed_ops(matmul_model((2, 3, 6), (6, 5))) == ["PackedMatMul"]
+
+
+@pytest.mark.parametrize(("cpu", "threads"), RUNS)
+@pytest.mark.parametrize("name", sorted(CONVS))
+def test_packed_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkeypatch):
+    x_shape, w_shape, attrs = CONVS[name]
+    model = conv_model(x_shape, w_shape, **attrs)
+    monkeypatch.setenv("MLCC_NUM_THREADS", str(threads))
+    x = np.random.default_rng(5).standard_normal(x_shape).astype(np.float32)
+    with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
+        assert "mlcc_ukr_packed(" in (tmp_path / "model.c").read_text()  # the engine ran, not the direct kernel
+        got = compiled.run({"x": x})["y"]
+    assert_close([got], run_ort(model, {"x": x}), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+def test_packed_conv_takes_a_residual_relu_epilogue(cpu, tmp_path, monkeypatch):
+    model = conv_model((1, 8, 13, 11), (14, 8, 3, 3), residual=[1, 14, 13, 11], pads=[1, 1, 1, 1])
+    monkeypatch.setenv("MLCC_NUM_THREADS", "2")
+    rng = np.random.default_rng(2)
+    feeds = {
+        "x": rng.standard_normal((1, 8, 13, 11)).astype(np.float32),
+        "r": rng.standard_normal((1, 14, 13, 11)).astype(np.float32),
+    }
+    with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
+        source = (tmp_path / "model.c").read_text()
+        assert "fused_conv_add_relu" in source and "mlcc_ukr_packed" in source
+        got = compiled.run(feeds)["y"]
+    assert_close([got], run_ort(model, feeds), rtol=1e-4, atol=1e-4)
+
+
+def gemm_model(a_shape, b_shape, c_shape=None, relu=False, **attrs) -> onnx.ModelProto:
+    rng = np.random.default_rng(len(a_shape) + sum(b_shape))
+    inits = [numpy_helper.from_array(rng.standard_normal(b_shape).astype(np.float32), "b")]
+    inputs = ["a", "b"]
+    if c_shape is not None:
+        inits.append(numpy_helper.from_array(rng.standard_normal(c_shape).astype(np.float32), "c"))
+        inputs.append("c")
+    nodes = [helper.make_node("Gemm", inputs, ["g" if relu else "y"], **attrs)]
+    if relu:
+        nodes.append(helper.make_node("Relu", ["g"], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "gemm",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, a_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def matmul_model(a_shape, b_shape, bias=False) -> onnx.ModelProto:
+    rng = np.random.default_rng(sum(b_shape))
+    inits = [numpy_helper.from_array(rng.standard_normal(b_shape).astype(np.float32), "b")]
+    nodes = [helper.make_node("MatMul", ["a", "b"], ["m" if bias else "y"])]
+    if bias:  # MatMul + Add becomes MatMulBias at -O1 (passes/fold_batchnorm.py), then PackedMatMul
+        inits.append(numpy_helper.from_array(rng.standard_normal(b_shape[1]).astype(np.float32), "bias"))
+        nodes.append(helper.make_node("Add", ["m", "bias"], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "matmul",
+        [helper.make_tensor_value_info("a", TensorProto.FLOAT, a_shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+        inits,
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+GEMMS = {
+    "plain": lambda: gemm_model((7, 19), (19, 23)),
+    "transB_alpha_beta_rowbias": lambda: gemm_model((5, 30), (41, 30), (41,), transB=1, alpha=0.5, beta=2.0),
+    "full_c_relu": lambda: gemm_model((13, 9), (9, 17), (13, 17), relu=True),
+    "column_c": lambda: gemm_model((8, 12), (12, 10), (8, 1)),
+    "deep_and_wide": lambda: gemm_model((3, KC_MAX + 70), (KC_MAX + 70, 300)),
+    "gemv": lambda: gemm_model((1, 64), (64, 1000), (1000,), transB=0),
+    "matmul_3d": lambda: matmul_model((2, 7, 20), (20, 33)),
+    "matmul_bias_4d": lambda: matmul_model((2, 3, 5, 16), (16, 24), bias=True),
+}
+
+
+@pytest.mark.parametrize(("cpu", "threads"), RUNS)
+@pytest.mark.parametrize("name", sorted(GEMMS))
+def test_packed_gemm_matches_onnxruntime(name, cpu, threads, tmp_path, monkeypatch):
+    model = GEMMS[name]()
+    a_shape = [d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim]
+    monkeypatch.setenv("MLCC_NUM_THREADS", str(threads))
+    a = np.random.default_rng(9).standard_normal(a_shape).astype(np.float32)
+    with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
+        assert "mlcc_ukr_rows" in (tmp_path / "model.c").read_text()
+        got = compiled.run({"a": a})["y"]
+    assert_close([got], run_ort(model, {"a": a}), rtol=1e-4, atol=1e-4)
+
+
+def test_every_cpu_choice_builds_and_the_flag_reaches_the_makefile(tmp_path):
+    model = conv_model((1, 3, 8, 8), (4, 3, 3, 3))
+    for cpu in ("generic", "x86-64-v3", "x86-64-v4", "native"):
+        import mlcc
+
+        mlcc.compile(model, out_dir=tmp_path / cpu, cpu=cpu, build=False)
+        makefile = (tmp_path / cpu / "Makefile").read_text()
+        assert f"MLCC_ARCH = {cpu_target(cpu).march}" in makefile
+        assert f"{cpu_target(cpu).vw}-float vectors" in (tmp_path / cpu / "model.c").read_text()
