@@ -49,7 +49,18 @@ def main() -> int:
         print(f"max |diff|  : {np.abs(ours - ref).max():.3g}")
 
     exe = OUT / "demo_main"
-    cc = ["cc", "-O2", "-I", str(OUT), str(ROOT / "examples" / "main.c"), str(OUT / "libdemo.a"), "-lm", "-pthread", "-o", str(exe)]
+    cc = [
+        "cc",
+        "-O2",
+        "-I",
+        str(OUT),
+        str(ROOT / "examples" / "main.c"),
+        str(OUT / "libdemo.a"),
+        "-lm",
+        "-pthread",
+        "-o",
+        str(exe),
+    ]
     print(f"\n$ {' '.join(cc)}")
     subprocess.run(cc, check=True)
     (OUT / "image.bin").write_bytes(image.tobytes())
