@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.mlcc-installed
 PYTEST_JOBS ?= 2
 
-.PHONY: all venv demo test conformance fuzz sanitize bench-gpu lint clean
+.PHONY: all venv demo test conformance fuzz sanitize bench bench-gpu lint clean
 
 all: test
 
@@ -30,6 +30,9 @@ fuzz: $(STAMP)
 
 sanitize: $(STAMP)
 	MLCC_SANITIZE_MODELS=all $(BIN)/python -m pytest -n $(PYTEST_JOBS) -q tests/sanitize
+
+bench: $(STAMP)
+	$(BIN)/python bench/cpu.py --out bench/results
 
 bench-gpu: $(STAMP)
 	$(BIN)/python bench/gpu.py --out bench/results

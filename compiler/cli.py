@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -72,6 +73,51 @@ def _summary(report: dict, out: Path, verbose: bool = False) -> str:
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("out_dir", metavar="OUT", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.option(
+    "--compare",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    metavar="MODEL.onnx",
+    help="Also time onnxruntime on this model, alternating with mlcc in blocks of 5 runs, same inputs.",
+)
+@click.option("--threads", type=click.IntRange(1, 256), default=1, show_default=True, help="Threads for both engines.")
+@click.option(
+    "--runs", type=click.IntRange(0), default=0, help="Timed runs (default: as many as fit in 3 s, at least 10)."
+)
+@click.option(
+    "--json", "json_path", type=click.Path(dir_okay=False, path_type=Path), help="Also write the results here."
+)
+def bench_command(out_dir, compare, threads, runs, json_path):
+    """Time the model compiled (target c) in OUT, optionally side by side with onnxruntime."""
+    from .bench import bench, describe
+
+    try:
+        result = bench(out_dir, compare, threads, runs)
+    except MlccError as err:
+        click.echo(f"mlcc: error: {err}", err=True)
+        sys.exit(err.exit_code)
+    click.echo(describe(result))
+    if json_path is not None:
+        json_path.write_text(json.dumps(result, indent=2, sort_keys=True) + "\n")
+
+
+class _Mlcc(click.Command):
+    """`mlcc MODEL.onnx ...` compiles; `mlcc bench OUT ...` times a compiled model (bench_command)."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        args = list(sys.argv[1:] if args is None else args)
+        if args[:1] == ["bench"]:
+            return bench_command.main(args[1:], prog_name=f"{prog_name or 'mlcc'} bench", **extra)
+        return super().main(args, prog_name, **extra)
+
+    def format_epilog(self, ctx, formatter) -> None:
+        formatter.write_paragraph()
+        formatter.write_text(
+            "mlcc bench OUT [--compare MODEL.onnx] [--threads N] [--runs N] [--json FILE]: time a build."
+        )
+
+
+@click.command(cls=_Mlcc, context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("model", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--target", type=click.Choice(["c", "cuda"]), default="c", show_default=True, help="Code to generate.")
 @click.option(
