@@ -329,8 +329,8 @@ static void k0_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
 static void k0_fused_conv_relu(const float *X, const float *W, const float *B, float *Y, mlcc_exec *x) {
   struct k0_fused_conv_relu_args args = { X, W, B, Y, x, 1 };
   const int64_t base = 1;
-  if (x->threads > 1 && base < 4 * x->threads) {
-    args.row_chunks = (4 * x->threads + base - 1) / base;
+  if (x->threads > 1 && base % x->threads) { /* split rows too, so that every thread gets the same work */
+    args.row_chunks = ((base < x->threads ? 1 : 2) * x->threads + base - 1) / base;
     if (args.row_chunks > 2) args.row_chunks = 2;
   }
   mlcc_pool_run(x->pool, base * args.row_chunks, k0_fused_conv_relu_task, &args);
@@ -463,8 +463,8 @@ static void k2_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
 static void k2_fused_conv_relu(const float *X, const float *W, const float *B, float *Y, mlcc_exec *x) {
   struct k2_fused_conv_relu_args args = { X, W, B, Y, x, 1 };
   const int64_t base = 1;
-  if (x->threads > 1 && base < 4 * x->threads) {
-    args.row_chunks = (4 * x->threads + base - 1) / base;
+  if (x->threads > 1 && base % x->threads) { /* split rows too, so that every thread gets the same work */
+    args.row_chunks = ((base < x->threads ? 1 : 2) * x->threads + base - 1) / base;
     if (args.row_chunks > 3) args.row_chunks = 3;
   }
   mlcc_pool_run(x->pool, base * args.row_chunks, k2_fused_conv_relu_task, &args);
@@ -527,8 +527,8 @@ static void k5_gemm_task(void *ctx, int64_t task, int worker) {
 
 static void k5_gemm(const float *A, const float *B, const float *C, float *Y, mlcc_exec *x) {
   struct k5_gemm_args args = { A, B, C, Y, x, 1 };
-  if (x->threads > 1 && 1 < 4 * x->threads) {
-    args.row_chunks = (4 * x->threads + 0) / 1;
+  if (x->threads > 1 && 1 % x->threads) { /* split rows too: the same work for every thread */
+    args.row_chunks = ((1 < x->threads ? 1 : 2) * x->threads + 0) / 1;
     if (args.row_chunks > 1) args.row_chunks = 1;
   }
   mlcc_pool_run(x->pool, 1 * args.row_chunks, k5_gemm_task, &args);
