@@ -15,6 +15,7 @@ import argparse
 import datetime
 import json
 import math
+import os
 import platform
 import subprocess
 import sys
@@ -48,8 +49,6 @@ def machine() -> str:
                 break
     except OSError:
         pass
-    import os
-
     return f"{name}, {os.cpu_count()} cores visible, {platform.system()} {platform.release()}"
 
 

@@ -31,7 +31,7 @@ def _packed_conv(node: Node, cpu: CpuTarget, fresh: FreshNames) -> Node | None:
         return None  # depthwise: the direct kernel
     packed = pack_conv_weights(w.data, group, cpu.mr, cpu.kc)
     wp = Value(fresh(w.name, "packed"), FLOAT32, packed.shape, packed)
-    attrs = {k: v for k, v in node.attrs.items()}
+    attrs = dict(node.attrs)
     attrs.update(source_op="Conv", w_shape=list(w.shape), mr=cpu.mr, nr=cpu.nr, kc=cpu.kc, nc=cpu.nc(packed.shape[2]))
     inputs = [x, wp] + node.inputs[2:3]
     return Node("PackedConv", inputs, node.outputs, attrs, node.name, PACKED_DOMAIN, 1)

@@ -95,13 +95,14 @@ class CBackend:
             if fn is None:
                 fn = c_identifier(f"k{len(functions)}_{k.name}")
                 by_key[key] = fn
+                decls = self.arg_decls(step)
                 text = render(
                     self.env,
                     f"kernels/{k.family}{self.source_suffix}.j2",
                     fn=fn,
                     signature=self.signature(fn, step),
-                    arg_decls=self.arg_decls(step),
-                    arg_names=[d.rsplit("*", 1)[1] for d in self.arg_decls(step)],
+                    arg_decls=decls,
+                    arg_names=[d.rsplit("*", 1)[1] for d in decls],  # each declaration ends in *NAME
                     **k.params,
                     **self.strategy(step),
                 )

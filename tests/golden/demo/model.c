@@ -328,12 +328,12 @@ static void k0_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
 
 static void k0_fused_conv_relu(const float *X, const float *W, const float *B, float *Y, mlcc_exec *x) {
   struct k0_fused_conv_relu_args args = { X, W, B, Y, x, 1 };
-  const int64_t base = 1;
-  if (x->threads > 1 && base % x->threads) { /* split rows too, so that every thread gets the same work */
-    args.row_chunks = ((base < x->threads ? 1 : 2) * x->threads + base - 1) / base;
+  const int64_t blocks = 1;
+  if (x->threads > 1 && blocks % x->threads) { /* split rows too, so that every thread gets the same work */
+    args.row_chunks = ((blocks < x->threads ? 1 : 2) * x->threads + blocks - 1) / blocks;
     if (args.row_chunks > 2) args.row_chunks = 2;
   }
-  mlcc_pool_run(x->pool, base * args.row_chunks, k0_fused_conv_relu_task, &args);
+  mlcc_pool_run(x->pool, blocks * args.row_chunks, k0_fused_conv_relu_task, &args);
 }
 
 static void k1_maxpool(const float *X, float *Y) {
@@ -462,12 +462,12 @@ static void k2_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
 
 static void k2_fused_conv_relu(const float *X, const float *W, const float *B, float *Y, mlcc_exec *x) {
   struct k2_fused_conv_relu_args args = { X, W, B, Y, x, 1 };
-  const int64_t base = 1;
-  if (x->threads > 1 && base % x->threads) { /* split rows too, so that every thread gets the same work */
-    args.row_chunks = ((base < x->threads ? 1 : 2) * x->threads + base - 1) / base;
+  const int64_t blocks = 1;
+  if (x->threads > 1 && blocks % x->threads) { /* split rows too, so that every thread gets the same work */
+    args.row_chunks = ((blocks < x->threads ? 1 : 2) * x->threads + blocks - 1) / blocks;
     if (args.row_chunks > 3) args.row_chunks = 3;
   }
-  mlcc_pool_run(x->pool, base * args.row_chunks, k2_fused_conv_relu_task, &args);
+  mlcc_pool_run(x->pool, blocks * args.row_chunks, k2_fused_conv_relu_task, &args);
 }
 
 static void k3_global_avgpool(const float *X, float *Y) {
@@ -496,8 +496,8 @@ struct k5_gemm_args {
 };
 
 static void k5_gemm_task(void *ctx, int64_t task, int worker) {
-  const struct k5_gemm_args *args = (const struct k5_gemm_args *)ctx;
   (void)worker;
+  const struct k5_gemm_args *args = (const struct k5_gemm_args *)ctx;
   const float *A = args->A;
   const float *B = args->B;
   const float *C = args->C;
@@ -527,11 +527,12 @@ static void k5_gemm_task(void *ctx, int64_t task, int worker) {
 
 static void k5_gemm(const float *A, const float *B, const float *C, float *Y, mlcc_exec *x) {
   struct k5_gemm_args args = { A, B, C, Y, x, 1 };
-  if (x->threads > 1 && 1 % x->threads) { /* split rows too: the same work for every thread */
-    args.row_chunks = ((1 < x->threads ? 1 : 2) * x->threads + 0) / 1;
+  const int64_t blocks = 1;
+  if (x->threads > 1 && blocks % x->threads) { /* split rows too, so that every thread gets the same work */
+    args.row_chunks = ((blocks < x->threads ? 1 : 2) * x->threads + blocks - 1) / blocks;
     if (args.row_chunks > 1) args.row_chunks = 1;
   }
-  mlcc_pool_run(x->pool, 1 * args.row_chunks, k5_gemm_task, &args);
+  mlcc_pool_run(x->pool, blocks * args.row_chunks, k5_gemm_task, &args);
 }
 
 static void k6_softmax(const float *X, float *Y) {
