@@ -152,9 +152,15 @@ def c_literal(value: float | int | bool, dtype: DType) -> str:
     return str(v)
 
 
+FAST_FLOAT_MATH = {"exp", "tanh", "erf"}  # runtime_c/mlcc_math.h: branch-free, so loops using them vectorise
+
+
 def cmath(fn: str, dtype: DType) -> str:
-    """The C math function `fn` for `dtype`: expf for float, exp for double."""
-    return fn + "f" if dtype.c == "float" else fn
+    """The C math function `fn` for `dtype`: mlcc_expf (mlcc_math.h) or sqrtf for float, exp or sqrt for
+    double."""
+    if dtype.c != "float":
+        return fn
+    return f"mlcc_{fn}f" if fn in FAST_FLOAT_MATH else fn + "f"
 
 
 def require_c(node: Node, *values: Value | None) -> None:

@@ -10,6 +10,7 @@
 #include "model.h"
 #include "mlcc_runtime.c"
 #include "mlcc_convert.h"
+#include "mlcc_math.h"
 #include "mlcc_pool.h"
 
 #define API __attribute__((visibility("default")))
@@ -544,7 +545,7 @@ static void k6_softmax(const float *X, float *Y) {
     for (int64_t k = 1; k < 10; ++k) mx = x[k * 1] > mx ? x[k * 1] : mx;
     float sum = 0;
     for (int64_t k = 0; k < 10; ++k) {
-      const float e = expf(x[k * 1] - mx);
+      const float e = mlcc_expf(x[k * 1] - mx);
       y[k * 1] = e;
       sum += e;
     }
