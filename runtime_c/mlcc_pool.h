@@ -3,10 +3,39 @@
  * Included by a generated C model (static functions only: every model instance owns its own pool, two
  * models in one process share nothing). The thread that calls mlcc_pool_run works too, so a pool of N
  * threads starts N - 1 workers; with N = 1 there are no workers and tasks run inline, in order.
- * Workers spin for a short while after a parallel region (the next kernel usually follows within
- * microseconds) and then sleep on a condition variable, so an idle model costs no CPU. */
+ * Workers spin for MLCC_SPIN_NS after a parallel region (the next one usually follows within microseconds,
+ * and waking a sleeping thread costs tens of microseconds, more in a VM) and then sleep on a condition
+ * variable, so an idle model costs no CPU. */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <time.h>
+
+#ifndef MLCC_SPIN_NS
+#define MLCC_SPIN_NS 300000
+#endif
+
+static inline void mlcc_cpu_relax(void) {
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+  __builtin_ia32_pause();
+#elif defined(__GNUC__) && defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#endif
+}
+
+static inline int64_t mlcc_now_ns(void) {
+  struct timespec ts;
+  timespec_get(&ts, TIME_UTC);
+  return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Spin while *value < bound, for at most MLCC_SPIN_NS; the clock is read every 64 turns. */
+static inline void mlcc_spin_while_below(atomic_int_fast64_t *value, int64_t bound) {
+  const int64_t until = mlcc_now_ns() + MLCC_SPIN_NS;
+  for (int turn = 1; atomic_load(value) < bound; ++turn) {
+    mlcc_cpu_relax();
+    if (turn % 64 == 0 && mlcc_now_ns() > until) return;
+  }
+}
 
 typedef void (*mlcc_task_fn)(void *ctx, int64_t task, int worker);
 
@@ -16,7 +45,7 @@ typedef struct mlcc_pool {
   pthread_mutex_t lock;
   pthread_cond_t wake;          /* a new region, or shutdown */
   pthread_cond_t done;          /* the last task of a region finished */
-  atomic_uint_fast64_t generation; /* bumped once per region */
+  atomic_int_fast64_t generation; /* bumped once per region */
   atomic_int_fast64_t next;     /* next task to take */
   atomic_int_fast64_t finished; /* tasks finished in this region */
   int64_t tasks;
@@ -48,11 +77,9 @@ static void *mlcc_pool_main(void *raw) {
   mlcc_worker_arg arg = *(mlcc_worker_arg *)raw;
   free(raw);
   mlcc_pool *p = arg.pool;
-  uint_fast64_t seen = 0;
+  int_fast64_t seen = 0;
   for (;;) {
-    int spins = 0;
-    while (atomic_load(&p->generation) == seen && ++spins < 20000) {
-    }
+    mlcc_spin_while_below(&p->generation, seen + 1); /* generations only grow */
     pthread_mutex_lock(&p->lock);
     while (atomic_load(&p->generation) == seen && !p->shutdown) pthread_cond_wait(&p->wake, &p->lock);
     if (p->shutdown) {
@@ -140,12 +167,39 @@ static inline void mlcc_pool_run(mlcc_pool *p, int64_t tasks, mlcc_task_fn fn, v
   pthread_mutex_unlock(&p->lock);
   mlcc_pool_work(p, fn, ctx, tasks, 0);
   if (atomic_load(&p->finished) < tasks) {
-    int spins = 0;
-    while (atomic_load(&p->finished) < tasks && ++spins < 200000) {
-    }
+    mlcc_spin_while_below(&p->finished, tasks);
     pthread_mutex_lock(&p->lock);
     while (atomic_load(&p->finished) < tasks) pthread_cond_wait(&p->done, &p->lock);
     pthread_mutex_unlock(&p->lock);
+  }
+}
+
+/* How a tiled kernel splits into tasks for `threads` threads: `outer` independent parts (images x groups),
+ * each `strips` strips of nr columns wide and `panels` row panels tall. Comes in with the cache-sized
+ * split (*col_blocks blocks of *nc columns, *row_chunks = 1). Columns are cut first, into the number of
+ * blocks that loads the busiest thread least (each task packs only its own columns, so nothing is packed
+ * twice); rows are cut too only when that still leaves a thread with 20% more than its share. */
+static inline void mlcc_split(int threads, int64_t outer, int64_t strips, int64_t nr, int64_t panels,
+                              int64_t *col_blocks, int64_t *nc, int64_t *row_chunks) {
+  if (threads <= 1) return;
+  const double ideal = (double)outer * (double)strips / threads; /* strips per thread */
+  int64_t best_blocks = *col_blocks, best_per = (*nc + nr - 1) / nr;
+  double best_load = 1e300;
+  for (int64_t b = *col_blocks; b <= strips && b <= *col_blocks + 4 * threads; ++b) {
+    const int64_t per = (strips + b - 1) / b, blocks = (strips + per - 1) / per;
+    const double load = (double)((outer * blocks + threads - 1) / threads) * (double)per;
+    if (load < best_load - 1e-9) {
+      best_load = load;
+      best_blocks = blocks;
+      best_per = per;
+    }
+  }
+  *col_blocks = best_blocks;
+  *nc = best_per * nr;
+  const int64_t tasks = outer * best_blocks;
+  if (best_load > 1.2 * ideal && tasks % threads) {
+    int64_t chunks = ((tasks < threads ? 1 : 2) * threads + tasks - 1) / tasks;
+    *row_chunks = chunks < panels ? chunks : panels;
   }
 }
 

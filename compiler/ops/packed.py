@@ -11,7 +11,11 @@ PackedMatMul(A, Bp[, C]) is Y = A @ B (+ C) for A [..., K] and a constant B [K, 
 in) stored as Bp [strips, K, NR]: B's columns cut into strips of NR, each strip row-major, zero past N. C
 broadcasts to [prod(A[:-1]), N].
 
-Both split their work into tasks over output blocks run on the model's thread pool; each worker packs
+RuntimeMatMul(A, B) is MatMul of two computed float32 operands A [..., M, K] and B [..., K, N] of rank 2 or
+more (batch dims broadcast), on the same kernel: each task packs its block of B into NR-wide strips at run
+time. Made for attention's Q @ K^T and P @ V.
+
+All split their work into tasks over output blocks run on the model's thread pool; each worker packs
 into its own scratch (sized here, allocated once at create time).
 """
 
@@ -23,7 +27,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..ir.graph import Node
-from .common import broadcast_strides, need_input
+from .common import broadcast_shapes, broadcast_strides, coalesce, contiguous_strides, need_input
 from .conv import as_3d, conv_geometry, conv_reference
 from .registry import Kernel, OpDef, register
 
@@ -71,12 +75,12 @@ def unpack_gemm_weights(bp: np.ndarray, n: int) -> np.ndarray:
     return bp.transpose(1, 0, 2).reshape(k, strips * nr)[:, :n]
 
 
-def _blocks(cpu_nc: int, cols: int, nr: int) -> tuple[int, int]:
-    """(NC, column blocks): the fewest blocks of at most cpu_nc columns, balanced, NC a multiple of nr."""
+def _block_cols(cpu_nc: int, cols: int, nr: int) -> int:
+    """NC: the columns of a block when cutting into the fewest blocks of at most cpu_nc columns, balanced,
+    NC a multiple of nr (at run time, runtime_c/mlcc_pool.h mlcc_split may cut finer for threads)."""
     count = -(-cols // cpu_nc)
     per_block = -(-cols // count)
-    nc = -(-per_block // nr) * nr
-    return nc, -(-cols // nc)
+    return -(-per_block // nr) * nr
 
 
 @register("PackedConv", since=1, domain=PACKED_DOMAIN)
@@ -107,7 +111,7 @@ class PackedConv(OpDef):
         panels, k = wp.shape[1] // mr, wp.shape[2]
         nr, cpu_nc, kc = node.attr("nr"), node.attr("nc"), node.attr("kc")
         spatial = math.prod(out)
-        nc, col_blocks = _blocks(cpu_nc, spatial, nr)
+        nc = _block_cols(cpu_nc, spatial, nr)
         kern3, pads3, str3, dil3 = as_3d(kernel, 1), as_3d(begin, 0), as_3d(strides, 1), as_3d(dil, 1)
         pointwise = kern3 == [1, 1, 1] and pads3 == [0, 0, 0] and str3 == [1, 1, 1]
         params = {
@@ -130,7 +134,6 @@ class PackedConv(OpDef):
             "NR": nr,
             "KC": min(kc, k),
             "NC": nc,
-            "col_blocks": col_blocks,
             "pointwise": pointwise,
             "threaded": True,
             "scratch_floats": min(kc, k) * nc,
@@ -171,18 +174,20 @@ class PackedMatMul(OpDef):
         c = node.input(2)
         m, n, k = self._dims(node)
         strips, _, nr = bp.shape
-        nc, col_blocks = _blocks(node.attr("nc"), n, nr)
+        nc = _block_cols(node.attr("nc"), n, nr)
         c_strides = broadcast_strides(c.shape, (m, n)) if c is not None else [0, 0]
         params = {
             "ctype": "float",
             "M": m,
             "N": n,
             "K": k,
+            "pack_b": False,
+            "batch_dims": [],
+            "batch_strides": [[], [], []],
             "MR": node.attr("mr"),
             "NR": nr,
             "KC": min(node.attr("kc"), k),
             "NC": nc,
-            "col_blocks": col_blocks,
             "has_c": c is not None,
             "c_rs": c_strides[0],
             "c_cs": c_strides[1],
@@ -193,3 +198,52 @@ class PackedMatMul(OpDef):
         names = ["A", "B"] + (["C"] if c is not None else []) + ["Y"]
         name = str(node.attr("source_op", "gemm")).lower()  # the kernel keeps the name of the op it runs
         return [Kernel("gemm_packed", name, inputs, [y], params, names)]
+
+
+@register("RuntimeMatMul", since=1, domain=PACKED_DOMAIN)
+class RuntimeMatMul(OpDef):
+    def _shapes(self, node: Node):
+        a, b = need_input(node, 0), need_input(node, 1)
+        if a.rank < 2 or b.rank < 2 or a.shape[-1] != b.shape[-2]:
+            raise ShapeError(f"RuntimeMatMul {node.name!r}: A {list(a.shape)} and B {list(b.shape)} disagree")
+        batch = broadcast_shapes(node, a.shape[:-2], b.shape[:-2])
+        return batch, a.shape[-2], a.shape[-1], b.shape[-1]
+
+    def infer(self, node):
+        batch, m, _, n = self._shapes(node)
+        return [(node.inputs[0].dtype, batch + (m, n))]
+
+    def reference(self, node, inputs):
+        y = np.matmul(inputs[0].astype(np.float64), inputs[1].astype(np.float64))
+        return [y.astype(inputs[0].dtype)]
+
+    def lower(self, node):
+        a, b, y = node.inputs[0], node.inputs[1], node.outputs[0]
+        batch, m, k, n = self._shapes(node)
+        nr, kc = node.attr("nr"), min(node.attr("kc"), k)
+        strides = [
+            [s * m * n for s in contiguous_strides(batch)],
+            [s * m * k for s in broadcast_strides(a.shape[:-2], batch)],
+            [s * k * n for s in broadcast_strides(b.shape[:-2], batch)],
+        ]
+        dims, strides = coalesce(batch, strides)
+        nc = _block_cols(node.attr("nc"), n, nr)
+        params = {
+            "ctype": "float",
+            "M": m,
+            "N": n,
+            "K": k,
+            "pack_b": True,
+            "batch_dims": dims,
+            "batch_strides": strides,
+            "MR": node.attr("mr"),
+            "NR": nr,
+            "KC": kc,
+            "NC": nc,
+            "has_c": False,
+            "c_rs": 0,
+            "c_cs": 0,
+            "threaded": True,
+            "scratch_floats": kc * nc,
+        }
+        return [Kernel("gemm_packed", "matmul", [a, b], [y], params, ["A", "B", "Y"])]

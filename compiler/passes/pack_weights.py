@@ -1,13 +1,15 @@
 """Layout: constant weights re-laid out at compile time for the c target's GEMM engine (compiler/cpu.py).
 
   Conv with constant float32 W (not depthwise)      ->  PackedConv(X, W packed in MR-row panels[, B])
+  2-D depthwise float32 Conv (one channel per group) ->  DepthwiseConv(X, W[, B]) (ops/depthwise.py)
   Gemm (transA = 0) with constant B                 ->  PackedMatMul(A, alpha * B packed in NR strips[, C])
   MatMul(A, constant 2-D B), MatMulBias             ->  PackedMatMul(A, B packed[, bias])
+  MatMul of computed float32 A, B (rank >= 2)       ->  RuntimeMatMul(A, B) (B packed per block at run time)
 
 (ops/packed.py describes both layouts.) The packed constant replaces the original, which dead-code
 elimination drops when nothing else reads it. A Gemm with transA, a beta other than 1 on a computed C, or
-a C that does not broadcast over rows keeps its own kernel. Depthwise convolutions (one input and one
-output channel per group) keep the direct kernel, which runs along output rows with unit stride.
+a C that does not broadcast over rows keeps its own kernel. Depthwise convolutions keep their weights as
+they are (one small window per channel) but get their own kernel; 1-D and 3-D ones keep the direct kernel.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from ..cpu import CpuTarget, cpu_target
 from ..ir.dtypes import FLOAT32
 from ..ir.graph import Graph, Node, Value
+from ..ops.depthwise import is_depthwise_2d
 from ..ops.packed import PACKED_DOMAIN, pack_conv_weights, pack_gemm_weights
 from .dce import eliminate_dead_code
 from .fold_batchnorm import FreshNames
@@ -27,8 +30,11 @@ def _packed_conv(node: Node, cpu: CpuTarget, fresh: FreshNames) -> Node | None:
     if w is None or not w.is_const or x.dtype != FLOAT32 or w.dtype != FLOAT32 or x.size == 0 or w.size == 0:
         return None
     group = node.attr("group", 1)
+    if is_depthwise_2d(x.shape, w.shape, group):
+        attrs = dict(node.attrs, source_op="Conv")
+        return Node("DepthwiseConv", node.inputs, node.outputs, attrs, node.name, PACKED_DOMAIN, 1)
     if w.shape[1] == 1 and w.shape[0] == group:
-        return None  # depthwise: the direct kernel
+        return None  # 1-D or 3-D depthwise, or a large window: the direct kernel
     packed = pack_conv_weights(w.data, group, cpu.mr, cpu.kc)
     wp = Value(fresh(w.name, "packed"), FLOAT32, packed.shape, packed)
     attrs = dict(node.attrs)
@@ -83,6 +89,14 @@ def _packed_matmul(node: Node, cpu: CpuTarget, fresh: FreshNames) -> Node | None
     return Node("PackedMatMul", inputs, node.outputs, attrs, node.name, PACKED_DOMAIN, 1)
 
 
+def _runtime_matmul(node: Node, cpu: CpuTarget) -> Node | None:
+    a, b = node.inputs
+    if b.is_const or a.dtype != FLOAT32 or b.dtype != FLOAT32 or a.rank < 2 or b.rank < 2 or a.size == 0 or b.size == 0:
+        return None
+    attrs = {"mr": cpu.mr, "nr": cpu.nr, "kc": cpu.kc, "nc": cpu.nc(a.shape[-1]), "source_op": "MatMul"}
+    return Node("RuntimeMatMul", [a, b], node.outputs, attrs, node.name, PACKED_DOMAIN, 1)
+
+
 def pack_weights(graph: Graph, cpu: CpuTarget | None = None) -> Graph:
     cpu = cpu or cpu_target("generic")
     fresh = FreshNames(graph)
@@ -93,6 +107,8 @@ def pack_weights(graph: Graph, cpu: CpuTarget | None = None) -> Graph:
             new = _packed_conv(node, cpu, fresh)
         elif node.op in ("Gemm", "MatMul", "MatMulBias"):
             new = _packed_matmul(node, cpu, fresh)
+            if new is None and node.op == "MatMul" and node.domain == "":
+                new = _runtime_matmul(node, cpu)
         if new is not None:
             for out in new.outputs:
                 out.producer = new

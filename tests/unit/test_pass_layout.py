@@ -87,7 +87,10 @@ def packed_ops(model: onnx.ModelProto) -> list[str]:
 
 def test_the_pass_packs_conv_and_gemm_weights_and_leaves_depthwise_and_transposed_a_alone():
     assert packed_ops(conv_model((1, 5, 8, 8), (13, 5, 3, 3))) == ["PackedConv"]
-    assert packed_ops(conv_model((1, 6, 8, 8), (6, 1, 3, 3), group=6)) == ["Conv"]  # depthwise
+    assert packed_ops(conv_model((1, 6, 8, 8), (6, 1, 3, 3), group=6)) == ["DepthwiseConv"]
+    assert packed_ops(conv_model((1, 6, 8, 8), (12, 1, 3, 3), group=6)) == ["DepthwiseConv"]  # multiplier 2
+    assert packed_ops(conv_model((1, 6, 30), (6, 1, 3), group=6)) == ["Conv"]  # 1-D depthwise: direct kernel
+    assert packed_ops(conv_model((1, 6, 20, 20), (6, 1, 9, 9), group=6)) == ["Conv"]  # 81 taps: direct kernel
     assert packed_ops(gemm_model((4, 6), (6, 5))) == ["PackedMatMul"]
     assert packed_ops(gemm_model((6, 4), (6, 5), transA=1)) == ["Gemm"]
     assert packed_ops(matmul_model((2, 3, 6), (6, 5))) == ["PackedMatMul"]
@@ -118,6 +121,45 @@ def test_packed_conv_takes_a_residual_relu_epilogue(cpu, tmp_path, monkeypatch):
     with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
         source = (tmp_path / "model.c").read_text()
         assert "fused_conv_add_relu" in source and "mlcc_ukr_packed" in source
+        got = compiled.run(feeds)["y"]
+    assert_close([got], run_ort(model, feeds), rtol=1e-4, atol=1e-4)
+
+
+DEPTHWISE = {
+    # name: (x shape, w shape, attrs): edges on both sides, strides, dilations, multipliers, tiny planes
+    "3x3_pad": ((2, 7, 19, 23), (7, 1, 3, 3), {"group": 7, "pads": [1, 1, 1, 1]}),
+    "3x3_stride2": ((1, 9, 20, 17), (9, 1, 3, 3), {"group": 9, "pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    "5x5_dilated_asym": ((1, 4, 16, 18), (4, 1, 5, 5), {"group": 4, "pads": [3, 0, 1, 4], "dilations": [2, 1]}),
+    "multiplier3_stride3": ((1, 3, 11, 13), (9, 1, 3, 2), {"group": 3, "strides": [3, 2], "pads": [0, 1, 2, 0]}),
+    "window_wider_than_input": ((1, 5, 3, 4), (5, 1, 3, 7), {"group": 5, "pads": [1, 3, 1, 3]}),
+    "same_lower_no_bias": ((1, 6, 9, 9), (6, 1, 4, 4), {"group": 6, "auto_pad": "SAME_LOWER", "bias": False}),
+}
+
+
+@pytest.mark.parametrize(("cpu", "threads"), RUNS)
+@pytest.mark.parametrize("name", sorted(DEPTHWISE))
+def test_depthwise_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkeypatch):
+    x_shape, w_shape, attrs = DEPTHWISE[name]
+    model = conv_model(x_shape, w_shape, **attrs)
+    monkeypatch.setenv("MLCC_NUM_THREADS", str(threads))
+    x = np.random.default_rng(6).standard_normal(x_shape).astype(np.float32)
+    with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
+        assert "zero_row" in (tmp_path / "model.c").read_text()  # the depthwise kernel ran, not the direct one
+        got = compiled.run({"x": x})["y"]
+    assert_close([got], run_ort(model, {"x": x}), rtol=1e-4, atol=1e-4)
+
+
+def test_depthwise_conv_takes_a_residual_relu_epilogue(tmp_path, monkeypatch):
+    model = conv_model((1, 8, 13, 11), (8, 1, 3, 3), residual=[1, 8, 13, 11], group=8, pads=[1, 1, 1, 1])
+    monkeypatch.setenv("MLCC_NUM_THREADS", "2")
+    rng = np.random.default_rng(3)
+    feeds = {
+        "x": rng.standard_normal((1, 8, 13, 11)).astype(np.float32),
+        "r": rng.standard_normal((1, 8, 13, 11)).astype(np.float32),
+    }
+    with compile_and_load(model, tmp_path) as compiled:
+        source = (tmp_path / "model.c").read_text()
+        assert "fused_conv_add_relu" in source and "zero_row" in source
         got = compiled.run(feeds)["y"]
     assert_close([got], run_ort(model, feeds), rtol=1e-4, atol=1e-4)
 
@@ -182,6 +224,64 @@ def test_packed_gemm_matches_onnxruntime(name, cpu, threads, tmp_path, monkeypat
         assert "mlcc_ukr_rows" in (tmp_path / "model.c").read_text()
         got = compiled.run({"a": a})["y"]
     assert_close([got], run_ort(model, {"a": a}), rtol=1e-4, atol=1e-4)
+
+
+def attention_model(q_shape, k_shape, v_shape, scale_and_mask=True) -> onnx.ModelProto:
+    """softmax(Q @ K^T / 8 + mask) @ V with computed operands on both sides of both MatMuls."""
+    nodes = [
+        helper.make_node(
+            "Transpose", ["k"], ["kt"], perm=list(range(len(k_shape) - 2)) + [len(k_shape) - 1, len(k_shape) - 2]
+        ),
+        helper.make_node("MatMul", ["q", "kt"], ["s" if scale_and_mask else "m"]),
+    ]
+    inits = []
+    if scale_and_mask:  # the epilogue of the first MatMul: Div by a scalar, Add a mask read per element
+        inits.append(numpy_helper.from_array(np.array(8.0, np.float32), "scale"))
+        nodes += [helper.make_node("Div", ["s", "scale"], ["d"]), helper.make_node("Add", ["d", "mask"], ["m"])]
+    nodes += [helper.make_node("Softmax", ["m"], ["p"], axis=-1), helper.make_node("MatMul", ["p", "v"], ["y"])]
+    inputs = [
+        helper.make_tensor_value_info(n, TensorProto.FLOAT, s)
+        for n, s in (("q", q_shape), ("k", k_shape), ("v", v_shape))
+    ]
+    if scale_and_mask:
+        mask_shape = q_shape[:-1] + [k_shape[-2]]
+        inputs.append(
+            helper.make_tensor_value_info("mask", TensorProto.FLOAT, [1] * (len(mask_shape) - 1) + mask_shape[-1:])
+        )
+    graph = helper.make_graph(
+        nodes, "attention", inputs, [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits
+    )
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+ATTENTION = {
+    # name: (q, k, v shapes); K > KC, N % NR, broadcast batch dims, one head
+    "heads": ([1, 3, 20, 16], [1, 3, 37, 16], [1, 3, 37, 24]),
+    "deep_head": ([2, 9, KC_MAX + 21], [2, 40, KC_MAX + 21], [2, 40, 5]),
+    "broadcast_batch": ([2, 3, 7, 8], [1, 3, 11, 8], [3, 11, 70]),
+    "plain_2d": ([33, 12], [65, 12], [65, 9]),
+}
+
+
+@pytest.mark.parametrize(("cpu", "threads"), RUNS)
+@pytest.mark.parametrize("name", sorted(ATTENTION))
+def test_matmul_of_computed_operands_matches_onnxruntime(name, cpu, threads, tmp_path, monkeypatch):
+    q_shape, k_shape, v_shape = ATTENTION[name]
+    model = attention_model(q_shape, k_shape, v_shape, scale_and_mask=name != "plain_2d")
+    assert packed_ops(model).count("RuntimeMatMul") == 2
+    monkeypatch.setenv("MLCC_NUM_THREADS", str(threads))
+    rng = np.random.default_rng(4)
+    feeds = {
+        i.name: rng.standard_normal([d.dim_value for d in i.type.tensor_type.shape.dim]).astype(np.float32)
+        for i in model.graph.input
+    }
+    with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
+        source = (tmp_path / "model.c").read_text()
+        assert source.count("mlcc_pack_b(B,") == 2  # both MatMuls pack B at run time
+        if name != "plain_2d":
+            assert "fused_matmul_div_add" in source
+        got = compiled.run(feeds)["y"]
+    assert_close([got], run_ort(model, feeds), rtol=1e-4, atol=1e-4)
 
 
 def test_every_cpu_choice_builds_and_the_flag_reaches_the_makefile(tmp_path):

@@ -240,7 +240,7 @@ struct k0_fused_conv_relu_args {
   const float *B;
   float *Y;
   mlcc_exec *x;
-  int64_t row_chunks;
+  int64_t row_chunks, col_blocks, nc;
 };
 
 /* rows k0..k0+kc, columns j0..j0+nc of the patch matrix of one image and group, in 8-wide strips */
@@ -290,11 +290,12 @@ static void k0_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
   const float *W = args->W;
   const float *B = args->B;
   float *Y = args->Y;
-  const int64_t chunks = args->row_chunks;
-  const int64_t mb = task % chunks, jb = task / chunks % 1;
-  const int64_t g = task / chunks / 1 % 1, n = task / chunks / 1 / 1;
+  const int64_t chunks = args->row_chunks, blocks = args->col_blocks;
+  const int64_t mb = task % chunks, jb = task / chunks % blocks, outer = task / chunks / blocks;
+  const int64_t j0 = jb * args->nc, nc = 1024 - j0 < args->nc ? 1024 - j0 : args->nc;
+  (void)outer;
+  const int64_t g = outer % 1, n = outer / 1;
   (void)g;
-  const int64_t j0 = jb * 1024, nc = 1024 - j0 < 1024 ? 1024 - j0 : 1024;
   const int64_t p_lo = mb * 2 / chunks, p_hi = (mb + 1) * 2 / chunks;
   float *bp = args->x->scratch + (int64_t)worker * args->x->scratch_floats;
   const float *xg = X + (n * 3 + g * 3) * 1024;
@@ -328,13 +329,9 @@ static void k0_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
 }
 
 static void k0_fused_conv_relu(const float *X, const float *W, const float *B, float *Y, mlcc_exec *x) {
-  struct k0_fused_conv_relu_args args = { X, W, B, Y, x, 1 };
-  const int64_t blocks = 1;
-  if (x->threads > 1 && blocks % x->threads) { /* split rows too, so that every thread gets the same work */
-    args.row_chunks = ((blocks < x->threads ? 1 : 2) * x->threads + blocks - 1) / blocks;
-    if (args.row_chunks > 2) args.row_chunks = 2;
-  }
-  mlcc_pool_run(x->pool, blocks * args.row_chunks, k0_fused_conv_relu_task, &args);
+  struct k0_fused_conv_relu_args args = { X, W, B, Y, x, 1, 1, 1024 };
+  mlcc_split(x->threads, 1, 128, 8, 2, &args.col_blocks, &args.nc, &args.row_chunks);
+  mlcc_pool_run(x->pool, 1 * args.col_blocks * args.row_chunks, k0_fused_conv_relu_task, &args);
 }
 
 static void k1_maxpool(const float *X, float *Y) {
@@ -374,7 +371,7 @@ struct k2_fused_conv_relu_args {
   const float *B;
   float *Y;
   mlcc_exec *x;
-  int64_t row_chunks;
+  int64_t row_chunks, col_blocks, nc;
 };
 
 /* rows k0..k0+kc, columns j0..j0+nc of the patch matrix of one image and group, in 8-wide strips */
@@ -424,11 +421,12 @@ static void k2_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
   const float *W = args->W;
   const float *B = args->B;
   float *Y = args->Y;
-  const int64_t chunks = args->row_chunks;
-  const int64_t mb = task % chunks, jb = task / chunks % 1;
-  const int64_t g = task / chunks / 1 % 1, n = task / chunks / 1 / 1;
+  const int64_t chunks = args->row_chunks, blocks = args->col_blocks;
+  const int64_t mb = task % chunks, jb = task / chunks % blocks, outer = task / chunks / blocks;
+  const int64_t j0 = jb * args->nc, nc = 64 - j0 < args->nc ? 64 - j0 : args->nc;
+  (void)outer;
+  const int64_t g = outer % 1, n = outer / 1;
   (void)g;
-  const int64_t j0 = jb * 64, nc = 64 - j0 < 64 ? 64 - j0 : 64;
   const int64_t p_lo = mb * 3 / chunks, p_hi = (mb + 1) * 3 / chunks;
   float *bp = args->x->scratch + (int64_t)worker * args->x->scratch_floats;
   const float *xg = X + (n * 8 + g * 8) * 256;
@@ -462,13 +460,9 @@ static void k2_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
 }
 
 static void k2_fused_conv_relu(const float *X, const float *W, const float *B, float *Y, mlcc_exec *x) {
-  struct k2_fused_conv_relu_args args = { X, W, B, Y, x, 1 };
-  const int64_t blocks = 1;
-  if (x->threads > 1 && blocks % x->threads) { /* split rows too, so that every thread gets the same work */
-    args.row_chunks = ((blocks < x->threads ? 1 : 2) * x->threads + blocks - 1) / blocks;
-    if (args.row_chunks > 3) args.row_chunks = 3;
-  }
-  mlcc_pool_run(x->pool, blocks * args.row_chunks, k2_fused_conv_relu_task, &args);
+  struct k2_fused_conv_relu_args args = { X, W, B, Y, x, 1, 1, 64 };
+  mlcc_split(x->threads, 1, 8, 8, 3, &args.col_blocks, &args.nc, &args.row_chunks);
+  mlcc_pool_run(x->pool, 1 * args.col_blocks * args.row_chunks, k2_fused_conv_relu_task, &args);
 }
 
 static void k3_global_avgpool(const float *X, float *Y) {
@@ -493,7 +487,7 @@ struct k5_gemm_args {
   const float *C;
   float *Y;
   mlcc_exec *x;
-  int64_t row_chunks;
+  int64_t row_chunks, col_blocks, nc;
 };
 
 static void k5_gemm_task(void *ctx, int64_t task, int worker) {
@@ -503,9 +497,10 @@ static void k5_gemm_task(void *ctx, int64_t task, int worker) {
   const float *B = args->B;
   const float *C = args->C;
   float *Y = args->Y;
-  const int64_t chunks = args->row_chunks;
-  const int64_t mb = task % chunks, jb = task / chunks;
-  const int64_t j0 = jb * 16, nc = 10 - j0 < 16 ? 10 - j0 : 16;
+  const int64_t chunks = args->row_chunks, blocks = args->col_blocks;
+  const int64_t mb = task % chunks, jb = task / chunks % blocks, outer = task / chunks / blocks;
+  const int64_t j0 = jb * args->nc, nc = 10 - j0 < args->nc ? 10 - j0 : args->nc;
+  (void)outer;
   const int64_t i_lo = mb * 1 / chunks * 6;
   const int64_t i_hi = (mb + 1) * 1 / chunks * 6 < 1 ? (mb + 1) * 1 / chunks * 6 : 1;
   for (int64_t k0 = 0; k0 < 16; k0 += 16) {
@@ -527,13 +522,9 @@ static void k5_gemm_task(void *ctx, int64_t task, int worker) {
 }
 
 static void k5_gemm(const float *A, const float *B, const float *C, float *Y, mlcc_exec *x) {
-  struct k5_gemm_args args = { A, B, C, Y, x, 1 };
-  const int64_t blocks = 1;
-  if (x->threads > 1 && blocks % x->threads) { /* split rows too, so that every thread gets the same work */
-    args.row_chunks = ((blocks < x->threads ? 1 : 2) * x->threads + blocks - 1) / blocks;
-    if (args.row_chunks > 1) args.row_chunks = 1;
-  }
-  mlcc_pool_run(x->pool, blocks * args.row_chunks, k5_gemm_task, &args);
+  struct k5_gemm_args args = { A, B, C, Y, x, 1, 1, 16 };
+  mlcc_split(x->threads, 1, 2, 8, 1, &args.col_blocks, &args.nc, &args.row_chunks);
+  mlcc_pool_run(x->pool, 1 * args.col_blocks * args.row_chunks, k5_gemm_task, &args);
 }
 
 static void k6_softmax(const float *X, float *Y) {

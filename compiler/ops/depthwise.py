@@ -1,0 +1,79 @@
+"""DepthwiseConv (domain "mlcc"): a 2-D Conv with one input channel per group (C = group, M = group x
+multiplier), made by passes/pack_weights.py for the c target. Same inputs, attributes and numbers as the
+Conv; its kernel (templates/c/kernels/conv_dw.c.j2) computes each output row with every tap of the window
+in one pass: the row's interior as one vectorisable loop (unit-stride or strided loads, all taps known at
+compile time), the padded edge columns apart, rows above and below the input read from a zero row. The
+fused epilogue is applied to each finished row. Tasks are blocks of output channel planes."""
+
+from __future__ import annotations
+
+import math
+
+from ..errors import ShapeError
+from ..ir.graph import Node
+from .common import need_input
+from .conv import conv_geometry, conv_reference
+from .packed import PACKED_DOMAIN
+from .registry import Kernel, OpDef, register
+
+MAX_TAPS = 64  # larger windows keep the direct kernel (the row loop is unrolled over the taps)
+TASK_OUTPUTS = 4096  # outputs per task, at least: small planes are grouped
+
+
+def is_depthwise_2d(x_shape: tuple[int, ...], w_shape: tuple[int, ...], group: int) -> bool:
+    return len(x_shape) == 4 and w_shape[1] == 1 and x_shape[1] == group and math.prod(w_shape[2:]) <= MAX_TAPS
+
+
+@register("DepthwiseConv", since=1, domain=PACKED_DOMAIN)
+class DepthwiseConv(OpDef):
+    def _geometry(self, node: Node):
+        x, w = need_input(node, 0), need_input(node, 1)
+        geometry = conv_geometry(node, x.shape, w.shape)
+        if not is_depthwise_2d(x.shape, w.shape, geometry[0]):
+            raise ShapeError(f"DepthwiseConv {node.name!r}: X {list(x.shape)} and W {list(w.shape)} are not depthwise")
+        return geometry
+
+    def infer(self, node):
+        x, w = node.inputs[0], node.inputs[1]
+        return [(x.dtype, (x.shape[0], w.shape[0]) + self._geometry(node)[2])]
+
+    def reference(self, node, inputs):
+        b = inputs[2] if len(inputs) > 2 else None
+        return [conv_reference(inputs[0], inputs[1], b, self._geometry(node))]
+
+    def lower(self, node):
+        x, w, y = node.inputs[0], node.inputs[1], node.outputs[0]
+        b = node.input(2)
+        group, (kh, kw), (oh, ow), (ph, pw), _, (sh, sw), (dh, dw) = self._geometry(node)
+        ih, iw = x.shape[2:]
+        # interior columns: every tap of the window inside the input row
+        ow_lo = min(ow, -(-pw // sw))
+        ow_hi = max(ow_lo, min(ow, (iw - 1 - (kw - 1) * dw + pw) // sw + 1))
+        params = {
+            "ctype": "float",
+            "N": x.shape[0],
+            "C": x.shape[1],
+            "M": w.shape[0],
+            "mult": w.shape[0] // group,
+            "IH": ih,
+            "IW": iw,
+            "OH": oh,
+            "OW": ow,
+            "KH": kh,
+            "KW": kw,
+            "PH": ph,
+            "PW": pw,
+            "SH": sh,
+            "SW": sw,
+            "DH": dh,
+            "DW": dw,
+            "ow_lo": ow_lo,
+            "ow_hi": ow_hi,
+            "has_bias": b is not None,
+            "planes_per_task": max(1, TASK_OUTPUTS // max(1, oh * ow)),
+            "threaded": True,
+            "scratch_floats": 0,
+        }
+        inputs = [x, w] + ([b] if b is not None else [])
+        names = ["X", "W"] + (["B"] if b is not None else []) + ["Y"]
+        return [Kernel("conv_dw", "conv", inputs, [y], params, names)]
