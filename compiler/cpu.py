@@ -1,8 +1,10 @@
 """CPU targets of the c backend (`--cpu`): the instruction set, the GEMM register tile and cache-sized blocks.
 
 The GEMM engine (templates/c/gemm_engine.j2) computes MR x NR tiles of the output in vector registers:
-MR rows broadcast from A, NR = 2 vectors of B. MR is the same on every target (weights packed as the A
-operand of a convolution have MR rows per panel); NR follows the vector width. Blocks are an analytical
+MR rows broadcast from A, NR = 2 vectors of B. MR is 6 where there are 16 vector registers (SSE2, NEON,
+AVX2: 12 accumulators, 2 of B, 1 broadcast) and 8 with AVX-512's 32, which also fits the channel counts of
+real models (multiples of 8: no partial panels); NR follows the vector width. Weights packed as the A
+operand of a convolution have MR rows per panel, so packed weights belong to one target. Blocks are an analytical
 choice from the cache sizes: a KC x NR strip of packed B stays in L1 while the MR x KC panels of A pass
 over it; a KC x NC block of packed B is kept in half of L2.
 
@@ -23,7 +25,8 @@ from pathlib import Path
 from .errors import MlccError
 
 CPUS = ("generic", "x86-64-v3", "x86-64-v4", "native")
-MR = 6  # rows of the register tile: 2 * MR accumulators stay in registers on every vector width
+MR_16_REGISTERS = 6  # rows of the register tile: 2 * MR accumulators + 3 fit in 16 vector registers
+MR_32_REGISTERS = 8  # AVX-512
 L1_BYTES = 32 * 1024  # L1d of every current x86-64 and AArch64 core, or more
 
 
@@ -41,7 +44,7 @@ class CpuTarget:
 
     @property
     def mr(self) -> int:
-        return MR
+        return MR_32_REGISTERS if self.vector_bits >= 512 else MR_16_REGISTERS
 
     @property
     def nr(self) -> int:
@@ -52,6 +55,12 @@ class CpuTarget:
         """Depth of one micro-kernel call: its KC x NR strip of B fills half of L1 and stays there while
         the MR-row panels of A pass over it."""
         return max(64, min(384, L1_BYTES // 2 // (4 * self.nr)))
+
+    def kc_for(self, k: int) -> int:
+        """The depth of K blocks for a reduction of k: at most KC, the blocks equal (144 -> 72 + 72, not
+        128 + 16), so that no block is a short one that costs a full pass over the output tile."""
+        blocks = -(-k // self.kc)
+        return -(-k // blocks)
 
     def nc(self, k: int) -> int:
         """Columns of a packed B block: KC x NC floats fill about half of L2."""

@@ -90,7 +90,12 @@ class PackedConv(OpDef):
         w_shape = tuple(node.attr("w_shape"))
         if wp.rank != 3 or wp.shape[0] != node.attr("group", 1):
             raise ShapeError(f"PackedConv {node.name!r}: packed weights {list(wp.shape)} do not match the group")
-        return conv_geometry(node, x.shape, w_shape)
+        slack = node.attr("slack_rows", 0)
+        if slack and (x.rank != 4 or x.shape[2] <= slack):
+            raise ShapeError(
+                f"PackedConv {node.name!r}: slack_rows {slack} needs a taller 2-D input than {list(x.shape)}"
+            )
+        return conv_geometry(node, x.shape[:2] + (x.shape[2] - slack,) + x.shape[3:], w_shape)
 
     def infer(self, node):
         x = node.inputs[0]
@@ -100,12 +105,15 @@ class PackedConv(OpDef):
     def reference(self, node, inputs):
         w = unpack_conv_weights(inputs[1], tuple(node.attr("w_shape")), node.attr("mr"), node.attr("kc"))
         b = inputs[2] if len(inputs) > 2 else None
-        return [conv_reference(inputs[0], w, b, self._geometry(node))]
+        x = inputs[0][:, :, : inputs[0].shape[2] - node.attr("slack_rows", 0)]
+        return [conv_reference(x, w, b, self._geometry(node))]
 
     def lower(self, node):
         x, wp, y = node.inputs[0], node.inputs[1], node.outputs[0]
         b = node.input(2)
         group, kernel, out, begin, _, strides, dil = self._geometry(node)
+        if node.attr("direct", 0):
+            return [self._lower_direct(node, group, kernel, out, dil)]
         w_shape = node.attr("w_shape")
         mr = node.attr("mr")
         panels, k = wp.shape[1] // mr, wp.shape[2]
@@ -141,6 +149,49 @@ class PackedConv(OpDef):
         inputs = [x, wp] + ([b] if b is not None else [])
         names = ["X", "W"] + (["B"] if b is not None else []) + ["Y"]
         return [Kernel("conv_packed", "conv", inputs, [y], params, names)]
+
+    def _lower_direct(self, node, group, kernel, out, dil) -> Kernel:
+        """Stride-1, unpadded 2-D convolution (passes/pack_weights.py put the padding in a Pad before it):
+        over a virtual output grid as wide as the input row, B row k = (c, kh, kw) of the strip at virtual
+        column q is X[c] at q + kh * dh * IW + kw * dw, read in place (templates/c/kernels/conv_direct.c.j2)."""
+        x, wp, y = node.inputs[0], node.inputs[1], node.outputs[0]
+        b = node.input(2)
+        mr, nr, kc = node.attr("mr"), node.attr("nr"), node.attr("kc")
+        ih, iw = x.shape[2:]
+        oh, ow = out
+        virtual = oh * iw  # virtual columns: every output row padded to the input's width
+        k = wp.shape[2]
+        params = {
+            "ctype": "float",
+            "N": x.shape[0],
+            "C": x.shape[1],
+            "M": node.attr("w_shape")[0],
+            "group": group,
+            "IH": ih,
+            "IW": iw,
+            "OH": oh,
+            "OW": ow,
+            "KH": kernel[0],
+            "KW": kernel[1],
+            "DH": dil[0],
+            "DW": dil[1],
+            "has_bias": b is not None,
+            "K": k,
+            "V": virtual,
+            "panels": wp.shape[1] // mr,
+            "MR": mr,
+            "NR": nr,
+            "KC": min(kc, k),
+            "NC": _block_cols(node.attr("nc"), virtual, nr),
+            "threaded": True,
+            "scratch_floats": wp.shape[1] * nr,  # a tile per row panel
+        }
+        off = need_input(node, 3)
+        if off.shape != (k,) or not off.is_const:
+            raise ShapeError(f"PackedConv {node.name!r}: the offset table {list(off.shape)} should hold {k} constants")
+        inputs = [x, wp, off] + ([b] if b is not None else [])
+        names = ["X", "W", "OFF"] + (["B"] if b is not None else []) + ["Y"]
+        return Kernel("conv_direct", "conv", inputs, [y], params, names)
 
 
 @register("PackedMatMul", since=1, domain=PACKED_DOMAIN)
@@ -247,3 +298,35 @@ class RuntimeMatMul(OpDef):
             "scratch_floats": kc * nc,
         }
         return [Kernel("gemm_packed", "matmul", [a, b], [y], params, ["A", "B", "Y"])]
+
+
+@register("PadPlanes", since=1, domain=PACKED_DOMAIN)
+class PadPlanes(OpDef):
+    """Zero padding of the last two axes of a 4-D float32 tensor (attribute pads = [top, left, bottom, right],
+    all >= 0): the padded input of a direct convolution (passes/pack_weights.py), row copies and zero fills
+    instead of Pad's per-element index arithmetic."""
+
+    def infer(self, node):
+        x = need_input(node, 0)
+        top, left, bottom, right = node.attr("pads")
+        if x.rank != 4 or min(top, left, bottom, right) < 0:
+            raise ShapeError(f"PadPlanes {node.name!r}: needs a 4-D input and pads >= 0")
+        return [(x.dtype, x.shape[:2] + (x.shape[2] + top + bottom, x.shape[3] + left + right))]
+
+    def reference(self, node, inputs):
+        top, left, bottom, right = node.attr("pads")
+        return [np.pad(inputs[0], [(0, 0), (0, 0), (top, bottom), (left, right)])]
+
+    def lower(self, node):
+        x, y = node.inputs[0], node.outputs[0]
+        top, left, _, _ = node.attr("pads")
+        params = {
+            "planes": x.shape[0] * x.shape[1],
+            "IH": x.shape[2],
+            "IW": x.shape[3],
+            "OH": y.shape[2],
+            "OW": y.shape[3],
+            "top": top,
+            "left": left,
+        }
+        return [Kernel("pad_planes", "pad", [x], [y], params, ["X", "Y"])]

@@ -1,6 +1,7 @@
 """Layout: constant weights re-laid out at compile time for the c target's GEMM engine (compiler/cpu.py).
 
   Conv with constant float32 W (not depthwise)      ->  PackedConv(X, W packed in MR-row panels[, B])
+  ... 2-D, stride 1, window > 1x1                    ->  PadPlanes(X) -> PackedConv(direct, offsets table)
   2-D depthwise float32 Conv (one channel per group) ->  DepthwiseConv(X, W[, B]) (ops/depthwise.py)
   Gemm (transA = 0) with constant B                 ->  PackedMatMul(A, alpha * B packed in NR strips[, C])
   MatMul(A, constant 2-D B), MatMulBias             ->  PackedMatMul(A, B packed[, bias])
@@ -14,15 +15,50 @@ they are (one small window per channel) but get their own kernel; 1-D and 3-D on
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..cpu import CpuTarget, cpu_target
-from ..ir.dtypes import FLOAT32
+from ..ir.dtypes import FLOAT32, INT32
 from ..ir.graph import Graph, Node, Value
+from ..ops.conv import conv_geometry
 from ..ops.depthwise import is_depthwise_2d
 from ..ops.packed import PACKED_DOMAIN, pack_conv_weights, pack_gemm_weights
 from .dce import eliminate_dead_code
 from .fold_batchnorm import FreshNames
+
+DIRECT_MAX_WASTE = 0.3  # the share of virtual columns a direct convolution may compute and discard
+
+
+def _direct_conv(node: Node, packed: Node, cpu: CpuTarget, fresh: FreshNames) -> list[Node] | None:
+    """A stride-1 2-D PackedConv as PadPlanes + a direct PackedConv that reads the padded input in place
+    (ops/packed.py): no im2col. The padded input has slack rows at the bottom, so that the micro-kernel's
+    full-width reads past the last virtual column stay inside it."""
+    x = node.inputs[0]
+    group, kernel, _, begin, end, strides, dil = conv_geometry(node, x.shape, tuple(packed.attrs["w_shape"]))
+    if x.rank != 4 or strides != [1, 1] or list(kernel) == [1, 1] or min(begin + end) < 0:
+        return None
+    width = x.shape[3] + begin[1] + end[1]
+    if (kernel[1] - 1) * dil[1] > DIRECT_MAX_WASTE * width:
+        return None
+    slack = (cpu.nr - 2 + (kernel[1] - 1) * dil[1]) // width + 1
+    pads = [begin[0], begin[1], end[0] + slack, end[1]]
+    xp = Value(fresh(x.name, "padded"), FLOAT32, x.shape[:2] + (x.shape[2] + pads[0] + pads[2], width))
+    pad = Node("PadPlanes", [x], [xp], {"pads": pads}, f"{node.name}:pad", PACKED_DOMAIN, 1)
+    xp.producer = pad
+    cg, taps = x.shape[1] // group, kernel[0] * kernel[1]
+    k = np.arange(cg * taps)
+    offsets = (
+        (k // taps) * (xp.shape[2] * width) + (k // kernel[1] % kernel[0]) * dil[0] * width + (k % kernel[1]) * dil[1]
+    )
+    if offsets.max() + xp.shape[2] * width >= 2**31:
+        return None
+    off = Value(fresh(node.name, "offsets"), INT32, (len(k),), offsets.astype(np.int32))
+    attrs = dict(packed.attrs, direct=1, slack_rows=slack, pads=[0, 0, 0, 0], auto_pad="NOTSET")
+    b = packed.input(2)
+    conv = Node("PackedConv", [xp, packed.inputs[1], b, off], packed.outputs, attrs, packed.name, PACKED_DOMAIN, 1)
+    return [pad, conv]
 
 
 def _packed_conv(node: Node, cpu: CpuTarget, fresh: FreshNames) -> Node | None:
@@ -35,10 +71,11 @@ def _packed_conv(node: Node, cpu: CpuTarget, fresh: FreshNames) -> Node | None:
         return Node("DepthwiseConv", node.inputs, node.outputs, attrs, node.name, PACKED_DOMAIN, 1)
     if w.shape[1] == 1 and w.shape[0] == group:
         return None  # 1-D or 3-D depthwise, or a large window: the direct kernel
-    packed = pack_conv_weights(w.data, group, cpu.mr, cpu.kc)
+    kc = cpu.kc_for(math.prod(w.shape[1:]))
+    packed = pack_conv_weights(w.data, group, cpu.mr, kc)
     wp = Value(fresh(w.name, "packed"), FLOAT32, packed.shape, packed)
     attrs = dict(node.attrs)
-    attrs.update(source_op="Conv", w_shape=list(w.shape), mr=cpu.mr, nr=cpu.nr, kc=cpu.kc, nc=cpu.nc(packed.shape[2]))
+    attrs.update(source_op="Conv", w_shape=list(w.shape), mr=cpu.mr, nr=cpu.nr, kc=kc, nc=cpu.nc(packed.shape[2]))
     inputs = [x, wp] + node.inputs[2:3]
     return Node("PackedConv", inputs, node.outputs, attrs, node.name, PACKED_DOMAIN, 1)
 
@@ -84,7 +121,8 @@ def _packed_matmul(node: Node, cpu: CpuTarget, fresh: FreshNames) -> Node | None
         return None
     packed = pack_gemm_weights(np.ascontiguousarray(b), cpu.nr)
     bp = Value(fresh(node.inputs[1].name, "packed"), FLOAT32, packed.shape, packed)
-    attrs = {"n": int(b.shape[1]), "mr": cpu.mr, "kc": cpu.kc, "nc": cpu.nc(b.shape[0]), "source_op": node.op}
+    k = int(b.shape[0])
+    attrs = {"n": int(b.shape[1]), "mr": cpu.mr, "kc": cpu.kc_for(k), "nc": cpu.nc(k), "source_op": node.op}
     inputs = [a, bp] + ([c] if c is not None else [])
     return Node("PackedMatMul", inputs, node.outputs, attrs, node.name, PACKED_DOMAIN, 1)
 
@@ -93,7 +131,8 @@ def _runtime_matmul(node: Node, cpu: CpuTarget) -> Node | None:
     a, b = node.inputs
     if b.is_const or a.dtype != FLOAT32 or b.dtype != FLOAT32 or a.rank < 2 or b.rank < 2 or a.size == 0 or b.size == 0:
         return None
-    attrs = {"mr": cpu.mr, "nr": cpu.nr, "kc": cpu.kc, "nc": cpu.nc(a.shape[-1]), "source_op": "MatMul"}
+    k = a.shape[-1]
+    attrs = {"mr": cpu.mr, "nr": cpu.nr, "kc": cpu.kc_for(k), "nc": cpu.nc(k), "source_op": "MatMul"}
     return Node("RuntimeMatMul", [a, b], node.outputs, attrs, node.name, PACKED_DOMAIN, 1)
 
 
@@ -105,6 +144,13 @@ def pack_weights(graph: Graph, cpu: CpuTarget | None = None) -> Graph:
         new = None
         if node.op == "Conv" and node.domain == "" and len(node.outputs) == 1:
             new = _packed_conv(node, cpu, fresh)
+            direct = _direct_conv(node, new, cpu, fresh) if new is not None and new.op == "PackedConv" else None
+            if direct is not None:
+                for n in direct:
+                    for out in n.outputs:
+                        out.producer = n
+                nodes += direct
+                continue
         elif node.op in ("Gemm", "MatMul", "MatMulBias"):
             new = _packed_matmul(node, cpu, fresh)
             if new is None and node.op == "MatMul" and node.domain == "":

@@ -77,6 +77,19 @@ CONVS = {
     "conv1d": ((2, 6, 50), (10, 6, 5), {"strides": [3]}),
     "conv3d": ((1, 3, 5, 6, 7), (4, 3, 2, 3, 3), {"pads": [1, 0, 1, 0, 1, 1]}),
     "same_upper": ((1, 3, 9, 9), (5, 3, 4, 4), {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
+    # stride 1, 2-D: the direct kernel (PadPlanes + in-place reads), incl. dilations and asymmetric pads
+    "direct_dilated_asym": ((2, 6, 15, 17), (10, 6, 3, 3), {"dilations": [2, 3], "pads": [2, 0, 1, 3]}),
+    "direct_unpadded_5x5": ((1, 7, 12, 30), (9, 7, 5, 5), {}),
+    "direct_same_lower": ((1, 4, 10, 11), (6, 4, 2, 3), {"auto_pad": "SAME_LOWER"}),
+}
+DIRECT = {
+    "3x3_pad",
+    "deep_k_blocks",
+    "grouped",
+    "wide_output",
+    "direct_dilated_asym",
+    "direct_unpadded_5x5",
+    "direct_same_lower",
 }
 
 
@@ -86,7 +99,8 @@ def packed_ops(model: onnx.ModelProto) -> list[str]:
 
 
 def test_the_pass_packs_conv_and_gemm_weights_and_leaves_depthwise_and_transposed_a_alone():
-    assert packed_ops(conv_model((1, 5, 8, 8), (13, 5, 3, 3))) == ["PackedConv"]
+    assert packed_ops(conv_model((1, 5, 8, 8), (13, 5, 3, 3))) == ["PadPlanes", "PackedConv"]  # direct
+    assert packed_ops(conv_model((1, 5, 8, 8), (13, 5, 3, 3), strides=[2, 2])) == ["PackedConv"]  # im2col
     assert packed_ops(conv_model((1, 6, 8, 8), (6, 1, 3, 3), group=6)) == ["DepthwiseConv"]
     assert packed_ops(conv_model((1, 6, 8, 8), (12, 1, 3, 3), group=6)) == ["DepthwiseConv"]  # multiplier 2
     assert packed_ops(conv_model((1, 6, 30), (6, 1, 3), group=6)) == ["Conv"]  # 1-D depthwise: direct kernel
@@ -103,8 +117,10 @@ def test_packed_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkeypat
     model = conv_model(x_shape, w_shape, **attrs)
     monkeypatch.setenv("MLCC_NUM_THREADS", str(threads))
     x = np.random.default_rng(5).standard_normal(x_shape).astype(np.float32)
+    assert packed_ops(model) == (["PadPlanes", "PackedConv"] if name in DIRECT else ["PackedConv"])
     with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
-        assert "mlcc_ukr_packed(" in (tmp_path / "model.c").read_text()  # the engine ran, not the direct kernel
+        source = (tmp_path / "model.c").read_text()
+        assert ("mlcc_ukr_direct(kc" if name in DIRECT else "mlcc_ukr_packed(kc") in source  # the engine ran
         got = compiled.run({"x": x})["y"]
     assert_close([got], run_ort(model, {"x": x}), rtol=1e-4, atol=1e-4)
 

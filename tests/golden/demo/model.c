@@ -193,9 +193,93 @@ c5_0 += a_ * b0; c5_1 += a_ * b1;
     for (int64_t j = 0; j < nr; ++j) c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
 }
 
+/* B row k is NR floats at b + off[k]: a direct convolution's input read in place (conv_direct.c.j2). */
+/* C[0:mr, 0:nr] (+)= A[0:mr, 0:kc] * Bp[0:kc, 0:NR]; rows of A past mr are read but never stored. */
+static inline void mlcc_ukr_direct(int64_t kc, const float *restrict a, int64_t lda, const float *restrict b, const int32_t *restrict off,
+                              float *restrict c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
+  (void)lda;
+
+  mlcc_vf c0_0 = {0}, c0_1 = {0};
+  mlcc_vf c1_0 = {0}, c1_1 = {0};
+  mlcc_vf c2_0 = {0}, c2_1 = {0};
+  mlcc_vf c3_0 = {0}, c3_1 = {0};
+  mlcc_vf c4_0 = {0}, c4_1 = {0};
+  mlcc_vf c5_0 = {0}, c5_1 = {0};
+  for (int64_t k = 0; k < kc; ++k) {
+    const mlcc_vf b0 = *(const mlcc_vfu *)(b + off[k] + 0);
+    const mlcc_vf b1 = *(const mlcc_vfu *)(b + off[k] + 4);
+    {
+      const float a_ = a[k * 6 + 0];
+c0_0 += a_ * b0; c0_1 += a_ * b1;
+    }
+    {
+      const float a_ = a[k * 6 + 1];
+c1_0 += a_ * b0; c1_1 += a_ * b1;
+    }
+    {
+      const float a_ = a[k * 6 + 2];
+c2_0 += a_ * b0; c2_1 += a_ * b1;
+    }
+    {
+      const float a_ = a[k * 6 + 3];
+c3_0 += a_ * b0; c3_1 += a_ * b1;
+    }
+    {
+      const float a_ = a[k * 6 + 4];
+c4_0 += a_ * b0; c4_1 += a_ * b1;
+    }
+    {
+      const float a_ = a[k * 6 + 5];
+c5_0 += a_ * b0; c5_1 += a_ * b1;
+    }
+  }
+  if (mr == 6 && nr == 8) {
+    if (accumulate) *(mlcc_vfu *)(c + 0 * ldc + 0) += c0_0;
+    else *(mlcc_vfu *)(c + 0 * ldc + 0) = c0_0;
+    if (accumulate) *(mlcc_vfu *)(c + 0 * ldc + 4) += c0_1;
+    else *(mlcc_vfu *)(c + 0 * ldc + 4) = c0_1;
+    if (accumulate) *(mlcc_vfu *)(c + 1 * ldc + 0) += c1_0;
+    else *(mlcc_vfu *)(c + 1 * ldc + 0) = c1_0;
+    if (accumulate) *(mlcc_vfu *)(c + 1 * ldc + 4) += c1_1;
+    else *(mlcc_vfu *)(c + 1 * ldc + 4) = c1_1;
+    if (accumulate) *(mlcc_vfu *)(c + 2 * ldc + 0) += c2_0;
+    else *(mlcc_vfu *)(c + 2 * ldc + 0) = c2_0;
+    if (accumulate) *(mlcc_vfu *)(c + 2 * ldc + 4) += c2_1;
+    else *(mlcc_vfu *)(c + 2 * ldc + 4) = c2_1;
+    if (accumulate) *(mlcc_vfu *)(c + 3 * ldc + 0) += c3_0;
+    else *(mlcc_vfu *)(c + 3 * ldc + 0) = c3_0;
+    if (accumulate) *(mlcc_vfu *)(c + 3 * ldc + 4) += c3_1;
+    else *(mlcc_vfu *)(c + 3 * ldc + 4) = c3_1;
+    if (accumulate) *(mlcc_vfu *)(c + 4 * ldc + 0) += c4_0;
+    else *(mlcc_vfu *)(c + 4 * ldc + 0) = c4_0;
+    if (accumulate) *(mlcc_vfu *)(c + 4 * ldc + 4) += c4_1;
+    else *(mlcc_vfu *)(c + 4 * ldc + 4) = c4_1;
+    if (accumulate) *(mlcc_vfu *)(c + 5 * ldc + 0) += c5_0;
+    else *(mlcc_vfu *)(c + 5 * ldc + 0) = c5_0;
+    if (accumulate) *(mlcc_vfu *)(c + 5 * ldc + 4) += c5_1;
+    else *(mlcc_vfu *)(c + 5 * ldc + 4) = c5_1;
+    return;
+  }
+  float t[6][8];
+  *(mlcc_vfu *)&t[0][0] = c0_0;
+  *(mlcc_vfu *)&t[0][4] = c0_1;
+  *(mlcc_vfu *)&t[1][0] = c1_0;
+  *(mlcc_vfu *)&t[1][4] = c1_1;
+  *(mlcc_vfu *)&t[2][0] = c2_0;
+  *(mlcc_vfu *)&t[2][4] = c2_1;
+  *(mlcc_vfu *)&t[3][0] = c3_0;
+  *(mlcc_vfu *)&t[3][4] = c3_1;
+  *(mlcc_vfu *)&t[4][0] = c4_0;
+  *(mlcc_vfu *)&t[4][4] = c4_1;
+  *(mlcc_vfu *)&t[5][0] = c5_0;
+  *(mlcc_vfu *)&t[5][4] = c5_1;
+  for (int64_t r = 0; r < mr; ++r)
+    for (int64_t j = 0; j < nr; ++j) c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
+}
+
 #else
-static void mlcc_ukr_packed(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc, int64_t mr,
-                       int64_t nr, int accumulate) {
+static inline void mlcc_ukr_packed(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
+                       int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
   for (int64_t r = 0; r < mr; ++r)
     for (int64_t j = 0; j < nr; ++j) {
@@ -205,13 +289,24 @@ static void mlcc_ukr_packed(int64_t kc, const float *a, int64_t lda, const float
     }
 }
 
-static void mlcc_ukr_rows(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc, int64_t mr,
-                       int64_t nr, int accumulate) {
+static inline void mlcc_ukr_rows(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
+                       int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
   for (int64_t r = 0; r < mr; ++r)
     for (int64_t j = 0; j < nr; ++j) {
       float acc = 0.0f;
       for (int64_t k = 0; k < kc; ++k) acc += a[r * lda + k] * b[k * 8 + j];
+      c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + acc;
+    }
+}
+
+static inline void mlcc_ukr_direct(int64_t kc, const float *a, int64_t lda, const float *b, const int32_t *off, float *c, int64_t ldc,
+                       int64_t mr, int64_t nr, int accumulate) {
+  (void)lda;
+  for (int64_t r = 0; r < mr; ++r)
+    for (int64_t j = 0; j < nr; ++j) {
+      float acc = 0.0f;
+      for (int64_t k = 0; k < kc; ++k) acc += a[k * 6 + r] * b[off[k] + j];
       c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + acc;
     }
 }
@@ -234,89 +329,72 @@ static inline void mlcc_pack_b(const float *restrict b, int64_t ldb, int64_t n, 
   }
 }
 
-struct k0_fused_conv_relu_args {
+static void k0_pad(const float *X, float *Y) {
+  for (int64_t p = 0; p < 3; ++p) {
+    const float *x = X + p * 1024;
+    float *y = Y + p * 1190;
+    memset(y, 0, 34 * sizeof(float));
+    for (int64_t r = 0; r < 32; ++r) {
+      float *row = y + (1 + r) * 34;
+      memset(row, 0, 1 * sizeof(float));
+      memcpy(row + 1, x + r * 32, 32 * sizeof(float));
+      memset(row + 33, 0, 1 * sizeof(float));
+    }
+    memset(y + 1122, 0, 68 * sizeof(float));
+  }
+}
+
+struct k1_fused_conv_relu_args {
   const float *X;
   const float *W;
+  const int32_t *OFF;
   const float *B;
   float *Y;
   mlcc_exec *x;
   int64_t row_chunks, col_blocks, nc;
 };
 
-/* rows k0..k0+kc, columns j0..j0+nc of the patch matrix of one image and group, in 8-wide strips */
-static void k0_fused_conv_relu_pack(const float *restrict xg, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *restrict dst) {
-  const int64_t od0 = j0 / 1024, oh0 = (j0 / 32) % 32, ow0 = j0 % 32;
-  for (int64_t kk = 0; kk < kc; ++kk) {
-    const int64_t k = k0 + kk, c = k / 9, t = k % 9;
-    const int64_t kd = t / 9, kh = (t / 3) % 3, kw = t % 3;
-    const float *xc = xg + c * 1024;
-    float *d = dst + kk * 8;
-    int64_t od = od0, oh = oh0, ow = ow0;
-    for (int64_t q = 0; q < nc;) {
-      int64_t run = 32 - ow < nc - q ? 32 - ow : nc - q;
-      const int64_t id = od * 1 - 0 + kd * 1, ih = oh * 1 - 1 + kh * 1;
-      const int row_ok = id >= 0 && id < 1 && ih >= 0 && ih < 32;
-      const float *xr = xc + (row_ok ? (id * 32 + ih) * 32 : 0);
-      int64_t iw = ow * 1 - 1 + kw * 1;
-      while (run > 0) { /* pieces inside one output row and one strip: contiguous in the strip */
-        const int64_t piece = 8 - q % 8 < run ? 8 - q % 8 : run;
-        float *dd = d + (q / 8) * kc * 8 + q % 8;
-        if (!row_ok) {
-          for (int64_t e = 0; e < piece; ++e) dd[e] = 0.0f;
-        } else if (iw >= 0 && iw + (piece - 1) * 1 < 32) {
-          for (int64_t e = 0; e < piece; ++e) dd[e] = xr[iw + e * 1];
-        } else {
-          for (int64_t e = 0; e < piece; ++e) {
-            const int64_t at = iw + e * 1;
-            dd[e] = at >= 0 && at < 32 ? xr[at] : 0.0f;
-          }
-        }
-        q += piece;
-        run -= piece;
-        iw += piece * 1;
-      }
-      ow = 0;
-      if (++oh == 32) {
-        oh = 0;
-        ++od;
-      }
-    }
-  }
-}
-
-static void k0_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
-  const struct k0_fused_conv_relu_args *args = (const struct k0_fused_conv_relu_args *)ctx;
+static void k1_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
+  const struct k1_fused_conv_relu_args *args = (const struct k1_fused_conv_relu_args *)ctx;
   const float *X = args->X;
   const float *W = args->W;
+  const int32_t *OFF = args->OFF;
   const float *B = args->B;
   float *Y = args->Y;
   const int64_t chunks = args->row_chunks, blocks = args->col_blocks;
   const int64_t mb = task % chunks, jb = task / chunks % blocks, outer = task / chunks / blocks;
-  const int64_t j0 = jb * args->nc, nc = 1024 - j0 < args->nc ? 1024 - j0 : args->nc;
+  const int64_t j0 = jb * args->nc, nc = 1088 - j0 < args->nc ? 1088 - j0 : args->nc;
   (void)outer;
   const int64_t g = outer % 1, n = outer / 1;
-  (void)g;
   const int64_t p_lo = mb * 2 / chunks, p_hi = (mb + 1) * 2 / chunks;
-  float *bp = args->x->scratch + (int64_t)worker * args->x->scratch_floats;
-  const float *xg = X + (n * 3 + g * 3) * 1024;
-  for (int64_t k0 = 0; k0 < 27; k0 += 27) {
-    const int64_t kc = 27 - k0 < 27 ? 27 - k0 : 27;
-    k0_fused_conv_relu_pack(xg, k0, kc, j0, nc, bp);
-    for (int64_t s = 0; s < nc; s += 8) { /* one strip of B in L1, every row panel over it */
-      const int64_t nr = nc - s < 8 ? nc - s : 8;
+  float *tiles = args->x->scratch + (int64_t)worker * args->x->scratch_floats; /* one MR x NR tile per panel */
+  const float *xg = X + (n * 3 + g * 3) * 1190;
+  for (int64_t s = 0; s < nc; s += 8) {
+    const int64_t q0 = j0 + s, nr = nc - s < 8 ? nc - s : 8;
+    for (int64_t k0 = 0; k0 < 27; k0 += 27) { /* the strip's kc rows stay in L1 over the panels */
+      const int64_t kc = 27 - k0 < 27 ? 27 - k0 : 27;
       for (int64_t pi = p_lo; pi < p_hi; ++pi) {
         const float *ap = W + (g * 54 + k0 * 2 + pi * kc) * 6;
+        mlcc_ukr_direct(kc, ap, 0, xg + q0, OFF + k0, tiles + (pi - p_lo) * 48, 8, 6, 8, k0 > 0);
+      }
+    }
+    for (int64_t q = q0; q < q0 + nr;) { /* the strip's pieces inside one output row */
+      const int64_t oh = q / 34, ow = q % 34;
+      const int64_t row_end = oh * 34 + 34 < q0 + nr ? oh * 34 + 34 : q0 + nr;
+      const int64_t len = ow < 32 ? (row_end - q < 32 - ow ? row_end - q : 32 - ow) : 0;
+      for (int64_t pi = p_lo; pi < p_hi && len > 0; ++pi) {
         const int64_t m0 = pi * 6, mr = 8 - m0 < 6 ? 8 - m0 : 6;
-        const int64_t run0 = n * 8 + g * 8 + m0; /* output channel plane of the tile's first row */
-        mlcc_ukr_packed(kc, ap, 0, bp + s * kc, Y + run0 * 1024 + j0 + s, 1024, mr, nr, k0 > 0);
-        if (k0 + kc < 27) continue;
         for (int64_t i = 0; i < mr; ++i) {
-          float *row = Y + (run0 + i) * 1024;
-          for (int64_t j = j0 + s; j < j0 + s + nr; ++j) row[j] += B[g * 8 + m0 + i];
+          const int64_t plane = n * 8 + g * 8 + m0 + i;
+          float *row = Y + plane * 1024;
+          const float *t = tiles + (pi - p_lo) * 48 + i * 8 + (q - q0);
+          const int64_t lo = oh * 32 + ow;
+          const float bias = B[g * 8 + m0 + i];
+          for (int64_t e = 0; e < len; ++e) row[lo + e] = t[e] + bias;
           {
-            const int64_t r = run0 + i;
+            const int64_t r = plane;
             (void)r;
-            for (int64_t j = j0 + s; j < j0 + s + nr; ++j) {
+            for (int64_t j = lo; j < lo + len; ++j) {
               const float acc = row[j];
               row[j] = (float)((acc < 0 ? 0.0f : acc));
             }
@@ -324,17 +402,18 @@ static void k0_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
 
         }
       }
+      q = row_end;
     }
   }
 }
 
-static void k0_fused_conv_relu(const float *X, const float *W, const float *B, float *Y, mlcc_exec *x) {
-  struct k0_fused_conv_relu_args args = { X, W, B, Y, x, 1, 1, 1024 };
-  mlcc_split(x->threads, 1, 128, 8, 2, &args.col_blocks, &args.nc, &args.row_chunks);
-  mlcc_pool_run(x->pool, 1 * args.col_blocks * args.row_chunks, k0_fused_conv_relu_task, &args);
+static void k1_fused_conv_relu(const float *X, const float *W, const int32_t *OFF, const float *B, float *Y, mlcc_exec *x) {
+  struct k1_fused_conv_relu_args args = { X, W, OFF, B, Y, x, 1, 1, 1088 };
+  mlcc_split(x->threads, 1, 136, 8, 2, &args.col_blocks, &args.nc, &args.row_chunks);
+  mlcc_pool_run(x->pool, 1 * args.col_blocks * args.row_chunks, k1_fused_conv_relu_task, &args);
 }
 
-static void k1_maxpool(const float *X, float *Y) {
+static void k2_maxpool(const float *X, float *Y) {
   for (int64_t nc = 0; nc < 8; ++nc) {
     const float *x = X + nc * 1024;
     float *y = Y + nc * 256;
@@ -365,7 +444,7 @@ static void k1_maxpool(const float *X, float *Y) {
   }
 }
 
-struct k2_fused_conv_relu_args {
+struct k3_fused_conv_relu_args {
   const float *X;
   const float *W;
   const float *B;
@@ -375,7 +454,7 @@ struct k2_fused_conv_relu_args {
 };
 
 /* rows k0..k0+kc, columns j0..j0+nc of the patch matrix of one image and group, in 8-wide strips */
-static void k2_fused_conv_relu_pack(const float *restrict xg, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *restrict dst) {
+static void k3_fused_conv_relu_pack(const float *restrict xg, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *restrict dst) {
   const int64_t od0 = j0 / 64, oh0 = (j0 / 8) % 8, ow0 = j0 % 8;
   for (int64_t kk = 0; kk < kc; ++kk) {
     const int64_t k = k0 + kk, c = k / 9, t = k % 9;
@@ -415,8 +494,8 @@ static void k2_fused_conv_relu_pack(const float *restrict xg, int64_t k0, int64_
   }
 }
 
-static void k2_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
-  const struct k2_fused_conv_relu_args *args = (const struct k2_fused_conv_relu_args *)ctx;
+static void k3_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
+  const struct k3_fused_conv_relu_args *args = (const struct k3_fused_conv_relu_args *)ctx;
   const float *X = args->X;
   const float *W = args->W;
   const float *B = args->B;
@@ -432,7 +511,7 @@ static void k2_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
   const float *xg = X + (n * 8 + g * 8) * 256;
   for (int64_t k0 = 0; k0 < 72; k0 += 72) {
     const int64_t kc = 72 - k0 < 72 ? 72 - k0 : 72;
-    k2_fused_conv_relu_pack(xg, k0, kc, j0, nc, bp);
+    k3_fused_conv_relu_pack(xg, k0, kc, j0, nc, bp);
     for (int64_t s = 0; s < nc; s += 8) { /* one strip of B in L1, every row panel over it */
       const int64_t nr = nc - s < 8 ? nc - s : 8;
       for (int64_t pi = p_lo; pi < p_hi; ++pi) {
@@ -459,13 +538,13 @@ static void k2_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
   }
 }
 
-static void k2_fused_conv_relu(const float *X, const float *W, const float *B, float *Y, mlcc_exec *x) {
-  struct k2_fused_conv_relu_args args = { X, W, B, Y, x, 1, 1, 64 };
+static void k3_fused_conv_relu(const float *X, const float *W, const float *B, float *Y, mlcc_exec *x) {
+  struct k3_fused_conv_relu_args args = { X, W, B, Y, x, 1, 1, 64 };
   mlcc_split(x->threads, 1, 8, 8, 3, &args.col_blocks, &args.nc, &args.row_chunks);
-  mlcc_pool_run(x->pool, 1 * args.col_blocks * args.row_chunks, k2_fused_conv_relu_task, &args);
+  mlcc_pool_run(x->pool, 1 * args.col_blocks * args.row_chunks, k3_fused_conv_relu_task, &args);
 }
 
-static void k3_global_avgpool(const float *X, float *Y) {
+static void k4_global_avgpool(const float *X, float *Y) {
   for (int64_t o = 0; o < 16; ++o) {
     const float *x = X + o * 64;
     double acc = 0;
@@ -474,14 +553,14 @@ static void k3_global_avgpool(const float *X, float *Y) {
   }
 }
 
-static void k4_flatten(const float *in0, float *out0) {
+static void k5_flatten(const float *in0, float *out0) {
   for (int64_t i0 = 0; i0 < 16; ++i0) {
     const float v0 = in0[i0];
     out0[i0] = (float)(v0);
   }
 }
 
-struct k5_gemm_args {
+struct k6_gemm_args {
   const float *A;
   const float *B;
   const float *C;
@@ -490,9 +569,9 @@ struct k5_gemm_args {
   int64_t row_chunks, col_blocks, nc;
 };
 
-static void k5_gemm_task(void *ctx, int64_t task, int worker) {
+static void k6_gemm_task(void *ctx, int64_t task, int worker) {
   (void)worker;
-  const struct k5_gemm_args *args = (const struct k5_gemm_args *)ctx;
+  const struct k6_gemm_args *args = (const struct k6_gemm_args *)ctx;
   const float *A = args->A;
   const float *B = args->B;
   const float *C = args->C;
@@ -521,13 +600,13 @@ static void k5_gemm_task(void *ctx, int64_t task, int worker) {
   }
 }
 
-static void k5_gemm(const float *A, const float *B, const float *C, float *Y, mlcc_exec *x) {
-  struct k5_gemm_args args = { A, B, C, Y, x, 1, 1, 16 };
+static void k6_gemm(const float *A, const float *B, const float *C, float *Y, mlcc_exec *x) {
+  struct k6_gemm_args args = { A, B, C, Y, x, 1, 1, 16 };
   mlcc_split(x->threads, 1, 2, 8, 1, &args.col_blocks, &args.nc, &args.row_chunks);
-  mlcc_pool_run(x->pool, 1 * args.col_blocks * args.row_chunks, k5_gemm_task, &args);
+  mlcc_pool_run(x->pool, 1 * args.col_blocks * args.row_chunks, k6_gemm_task, &args);
 }
 
-static void k6_softmax(const float *X, float *Y) {
+static void k7_softmax(const float *X, float *Y) {
   for (int64_t o = 0; o < 1; ++o)
   for (int64_t i = 0; i < 1; ++i) {
     const float *x = X + o * 10 + i;
@@ -553,12 +632,12 @@ static const char model_hash[] = "d4d236e5bb7c375777648f3e3573a32175befb97e9cbc8
 
 struct demo_model {
   uint32_t magic;          /* MLCC_MAGIC while the instance is live */
-  uint8_t *arena;          /* 40960 bytes of activations */
+  uint8_t *arena;          /* 47104 bytes of activations */
   uint8_t *fills;          /* 0 bytes of constants filled at create time */
-  const uint8_t *weights;  /* 7744 bytes of weights */
+  const uint8_t *weights;  /* 7872 bytes of weights */
   void *owned_weights;     /* the buffer behind `weights` when read from a file */
   int num_threads;
-  mlcc_exec exec;          /* thread pool and per-worker GEMM scratch (27648 floats each) */
+  mlcc_exec exec;          /* thread pool and per-worker GEMM scratch (4608 floats each) */
   int64_t extents[1]; /* run-time extents of the data-dependent dims, by slot */
 };
 
@@ -574,13 +653,13 @@ static const mlcc_tensor_info output_info[] = {
 };
 
 static int init(demo_model *m) {
-  m->arena = (uint8_t *)mlcc_aligned_alloc(40960);
+  m->arena = (uint8_t *)mlcc_aligned_alloc(47104);
   m->fills = (uint8_t *)mlcc_aligned_alloc(0);
   if (!m->arena || !m->fills) return MLCC_ERR_OUT_OF_MEMORY;
   m->num_threads = mlcc_env_threads();
   m->exec.threads = m->num_threads;
-  m->exec.scratch_floats = 27648;
-  m->exec.scratch = (float *)mlcc_aligned_alloc((uint64_t)m->num_threads * 27648 * sizeof(float));
+  m->exec.scratch_floats = 4608;
+  m->exec.scratch = (float *)mlcc_aligned_alloc((uint64_t)m->num_threads * 4608 * sizeof(float));
   if (!m->exec.scratch) return MLCC_ERR_OUT_OF_MEMORY;
   if (m->num_threads > 1 && !(m->exec.pool = mlcc_pool_create(m->num_threads))) return MLCC_ERR_OUT_OF_MEMORY;
   return MLCC_OK;
@@ -592,7 +671,7 @@ API int demo_create_from_file(demo_model **out, const char *weights_path) {
   demo_model *m = (demo_model *)calloc(1, sizeof *m);
   if (!m) return MLCC_ERR_OUT_OF_MEMORY;
   m->magic = MLCC_MAGIC; /* now: destroy frees a partly created instance too */
-  int status = mlcc_read_weights(weights_path, model_hash, 7744, &m->owned_weights);
+  int status = mlcc_read_weights(weights_path, model_hash, 7872, &m->owned_weights);
   if (status == MLCC_OK) {
     m->weights = (const uint8_t *)m->owned_weights + MLCC_WEIGHTS_HEADER;
     status = init(m);
@@ -610,7 +689,7 @@ API int demo_create(demo_model **out) {
   *out = NULL;
   int status = mlcc_check_weights(demo_weights_blob,
                                   (uint64_t)(demo_weights_blob_end - demo_weights_blob),
-                                  model_hash, 7744);
+                                  model_hash, 7872);
   if (status != MLCC_OK) return status;
   demo_model *m = (demo_model *)calloc(1, sizeof *m);
   if (!m) return MLCC_ERR_OUT_OF_MEMORY;
@@ -650,13 +729,14 @@ API int demo_run(demo_model *m, const void *const *inputs, void *const *outputs)
   int status = check_args(m, inputs, outputs);
   if (status != MLCC_OK) return status;
   (void)inputs;
-  k0_fused_conv_relu((const float *)inputs[0], (const float *)(m->weights + 0), (const float *)(m->weights + 1344), (float *)(m->arena + 0), &m->exec); /* Conv 'conv1' + Relu 'relu1' */
-  k1_maxpool((float *)(m->arena + 0), (float *)(m->arena + 32768)); /* MaxPool 'pool1' */
-  k2_fused_conv_relu((float *)(m->arena + 32768), (const float *)(m->weights + 1408), (const float *)(m->weights + 6592), (float *)(m->arena + 0), &m->exec); /* Conv 'conv2' + Relu 'relu2' */
-  k3_global_avgpool((float *)(m->arena + 0), (float *)(m->arena + 4096)); /* GlobalAveragePool 'gap' */
-  k4_flatten((float *)(m->arena + 4096), (float *)(m->arena + 0)); /* Flatten 'flatten' */
-  k5_gemm((float *)(m->arena + 0), (const float *)(m->weights + 6656), (const float *)(m->weights + 7680), (float *)(m->arena + 64), &m->exec); /* Gemm 'fc' */
-  k6_softmax((float *)(m->arena + 64), (float *)outputs[0]); /* Softmax 'softmax' */
+  k0_pad((const float *)inputs[0], (float *)(m->arena + 32768)); /* PadPlanes 'conv1:pad' */
+  k1_fused_conv_relu((float *)(m->arena + 32768), (const float *)(m->weights + 0), (const int32_t *)(m->weights + 1408), (const float *)(m->weights + 1344), (float *)(m->arena + 0), &m->exec); /* Conv 'conv1' + Relu 'relu1' */
+  k2_maxpool((float *)(m->arena + 0), (float *)(m->arena + 32768)); /* MaxPool 'pool1' */
+  k3_fused_conv_relu((float *)(m->arena + 32768), (const float *)(m->weights + 1536), (const float *)(m->weights + 6720), (float *)(m->arena + 0), &m->exec); /* Conv 'conv2' + Relu 'relu2' */
+  k4_global_avgpool((float *)(m->arena + 0), (float *)(m->arena + 4096)); /* GlobalAveragePool 'gap' */
+  k5_flatten((float *)(m->arena + 4096), (float *)(m->arena + 0)); /* Flatten 'flatten' */
+  k6_gemm((float *)(m->arena + 0), (const float *)(m->weights + 6784), (const float *)(m->weights + 7808), (float *)(m->arena + 64), &m->exec); /* Gemm 'fc' */
+  k7_softmax((float *)(m->arena + 64), (float *)outputs[0]); /* Softmax 'softmax' */
   return MLCC_OK;
 }
 
@@ -693,4 +773,4 @@ API int demo_output_shape(const demo_model *m, int index, int64_t *dims) {
 API const char *demo_status_message(int status) { return mlcc_status_message(status); }
 API const char *demo_model_hash(void) { return model_hash; }
 API int demo_abi_version(void) { return 2; }
-API uint64_t demo_arena_bytes(void) { return 40960; }
+API uint64_t demo_arena_bytes(void) { return 47104; }
