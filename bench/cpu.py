@@ -100,7 +100,9 @@ def write(path: Path, rows: list[dict], threads: list[int], args) -> None:
         f"- date: {datetime.date.today().isoformat()}; mlcc {mlcc.__version__}; onnxruntime {onnxruntime.__version__}",
         f"- mlcc: -O2 --cpu native ({cpu.vector_bits}-bit vectors, {cpu.mr}x{cpu.nr} register tile, KC {cpu.kc}, "
         f"L2 {cpu.l2_bytes // 1024} KiB)",
-        "- onnxruntime: CPUExecutionProvider, intra_op_num_threads = threads, sequential, default graph optimisations",
+        "- onnxruntime: CPUExecutionProvider, intra_op_num_threads = threads, sequential, default graph optimisations, "
+        "workers' spin-waiting off (session.intra_op.allow_spinning = 0: on, its idle workers take a core from the "
+        "engine timed next; see compiler/bench.py)",
         f"- command: `make bench` (python bench/cpu.py --threads {args.threads} --seconds {args.seconds}); each row "
         "is `mlcc bench OUT --compare MODEL --threads N` in a fresh process, the two engines alternating in blocks of 5 runs",
         "- ratio = mlcc median / onnxruntime median (below 1: mlcc is faster); max diff = largest |mlcc - ort| output",
