@@ -100,11 +100,10 @@ def write(path: Path, rows: list[dict], threads: list[int], args) -> None:
         f"- date: {datetime.date.today().isoformat()}; mlcc {mlcc.__version__}; onnxruntime {onnxruntime.__version__}",
         f"- mlcc: -O2 --cpu native ({cpu.vector_bits}-bit vectors, {cpu.mr}x{cpu.nr} register tile, KC {cpu.kc}, "
         f"L2 {cpu.l2_bytes // 1024} KiB)",
-        "- onnxruntime: CPUExecutionProvider, intra_op_num_threads = threads, sequential, default graph optimisations, "
-        "workers' spin-waiting off (session.intra_op.allow_spinning = 0: on, its idle workers take a core from the "
-        "engine timed next; see compiler/bench.py)",
+        "- onnxruntime: CPUExecutionProvider, intra_op_num_threads = threads, sequential, default graph optimisations",
         f"- command: `make bench` (python bench/cpu.py --threads {args.threads} --seconds {args.seconds}); each row "
-        "is `mlcc bench OUT --compare MODEL --threads N` in a fresh process, the two engines alternating in blocks of 5 runs",
+        "is `mlcc bench OUT --compare MODEL --threads N` in a fresh process, the two engines alternating in blocks of at least 5 runs and 0.3 s, 0.25 s apart (so that neither runs "
+        "while the other's idle workers still spin)",
         "- ratio = mlcc median / onnxruntime median (below 1: mlcc is faster); max diff = largest |mlcc - ort| output",
         "",
         "| model | threads | mlcc ms (p10-p90) | onnxruntime ms (p10-p90) | ratio | max diff | mlcc +RSS MiB | ort +RSS MiB |",

@@ -6,11 +6,15 @@ Reported per engine: median and 10th/90th percentile latency, and the resident m
 run added; for the process: peak RSS. With --compare, the ratio of medians (mlcc / onnxruntime) and the
 largest difference between the two engines' outputs, a check that both computed the same thing.
 onnxruntime runs with intra_op_num_threads = --threads, sequential execution, default graph optimisations,
-and its workers' spin-waiting off (see _ort_session).
+its workers spin-waiting as by default. Those workers keep spinning for a while after a run (on squeezenet
+at 2 threads, mlcc took 13.1 ms right after an onnxruntime block, 9.3 ms 50 ms later and 6.8 ms 200 ms
+later), so the engines alternate in blocks of at least BLOCK runs and BLOCK_SECONDS, with PAUSE seconds
+between blocks: each engine is timed on idle cores, as it would run deployed alone.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 import time
@@ -20,7 +24,9 @@ import numpy as np
 
 from .errors import MlccError
 
-BLOCK = 5  # runs of one engine before the other takes over
+BLOCK = 5  # runs of one engine before the other takes over, at least
+BLOCK_SECONDS = 0.3  # and at least this long
+PAUSE = 0.25  # seconds between blocks: the other engine's workers stop spinning
 
 
 def _rss_bytes() -> int:
@@ -61,11 +67,6 @@ def _ort_session(model: Path, threads: int):
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3
-    # onnxruntime's workers spin-wait after a run (allow_spinning, on by default) for long enough to take a core
-    # from the engine timed next in this process: measured on squeezenet at 2 threads, mlcc 13.1 ms with it
-    # on against 6.4 ms with it off, and onnxruntime itself 6.5 against 5.0 ms. Off, so that each engine runs on
-    # idle cores, as it would deployed alone. (The mlcc pool spins 0.3 ms, less than the pause between blocks.)
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
     except Exception as err:  # noqa: BLE001 - onnxruntime raises its own exception types
@@ -73,7 +74,8 @@ def _ort_session(model: Path, threads: int):
 
 
 def bench(out_dir: Path, compare: Path | None = None, threads: int = 1, runs: int = 0, seconds: float = 3.0) -> dict:
-    """Measure; `runs` 0 means as many as fit in `seconds` (at least 10), after 3 warm-up runs each."""
+    """Measure; `runs` 0 means as many as fit in `seconds` of timed runs per engine (at least 10), after 3
+    warm-up runs each."""
     from .runtime.loader import CompiledModel
 
     if threads < 1:
@@ -99,16 +101,19 @@ def bench(out_dir: Path, compare: Path | None = None, threads: int = 1, runs: in
         compiled.run(feeds)
         if session is not None:
             session.run(None, feeds)
+    t = time.perf_counter()
+    compiled.run(feeds)
+    block = max(BLOCK, math.ceil(BLOCK_SECONDS / max(time.perf_counter() - t, 1e-6)))
     mine, other = [], []
-    started = time.perf_counter()
-    while (runs and len(mine) < runs) or (not runs and (len(mine) < 10 or time.perf_counter() - started < seconds)):
-        # alternate in blocks of BLOCK runs, with a pause between blocks: both engines' worker threads spin for
-        # a moment after a run, and strict run-by-run alternation would time each against the other's spinning
+    while (runs and len(mine) < runs) or (not runs and (len(mine) < 10 or sum(mine) < seconds)):
+        # alternate in blocks, with a pause between blocks: both engines' worker threads spin for a while after
+        # a run, and closer alternation would time each against the other's spinning (see the module docstring)
         for times, call in ((mine, lambda: compiled.run(feeds)), (other, lambda: session.run(None, feeds))):
             if times is other and session is None:
                 continue
-            time.sleep(0.005)
-            for _ in range(BLOCK if not runs else min(BLOCK, runs - len(times))):
+            if session is not None:
+                time.sleep(PAUSE)
+            for _ in range(block if not runs else min(block, runs - len(times))):
                 t = time.perf_counter()
                 call()
                 times.append(time.perf_counter() - t)
