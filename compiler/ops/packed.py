@@ -328,5 +328,8 @@ class PadPlanes(OpDef):
             "OW": y.shape[3],
             "top": top,
             "left": left,
+            "per_task": max(1, 16384 // (y.shape[2] * y.shape[3])),  # planes per task: at least 64 KiB of output
+            "threaded": True,
+            "scratch_floats": 0,
         }
         return [Kernel("pad_planes", "pad", [x], [y], params, ["X", "Y"])]

@@ -329,10 +329,20 @@ static inline void mlcc_pack_b(const float *restrict b, int64_t ldb, int64_t n, 
   }
 }
 
-static void k0_pad(const float *X, float *Y) {
-  for (int64_t p = 0; p < 3; ++p) {
-    const float *x = X + p * 1024;
-    float *y = Y + p * 1190;
+struct k0_pad_args {
+  const float *X;
+  float *Y;
+  mlcc_exec *x;
+  int64_t row_chunks, col_blocks, nc;
+};
+
+static void k0_pad_task(void *ctx, int64_t task, int worker) {
+  (void)worker;
+  const struct k0_pad_args *args = (const struct k0_pad_args *)ctx;
+  const int64_t last = (task + 1) * 13 < 3 ? (task + 1) * 13 : 3;
+  for (int64_t p = task * 13; p < last; ++p) {
+    const float *x = args->X + p * 1024;
+    float *y = args->Y + p * 1190;
     memset(y, 0, 34 * sizeof(float));
     for (int64_t r = 0; r < 32; ++r) {
       float *row = y + (1 + r) * 34;
@@ -342,6 +352,11 @@ static void k0_pad(const float *X, float *Y) {
     }
     memset(y + 1122, 0, 68 * sizeof(float));
   }
+}
+
+static void k0_pad(const float *X, float *Y, mlcc_exec *x) {
+  struct k0_pad_args args = { X, Y, x, 1, 1, 0 };
+  mlcc_pool_run(x->pool, 1, k0_pad_task, &args);
 }
 
 struct k1_fused_conv_relu_args {
@@ -729,7 +744,7 @@ API int demo_run(demo_model *m, const void *const *inputs, void *const *outputs)
   int status = check_args(m, inputs, outputs);
   if (status != MLCC_OK) return status;
   (void)inputs;
-  k0_pad((const float *)inputs[0], (float *)(m->arena + 32768)); /* PadPlanes 'conv1:pad' */
+  k0_pad((const float *)inputs[0], (float *)(m->arena + 32768), &m->exec); /* PadPlanes 'conv1:pad' */
   k1_fused_conv_relu((float *)(m->arena + 32768), (const float *)(m->weights + 0), (const int32_t *)(m->weights + 1408), (const float *)(m->weights + 1344), (float *)(m->arena + 0), &m->exec); /* Conv 'conv1' + Relu 'relu1' */
   k2_maxpool((float *)(m->arena + 0), (float *)(m->arena + 32768)); /* MaxPool 'pool1' */
   k3_fused_conv_relu((float *)(m->arena + 32768), (const float *)(m->weights + 1536), (const float *)(m->weights + 6720), (float *)(m->arena + 0), &m->exec); /* Conv 'conv2' + Relu 'relu2' */
