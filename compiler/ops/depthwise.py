@@ -12,9 +12,9 @@ import math
 from ..errors import ShapeError
 from ..ir.graph import Node
 from .common import need_input
-from .conv import conv_geometry, conv_reference
+from .conv import Conv
 from .packed import PACKED_DOMAIN
-from .registry import Kernel, OpDef, register
+from .registry import Kernel, register
 
 MAX_TAPS = 64  # larger windows keep the direct kernel (the row loop is unrolled over the taps)
 TASK_OUTPUTS = 4096  # outputs per task, at least: small planes are grouped
@@ -25,21 +25,15 @@ def is_depthwise_2d(x_shape: tuple[int, ...], w_shape: tuple[int, ...], group: i
 
 
 @register("DepthwiseConv", since=1, domain=PACKED_DOMAIN)
-class DepthwiseConv(OpDef):
+class DepthwiseConv(Conv):
+    """Conv's shapes, checks and reference; its own kernel."""
+
     def _geometry(self, node: Node):
         x, w = need_input(node, 0), need_input(node, 1)
-        geometry = conv_geometry(node, x.shape, w.shape)
+        geometry = super()._geometry(node)
         if not is_depthwise_2d(x.shape, w.shape, geometry[0]):
             raise ShapeError(f"DepthwiseConv {node.name!r}: X {list(x.shape)} and W {list(w.shape)} are not depthwise")
         return geometry
-
-    def infer(self, node):
-        x, w = node.inputs[0], node.inputs[1]
-        return [(x.dtype, (x.shape[0], w.shape[0]) + self._geometry(node)[2])]
-
-    def reference(self, node, inputs):
-        b = inputs[2] if len(inputs) > 2 else None
-        return [conv_reference(inputs[0], inputs[1], b, self._geometry(node))]
 
     def lower(self, node):
         x, w, y = node.inputs[0], node.inputs[1], node.outputs[0]
