@@ -382,27 +382,27 @@ static void k1_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
   (void)outer;
   const int64_t g = outer % 1, n = outer / 1;
   const int64_t p_lo = mb * 2 / chunks, p_hi = (mb + 1) * 2 / chunks;
-  float *tiles = args->x->scratch + (int64_t)worker * args->x->scratch_floats; /* one MR x NR tile per panel */
+  float *tile = args->x->scratch + (int64_t)worker * args->x->scratch_floats;
   const float *xg = X + (n * 3 + g * 3) * 1190;
-  for (int64_t s = 0; s < nc; s += 8) {
-    const int64_t q0 = j0 + s, nr = nc - s < 8 ? nc - s : 8;
-    for (int64_t k0 = 0; k0 < 27; k0 += 27) { /* the strip's kc rows stay in L1 over the panels */
-      const int64_t kc = 27 - k0 < 27 ? 27 - k0 : 27;
-      for (int64_t pi = p_lo; pi < p_hi; ++pi) {
+  /* panel by panel (all of K's weights in L1) over the strips: the tile's rows, and the epilogue's operands,
+     are written and read as MR sequential streams the hardware prefetches */
+  for (int64_t pi = p_lo; pi < p_hi; ++pi) {
+    const int64_t m0 = pi * 6, mr = 8 - m0 < 6 ? 8 - m0 : 6;
+    for (int64_t s = 0; s < nc; s += 8) {
+      const int64_t q0 = j0 + s, nr = nc - s < 8 ? nc - s : 8;
+      for (int64_t k0 = 0; k0 < 27; k0 += 27) {
+        const int64_t kc = 27 - k0 < 27 ? 27 - k0 : 27;
         const float *ap = W + (g * 54 + k0 * 2 + pi * kc) * 6;
-        mlcc_ukr_direct(kc, ap, 0, xg + q0, OFF + k0, tiles + (pi - p_lo) * 48, 8, 6, 8, k0 > 0);
+        mlcc_ukr_direct(kc, ap, 0, xg + q0, OFF + k0, tile, 8, 6, 8, k0 > 0);
       }
-    }
-    for (int64_t q = q0; q < q0 + nr;) { /* the strip's pieces inside one output row */
-      const int64_t oh = q / 34, ow = q % 34;
-      const int64_t row_end = oh * 34 + 34 < q0 + nr ? oh * 34 + 34 : q0 + nr;
-      const int64_t len = ow < 32 ? (row_end - q < 32 - ow ? row_end - q : 32 - ow) : 0;
-      for (int64_t pi = p_lo; pi < p_hi && len > 0; ++pi) {
-        const int64_t m0 = pi * 6, mr = 8 - m0 < 6 ? 8 - m0 : 6;
-        for (int64_t i = 0; i < mr; ++i) {
+      for (int64_t q = q0; q < q0 + nr;) { /* the strip's pieces inside one output row */
+        const int64_t oh = q / 34, ow = q % 34;
+        const int64_t row_end = oh * 34 + 34 < q0 + nr ? oh * 34 + 34 : q0 + nr;
+        const int64_t len = ow < 32 ? (row_end - q < 32 - ow ? row_end - q : 32 - ow) : 0;
+        for (int64_t i = 0; i < mr && len > 0; ++i) {
           const int64_t plane = n * 8 + g * 8 + m0 + i;
           float *row = Y + plane * 1024;
-          const float *t = tiles + (pi - p_lo) * 48 + i * 8 + (q - q0);
+          const float *t = tile + i * 8 + (q - q0);
           const int64_t lo = oh * 32 + ow;
           const float bias = B[g * 8 + m0 + i];
           for (int64_t e = 0; e < len; ++e) row[lo + e] = t[e] + bias;
@@ -416,8 +416,8 @@ static void k1_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
           }
 
         }
+        q = row_end;
       }
-      q = row_end;
     }
   }
 }
@@ -527,12 +527,14 @@ static void k3_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
   for (int64_t k0 = 0; k0 < 72; k0 += 72) {
     const int64_t kc = 72 - k0 < 72 ? 72 - k0 : 72;
     k3_fused_conv_relu_pack(xg, k0, kc, j0, nc, bp);
-    for (int64_t s = 0; s < nc; s += 8) { /* one strip of B in L1, every row panel over it */
-      const int64_t nr = nc - s < 8 ? nc - s : 8;
-      for (int64_t pi = p_lo; pi < p_hi; ++pi) {
-        const float *ap = W + (g * 216 + k0 * 3 + pi * kc) * 6;
-        const int64_t m0 = pi * 6, mr = 16 - m0 < 6 ? 16 - m0 : 6;
-        const int64_t run0 = n * 16 + g * 16 + m0; /* output channel plane of the tile's first row */
+    /* panel by panel (in L1) over the block's strips (in L2): the tile's rows, and the epilogue's operands,
+       are then read and written as MR sequential streams the hardware prefetches */
+    for (int64_t pi = p_lo; pi < p_hi; ++pi) {
+      const float *ap = W + (g * 216 + k0 * 3 + pi * kc) * 6;
+      const int64_t m0 = pi * 6, mr = 16 - m0 < 6 ? 16 - m0 : 6;
+      const int64_t run0 = n * 16 + g * 16 + m0; /* output channel plane of the tile's first row */
+      for (int64_t s = 0; s < nc; s += 8) {
+        const int64_t nr = nc - s < 8 ? nc - s : 8;
         mlcc_ukr_packed(kc, ap, 0, bp + s * kc, Y + run0 * 64 + j0 + s, 64, mr, nr, k0 > 0);
         if (k0 + kc < 72) continue;
         for (int64_t i = 0; i < mr; ++i) {
@@ -599,11 +601,13 @@ static void k6_gemm_task(void *ctx, int64_t task, int worker) {
   const int64_t i_hi = (mb + 1) * 1 / chunks * 6 < 1 ? (mb + 1) * 1 / chunks * 6 : 1;
   for (int64_t k0 = 0; k0 < 16; k0 += 16) {
     const int64_t kc = 16 - k0 < 16 ? 16 - k0 : 16;
-    for (int64_t s = 0; s < nc; s += 8) { /* one strip of B in L1, every row panel over it */
-      const int64_t nr = nc - s < 8 ? nc - s : 8;
-      const float *bs = B + ((j0 + s) / 8 * 16 + k0) * 8;
-      for (int64_t i0 = i_lo; i0 < i_hi; i0 += 6) {
-        const int64_t mr = i_hi - i0 < 6 ? i_hi - i0 : 6;
+    /* panel by panel (MR rows of A in L1) over the block's strips of B (in L2): the tile's rows, and the
+       epilogue's operands, are then read and written as MR sequential streams the hardware prefetches */
+    for (int64_t i0 = i_lo; i0 < i_hi; i0 += 6) {
+      const int64_t mr = i_hi - i0 < 6 ? i_hi - i0 : 6;
+      for (int64_t s = 0; s < nc; s += 8) {
+        const int64_t nr = nc - s < 8 ? nc - s : 8;
+        const float *bs = B + ((j0 + s) / 8 * 16 + k0) * 8;
         mlcc_ukr_rows(kc, A + i0 * 16 + k0, 16, bs, Y + i0 * 10 + j0 + s, 10, mr, nr, k0 > 0);
         if (k0 + kc < 16) continue;
         for (int64_t i = 0; i < mr; ++i) {
