@@ -10,10 +10,11 @@
      HardSwish and Softmax recognised as single ops; last, a
      schedule that keeps peak live memory low (the memory planner, at every level, places intermediates
      best-fit in one arena and lets elementwise kernels write in place over an input that dies there).
--O2 (the default) and -O3: + layout (c target): constant Conv/Gemm/MatMul weights packed at compile time
-     for the GEMM engine of the chosen --cpu (passes/pack_weights.py); + fusion: chains of elementwise
-     nodes become one kernel, and on the c target a Conv/Gemm/MatMul takes the elementwise group that
-     reads its output as an epilogue.
+-O2 (the default) and -O3: + layout (c target): Conv/Gemm/MatMul rewritten for the GEMM engine of the
+     chosen --cpu (passes/pack_weights.py): weights packed at compile time, stride-1 convolutions direct on a
+     padded input, depthwise convolutions and MatMul of computed operands on their own kernels; + fusion:
+     chains of elementwise nodes become one kernel, and on the c target a Conv/Gemm/MatMul takes the
+     elementwise group that reads its output as an epilogue.
 Every level gives the same numbers within the tests' tolerances (tests/unit/test_pass_*.py, tests/models).
 """
 
