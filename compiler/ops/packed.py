@@ -75,6 +75,31 @@ def unpack_gemm_weights(bp: np.ndarray, n: int) -> np.ndarray:
     return bp.transpose(1, 0, 2).reshape(k, strips * nr)[:, :n]
 
 
+def _gemm_params(m: int, n: int, k: int, node: Node, nr: int, **rest) -> dict:
+    """The parameters of templates/c/kernels/gemm_packed.c.j2 for Y[m, n] = A[m, k] @ B: the blocking from
+    node's attributes; `rest` sets the B source (pack_b, batch dims), C and the scratch size."""
+    params = {
+        "ctype": "float",
+        "M": m,
+        "N": n,
+        "K": k,
+        "pack_b": False,
+        "batch_dims": [],
+        "batch_strides": [[], [], []],
+        "MR": node.attr("mr"),
+        "NR": nr,
+        "KC": min(node.attr("kc"), k),
+        "NC": _block_cols(node.attr("nc"), n, nr),
+        "has_c": False,
+        "c_rs": 0,
+        "c_cs": 0,
+        "threaded": True,
+        "scratch_floats": 0,
+    }
+    params.update(rest)
+    return params
+
+
 def _block_cols(cpu_nc: int, cols: int, nr: int) -> int:
     """NC: the columns of a block when cutting into the fewest blocks of at most cpu_nc columns, balanced,
     NC a multiple of nr (at run time, runtime_c/mlcc_pool.h mlcc_split may cut finer for threads)."""
@@ -224,27 +249,8 @@ class PackedMatMul(OpDef):
         a, bp, y = node.inputs[0], node.inputs[1], node.outputs[0]
         c = node.input(2)
         m, n, k = self._dims(node)
-        strips, _, nr = bp.shape
-        nc = _block_cols(node.attr("nc"), n, nr)
         c_strides = broadcast_strides(c.shape, (m, n)) if c is not None else [0, 0]
-        params = {
-            "ctype": "float",
-            "M": m,
-            "N": n,
-            "K": k,
-            "pack_b": False,
-            "batch_dims": [],
-            "batch_strides": [[], [], []],
-            "MR": node.attr("mr"),
-            "NR": nr,
-            "KC": min(node.attr("kc"), k),
-            "NC": nc,
-            "has_c": c is not None,
-            "c_rs": c_strides[0],
-            "c_cs": c_strides[1],
-            "threaded": True,
-            "scratch_floats": 0,
-        }
+        params = _gemm_params(m, n, k, node, bp.shape[2], has_c=c is not None, c_rs=c_strides[0], c_cs=c_strides[1])
         inputs = [a, bp] + ([c] if c is not None else [])
         names = ["A", "B"] + (["C"] if c is not None else []) + ["Y"]
         name = str(node.attr("source_op", "gemm")).lower()  # the kernel keeps the name of the op it runs
@@ -271,32 +277,14 @@ class RuntimeMatMul(OpDef):
     def lower(self, node):
         a, b, y = node.inputs[0], node.inputs[1], node.outputs[0]
         batch, m, k, n = self._shapes(node)
-        nr, kc = node.attr("nr"), min(node.attr("kc"), k)
         strides = [
             [s * m * n for s in contiguous_strides(batch)],
             [s * m * k for s in broadcast_strides(a.shape[:-2], batch)],
             [s * k * n for s in broadcast_strides(b.shape[:-2], batch)],
         ]
         dims, strides = coalesce(batch, strides)
-        nc = _block_cols(node.attr("nc"), n, nr)
-        params = {
-            "ctype": "float",
-            "M": m,
-            "N": n,
-            "K": k,
-            "pack_b": True,
-            "batch_dims": dims,
-            "batch_strides": strides,
-            "MR": node.attr("mr"),
-            "NR": nr,
-            "KC": kc,
-            "NC": nc,
-            "has_c": False,
-            "c_rs": 0,
-            "c_cs": 0,
-            "threaded": True,
-            "scratch_floats": kc * nc,
-        }
+        params = _gemm_params(m, n, k, node, node.attr("nr"), pack_b=True, batch_dims=dims, batch_strides=strides)
+        params["scratch_floats"] = params["KC"] * params["NC"]  # a block of B
         return [Kernel("gemm_packed", "matmul", [a, b], [y], params, ["A", "B", "Y"])]
 
 

@@ -46,7 +46,6 @@ def _direct_conv(node: Node, packed: Node, cpu: CpuTarget, fresh: FreshNames) ->
     pads = [begin[0], begin[1], end[0] + slack, end[1]]
     xp = Value(fresh(x.name, "padded"), FLOAT32, x.shape[:2] + (x.shape[2] + pads[0] + pads[2], width))
     pad = Node("PadPlanes", [x], [xp], {"pads": pads}, f"{node.name}:pad", PACKED_DOMAIN, 1)
-    xp.producer = pad
     cg, taps = x.shape[1] // group, kernel[0] * kernel[1]
     k = np.arange(cg * taps)
     offsets = (
@@ -136,28 +135,30 @@ def _runtime_matmul(node: Node, cpu: CpuTarget) -> Node | None:
     return Node("RuntimeMatMul", [a, b], node.outputs, attrs, node.name, PACKED_DOMAIN, 1)
 
 
+def _rewrite(node: Node, cpu: CpuTarget, fresh: FreshNames) -> list[Node] | None:
+    """The nodes that replace `node`, or None to keep it."""
+    if node.op == "Conv" and node.domain == "" and len(node.outputs) == 1:
+        new = _packed_conv(node, cpu, fresh)
+        if new is not None and new.op == "PackedConv":
+            return _direct_conv(node, new, cpu, fresh) or [new]
+        return [new] if new is not None else None
+    if node.op in ("Gemm", "MatMul", "MatMulBias"):
+        new = _packed_matmul(node, cpu, fresh)
+        if new is None and node.op == "MatMul" and node.domain == "":
+            new = _runtime_matmul(node, cpu)
+        return [new] if new is not None else None
+    return None
+
+
 def pack_weights(graph: Graph, cpu: CpuTarget | None = None) -> Graph:
     cpu = cpu or cpu_target("generic")
     fresh = FreshNames(graph)
     nodes = []
     for node in graph.nodes:
-        new = None
-        if node.op == "Conv" and node.domain == "" and len(node.outputs) == 1:
-            new = _packed_conv(node, cpu, fresh)
-            direct = _direct_conv(node, new, cpu, fresh) if new is not None and new.op == "PackedConv" else None
-            if direct is not None:
-                for n in direct:
-                    for out in n.outputs:
-                        out.producer = n
-                nodes += direct
-                continue
-        elif node.op in ("Gemm", "MatMul", "MatMulBias"):
-            new = _packed_matmul(node, cpu, fresh)
-            if new is None and node.op == "MatMul" and node.domain == "":
-                new = _runtime_matmul(node, cpu)
-        if new is not None:
-            for out in new.outputs:
-                out.producer = new
-        nodes.append(new or node)
+        new = _rewrite(node, cpu, fresh) or [node]
+        for n in new:
+            for out in n.outputs:
+                out.producer = n
+        nodes += new
     graph.nodes = nodes
     return eliminate_dead_code(graph)

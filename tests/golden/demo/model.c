@@ -339,10 +339,12 @@ struct k0_pad_args {
 static void k0_pad_task(void *ctx, int64_t task, int worker) {
   (void)worker;
   const struct k0_pad_args *args = (const struct k0_pad_args *)ctx;
+  const float *X = args->X;
+  float *Y = args->Y;
   const int64_t last = (task + 1) * 13 < 3 ? (task + 1) * 13 : 3;
   for (int64_t p = task * 13; p < last; ++p) {
-    const float *x = args->X + p * 1024;
-    float *y = args->Y + p * 1190;
+    const float *x = X + p * 1024;
+    float *y = Y + p * 1190;
     memset(y, 0, 34 * sizeof(float));
     for (int64_t r = 0; r < 32; ++r) {
       float *row = y + (1 + r) * 34;
@@ -384,8 +386,8 @@ static void k1_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
   const int64_t p_lo = mb * 2 / chunks, p_hi = (mb + 1) * 2 / chunks;
   float *tile = args->x->scratch + (int64_t)worker * args->x->scratch_floats;
   const float *xg = X + (n * 3 + g * 3) * 1190;
-  /* panel by panel (all of K's weights in L1) over the strips: the tile's rows, and the epilogue's operands,
-     are written and read as MR sequential streams the hardware prefetches */
+  /* panel by panel over the strips: the tile's rows, and the epilogue's operands, are written and read as MR
+     sequential streams the hardware prefetches */
   for (int64_t pi = p_lo; pi < p_hi; ++pi) {
     const int64_t m0 = pi * 6, mr = 8 - m0 < 6 ? 8 - m0 : 6;
     for (int64_t s = 0; s < nc; s += 8) {
