@@ -36,13 +36,15 @@ def compile(
     cpu: str = "generic",
     dump_ir: str | os.PathLike | None = None,
     viz: str | os.PathLike | None = None,
+    disable_passes: Sequence[str] = (),
 ) -> dict:
     """Compile an ONNX model (path or ModelProto) into `out_dir`, build it, and return the compile report.
 
     `out_dir` must be new, empty, or an earlier mlcc output directory, unless `force` is set.
     `cpu` (c target): generic, x86-64-v3, x86-64-v4 or native (compiler/cpu.py).
     `dump_ir`: a directory for the IR text after import and after every pass; `viz`: a .dot, .svg or .html
-    file for a drawing of the final graph with its memory plan.
+    file for a drawing of the final graph with its memory plan. `disable_passes`: optional passes of the
+    pipeline (compiler/pipeline.py) to skip.
     """
     opts = CompileOptions(
         out_dir=Path(out_dir),
@@ -59,6 +61,7 @@ def compile(
         precision=precision,
         dump_ir=None if dump_ir is None else Path(dump_ir),
         viz=None if viz is None else Path(viz),
+        disabled_passes=tuple(disable_passes),
     )
     return compile_model(model, opts)
 

@@ -186,6 +186,13 @@ class _Mlcc(click.Command):
     metavar="FILE",
     help="Draw the final graph (fused kernels grouped, arena offsets) as FILE: .dot, .svg or .html.",
 )
+@click.option(
+    "--disable-pass",
+    "disabled_passes",
+    multiple=True,
+    metavar="PASS",
+    help="Skip optional pass PASS of the pipeline (repeatable); -v lists the passes that ran.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Add per-pass times and node counts to the summary.")
 @click.version_option(__version__, prog_name="mlcc")
 def main(
@@ -204,6 +211,7 @@ def main(
     cuda_graph,
     dump_ir,
     viz,
+    disabled_passes,
     verbose,
 ):
     """Compile the ONNX model MODEL into a C library (libNAME.so, libNAME.a, model.h) in OUTPUT."""
@@ -226,6 +234,7 @@ def main(
             progress=progress,
             dump_ir=dump_ir,
             viz=viz,
+            disabled_passes=tuple(disabled_passes),
         )
         report = compile_model(model, opts)
     except MlccError as err:

@@ -45,6 +45,7 @@ class CompileOptions:
     cpu: str = "generic"  # c: instruction set of the generated code (compiler/cpu.py)
     progress: Progress | None = None
     dump_ir: Path | None = None  # write the IR text after import and after every pass into this directory
+    disabled_passes: tuple[str, ...] = ()  # optional passes of the pipeline not to run (compiler/pipeline.py)
     viz: Path | None = None  # draw the final graph into this .dot, .svg or .html file
 
     def flags(self) -> dict:
@@ -57,4 +58,5 @@ class CompileOptions:
             "weights": self.weights,
             **({"cuda_graph": self.cuda_graph, "precision": self.precision} if self.target == "cuda" else {}),
             **({"cpu": self.cpu} if self.target == "c" and self.cpu != "generic" else {}),
+            **({"disabled_passes": sorted(set(self.disabled_passes))} if self.disabled_passes else {}),
         }

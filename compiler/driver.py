@@ -19,7 +19,7 @@ from .importer.onnx import import_onnx, load_model
 from .observe.dump_ir import IrDumper
 from .observe.viz import check_format, write_viz
 from .paths import runtime_c_dir
-from .pipeline import run_pipeline
+from .pipeline import check_disabled, run_pipeline
 from .version import __version__
 
 _PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -66,7 +66,12 @@ def compile_model(source, opts: CompileOptions) -> dict:
     import_s = time.perf_counter() - t
 
     out = Path(opts.out_dir)
-    ctx = PassContext(opt_level=opts.opt_level, verify=opts.verify, cpu=cpu_target(opts.cpu))
+    ctx = PassContext(
+        opt_level=opts.opt_level,
+        verify=opts.verify,
+        cpu=cpu_target(opts.cpu),
+        disabled=check_disabled(opts.target, opts.disabled_passes),
+    )
     ctx.after.append(lambda name, index, g: progress("passes", index + 1, len(ctx.timings) + 1))
     if any(p is not None and _inside(Path(p), out) for p in (opts.dump_ir, opts.viz)):
         outdir.claim(out, opts.force)  # before our own dumps make OUTPUT look like someone else's directory

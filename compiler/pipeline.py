@@ -7,14 +7,16 @@
      Reshape/Transpose, exact Cast chains, x*1, x+0) and common-subexpression elimination; then
      canonicalisation: BatchNormalization and per-channel Mul/Add/Sub folded into Conv/Gemm weights,
      MatMul+Add into one op with a bias, and decomposed LayerNorm, GELU (erf, tanh), SiLU/Swish,
-     HardSwish and Softmax recognised as single ops; last, a
+     HardSwish and Softmax recognised as single ops (on the c target, which has a kernel for it, also
+     scaled-dot-product attention: passes/attention.py); last, a
      schedule that keeps peak live memory low (the memory planner, at every level, places intermediates
      best-fit in one arena and lets elementwise kernels write in place over an input that dies there).
 -O2 (the default) and -O3: + layout (c target): Conv/Gemm/MatMul rewritten for the GEMM engine of the
      chosen --cpu (passes/pack_weights.py): weights packed at compile time, stride-1 convolutions direct on a
      padded input, depthwise convolutions and MatMul of computed operands on their own kernels; + fusion:
      chains of elementwise nodes become one kernel, and on the c target a Conv/Gemm/MatMul takes the
-     elementwise group that reads its output as an epilogue.
+     elementwise group that reads its output as an epilogue, and a reduction the elementwise group that
+     makes its input as a prologue.
 Every level gives the same numbers within the tests' tolerances (tests/unit/test_pass_*.py, tests/models).
 """
 
@@ -28,11 +30,12 @@ from .errors import MlccError
 from .ir.graph import Graph
 from .ir.verify import verify
 from .ops.registry import infer_node
+from .passes.attention import recognize_attention
 from .passes.cse import eliminate_common_subexpressions
 from .passes.dce import eliminate_dead_code
 from .passes.fold import fold_constants
 from .passes.fold_batchnorm import fold_batchnorm
-from .passes.fuse import fuse_elementwise, fuse_epilogues
+from .passes.fuse import fuse_elementwise, fuse_epilogues, fuse_prologues
 from .passes.legalize_types import legalize_types
 from .passes.pack_weights import pack_weights
 from .passes.recognize import recognize
@@ -48,7 +51,11 @@ MANDATORY: list[tuple[str, Pass]] = [
 ]
 
 FUSION: dict[str, list[tuple[str, Pass]]] = {
-    "c": [("fuse_elementwise", fuse_elementwise), ("fuse_epilogues", fuse_epilogues)],
+    "c": [
+        ("fuse_elementwise", fuse_elementwise),
+        ("fuse_epilogues", fuse_epilogues),
+        ("fuse_prologues", fuse_prologues),
+    ],
     "cuda": [("fuse_elementwise", fuse_elementwise)],  # the cuda conv/gemm templates take no epilogue yet
 }
 
@@ -56,7 +63,13 @@ LAYOUT: dict[str, list[tuple[str, Pass]]] = {
     "c": [("pack_weights", pack_weights)],
     "cuda": [],  # the cuda kernels read weights in their ONNX layout
 }
-TARGET_AWARE = {"pack_weights"}  # passes called as fn(graph, cpu=ctx.cpu)
+TARGET_AWARE = {"pack_weights", "recognize_attention"}  # passes called as fn(graph, cpu=ctx.cpu)
+
+# Canonicalisation into ops only a target has kernels for.
+TARGET_CANON: dict[str, list[tuple[str, Pass]]] = {
+    "c": [("recognize_attention", recognize_attention)],
+    "cuda": [],  # no attention kernel yet: MatMul, Softmax, MatMul
+}
 
 CLEANUP: list[tuple[str, Pass]] = [
     ("fold_constants", fold_constants),
@@ -73,9 +86,9 @@ SCHEDULE: list[tuple[str, Pass]] = [("schedule_nodes", schedule_nodes)]  # last:
 PIPELINES: dict[str, dict[int, list[tuple[str, Pass]]]] = {
     target: {
         0: MANDATORY,
-        1: CLEANUP + SCHEDULE,
-        2: CLEANUP + LAYOUT[target] + FUSION[target] + SCHEDULE,
-        3: CLEANUP + LAYOUT[target] + FUSION[target] + SCHEDULE,
+        1: CLEANUP + TARGET_CANON[target] + SCHEDULE,
+        2: CLEANUP + TARGET_CANON[target] + LAYOUT[target] + FUSION[target] + SCHEDULE,
+        3: CLEANUP + TARGET_CANON[target] + LAYOUT[target] + FUSION[target] + SCHEDULE,
     }
     for target in ("c", "cuda")
 }
@@ -87,6 +100,21 @@ def passes_for(target: str, opt_level: int) -> list[tuple[str, Pass]]:
     if opt_level not in PIPELINES[target]:
         raise MlccError(f"-O{opt_level} is not a valid level; use 0, 1, 2 or 3")
     return PIPELINES[target][opt_level]
+
+
+def check_disabled(target: str, names: tuple[str, ...] | list[str]) -> set[str]:
+    """The passes `names` (--disable-pass), each an optional pass of the target's pipeline."""
+    mandatory = {name for name, _ in MANDATORY}
+    optional = sorted({name for name, _ in passes_for(target, 3)} - mandatory)
+    for name in names:
+        if name in mandatory:
+            raise MlccError(
+                f"--disable-pass {name}: the pass is mandatory; the optional ones are: {', '.join(optional)}"
+            )
+        if name not in optional:
+            raise MlccError(f"--disable-pass {name}: no such pass for --target {target}; the optional ones are: "
+                            f"{', '.join(optional)}")  # fmt: skip
+    return set(names)
 
 
 def run_pipeline(graph: Graph, target: str, ctx: PassContext) -> Graph:

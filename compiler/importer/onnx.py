@@ -170,7 +170,8 @@ def _check_supported(graph: onnx.GraphProto, opsets: Mapping[str, int]) -> None:
         version = opsets.get(domain)
         if domain == "" and node.op_type in CONTROL_FLOW and version is not None:
             continue  # resolved by the importer (control_flow.py)
-        if version is None or registry.lookup(node.op_type, domain, version) is None:
+        internal = domain == registry.INTERNAL_DOMAIN  # compiler-made ops: their attributes are trusted
+        if internal or version is None or registry.lookup(node.op_type, domain, version) is None:
             missing.setdefault((text(node.op_type), text(domain), version), []).append(text(node.name))
     if not missing:
         return
@@ -179,7 +180,8 @@ def _check_supported(graph: onnx.GraphProto, opsets: Mapping[str, int]) -> None:
         dom = domain or "ai.onnx"
         opset = f"opset {version}" if version is not None else "no opset imported for this domain"
         shown = ", ".join(repr(n) for n in names[:5]) + (f", ... ({len(names) - 5} more)" if len(names) > 5 else "")
-        lines.append(f"  {op} (domain {dom}, {opset}): {len(names)} node(s): {shown}")
+        note = " (mlcc's own domain, for ops its passes make: not accepted in models)" * (domain == registry.INTERNAL_DOMAIN)
+        lines.append(f"  {op} (domain {dom}, {opset}): {len(names)} node(s): {shown}{note}")
     raise UnsupportedError("\n".join(lines))
 
 

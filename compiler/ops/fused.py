@@ -18,10 +18,10 @@ import numpy as np
 
 from ..errors import InternalError
 from ..ir.graph import Node, Value
-from .common import contiguous_strides, loop_kernel
-from .registry import Kernel, OpDef, lookup, register
+from .common import coalesce, contiguous_strides, loop_kernel
+from .registry import INTERNAL_DOMAIN, Kernel, OpDef, lookup, register
 
-FUSED_DOMAIN = "mlcc"
+FUSED_DOMAIN = INTERNAL_DOMAIN
 _OPERAND = re.compile(r"\bv(\d+)\b")
 
 
@@ -87,6 +87,9 @@ class Fused(OpDef):
         body: list[Node] = node.attrs["body"]
         out = node.outputs[0]
         host = host_kernel(body[0])
+        reducer = prologue_host(body[-1]) if host is None and len(body) > 1 else None
+        if reducer is not None:
+            return [with_prologue(node, body, reducer)]
         if host is None:
             chain = compose(node, body, {})
             args = (chain.operands, out, chain.expr, list(out.shape), chain.strides, None, chain.offsets, 0, chain.lets)
@@ -208,3 +211,84 @@ def run_index(dims: tuple[int, ...], strides: list[int], trailing: int, offset: 
         outer = "r" if q == len(lead) else f"(r % {rows})"
         outer = outer if scale == 1 else f"{outer} * {scale}"
     return " + ".join(t for t in (outer, inner) if t) or "0"
+
+
+# Kernel families that take an elementwise prologue: reductions reading their input X (kernel input 0)
+# element by element through the template macro x_at (templates/c/kernels/prologue.j2). A prologue is
+# recomputed on every pass a kernel makes over X, so a kernel of several passes takes only cheap ones.
+PROLOGUE_HOSTS = {"reduce", "rownorm", "softmax", "global_pool"}
+CHEAP = {"Abs", "Add", "And", "Cast", "Clip", "Div", "Equal", "Greater", "Identity", "LeakyRelu", "Less", "Max",
+         "Min", "Mul", "Neg", "Not", "Or", "Relu", "Sub", "Sum", "Where"}  # fmt: skip
+
+
+def input_passes(kernel: Kernel) -> int:
+    """How many times a prologue host reads each element of X."""
+    p = kernel.params
+    if kernel.family == "reduce":
+        return 2 if p["premax"] else 1
+    if kernel.family == "softmax":
+        return 3 if p["log"] else 2
+    if kernel.family == "rownorm":
+        return 3 if p["mode"] == "standard" else 2
+    return 1
+
+
+def prologue_host(node: Node) -> Kernel | None:
+    """The node's single reduction kernel, if it reads the node's first input as X and can take a prologue."""
+    entry = lookup(node.op, node.domain, node.version)
+    if entry is None or len(node.outputs) != 1 or not node.inputs or node.inputs[0] is None:
+        return None
+    try:
+        kernels = entry.lower(node)
+    except Exception:  # noqa: BLE001 - a node that cannot lower here is simply not fused
+        return None
+    if len(kernels) != 1 or kernels[0].family not in PROLOGUE_HOSTS or kernels[0].outputs != node.outputs:
+        return None
+    k = kernels[0]
+    if not k.inputs or k.inputs[0] is not node.inputs[0] or k.inputs.count(node.inputs[0]) != 1:
+        return None
+    return k
+
+
+def takes_prologue(kernel: Kernel, members: list[Node]) -> bool:
+    """Whether the reduction `kernel` should compute the elementwise group `members` as it reads X."""
+    return input_passes(kernel) == 1 or all(m.op in CHEAP and m.domain == "" for m in members)
+
+
+def flat_index(dims: list[int], strides: list[int], offset: int) -> str:
+    """C text for the element of an operand read with `strides` at flat (row-major) position i of `dims`."""
+    dims, (strides, walk) = coalesce(dims, [strides, contiguous_strides(dims)])
+    if strides == walk:
+        terms = ["i"]
+    else:
+        terms = []
+        for a, (d, s) in enumerate(zip(dims, strides)):
+            if s == 0:
+                continue
+            q = "i" if walk[a] == 1 else f"i / {walk[a]}"
+            q = q if a == 0 else f"{q} % {d}" if q == "i" else f"({q}) % {d}"
+            terms.append(q if s == 1 else f"({q}) * {s}")
+    if offset:
+        terms.append(str(offset))
+    return " + ".join(terms) or "0"
+
+
+def with_prologue(node: Node, body: list[Node], host: Kernel) -> Kernel:
+    """The reduction `host` computing its input from the elementwise group body[:-1] as it reads it: its X
+    argument becomes the group's operands P0, P1, ... and a helper that computes X's element i from them."""
+    chain = compose(node, body[:-1], {})
+    x = host.inputs[0]
+    loads = [
+        {"ctype": v.dtype.c, "index": flat_index(list(x.shape), st, off)}
+        for v, st, off in zip(chain.operands, chain.strides, chain.offsets)
+    ]
+    names = host.names()
+    n_in = len(host.inputs)
+    host.params = {
+        **host.params,
+        "prologue": {"ctype": x.dtype.c, "loads": loads, "lets": chain.lets, "expr": chain.expr},
+    }
+    host.arg_names = names[1:n_in] + [f"P{i}" for i in range(len(chain.operands))] + names[n_in:]
+    host.inputs = host.inputs[1:] + chain.operands
+    host.name = kernel_name(body)
+    return host

@@ -29,9 +29,9 @@ from ..errors import ShapeError
 from ..ir.graph import Node
 from .common import broadcast_shapes, broadcast_strides, coalesce, contiguous_strides, need_input
 from .conv import as_3d, conv_geometry, conv_reference
-from .registry import Kernel, OpDef, register
+from .registry import INTERNAL_DOMAIN, Kernel, OpDef, register
 
-PACKED_DOMAIN = "mlcc"
+PACKED_DOMAIN = INTERNAL_DOMAIN
 
 
 def pack_conv_weights(w: np.ndarray, group: int, mr: int, kc: int) -> np.ndarray:

@@ -266,7 +266,7 @@ class ArgReduce(OpDef):
             "in_ctype": x.dtype.c,
             "out_ctype": "int64_t",
             "acc_ctype": x.dtype.c,
-            "init": "in0[base]",
+            "init": None,  # the first element
             "update": f"if (v {op} acc) {{ acc = v; idx = r0; }}",
             "final": "idx",
             "premax": False,

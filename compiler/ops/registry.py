@@ -21,6 +21,7 @@ from ..ir.dtypes import DType
 from ..ir.graph import Node, Value
 
 ONNX_DOMAIN = ""
+INTERNAL_DOMAIN = "mlcc"  # ops only mlcc's passes make (Fused, PackedConv, ...); models cannot use them
 
 
 @dataclass(eq=False)

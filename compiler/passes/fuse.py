@@ -11,13 +11,29 @@ elementwise node) that alone reads its output element for element: the host kern
 each output run (a conv plane, a gemm row) as soon as it has computed it (templates/c/kernels/epilogue.j2).
 The group's other operands must be addressable per run: same shape as the output, broadcast along the
 run, or per run (a per-channel bias or BatchNormalization parameter).
+
+Prologue fusion (the c target) last moves an elementwise group (or single node) into the reduction that
+alone reads its output (ReduceSum/Mean/Max/..., ArgMax/ArgMin, Softmax, LogSoftmax, the row norms,
+GlobalAverage/MaxPool): the reduction computes each element of its input from the group's operands where it
+reads it, so the group's output is never stored. A reduction that reads its input more than once takes only
+groups of cheap ops (compiler/ops/fused.py CHEAP), which it recomputes on each pass.
 """
 
 from __future__ import annotations
 
 from ..errors import InternalError
 from ..ir.graph import Graph, Node, Value
-from ..ops.fused import FUSED_DOMAIN, compose, host_kernel, host_trailing, reads_elementwise, run_index, single_loop
+from ..ops.fused import (
+    FUSED_DOMAIN,
+    compose,
+    host_kernel,
+    host_trailing,
+    prologue_host,
+    reads_elementwise,
+    run_index,
+    single_loop,
+    takes_prologue,
+)
 
 
 def fuse_elementwise(graph: Graph) -> Graph:
@@ -80,6 +96,33 @@ def fuse_epilogues(graph: Graph) -> Graph:
             absorbed.add(id(host))
             replaced[id(node)] = _fused([host, *members])
             break
+    graph.nodes = [replaced.get(id(n), n) for n in graph.nodes if id(n) not in absorbed]
+    return graph
+
+
+def fuse_prologues(graph: Graph) -> Graph:
+    consumers = graph.consumers()
+    outputs = {id(v) for v in graph.outputs}
+    absorbed: set[int] = set()
+    replaced: dict[int, Node] = {}
+    for node in graph.nodes:
+        kernel = prologue_host(node)
+        v = node.inputs[0] if kernel is not None else None
+        group = v.producer if v is not None else None
+        if group is None or id(v) in outputs or len(consumers.get(id(v), [])) != 1:
+            continue
+        if group.op == "Fused" and group.domain == FUSED_DOMAIN:
+            members = group.attrs["body"]
+            if host_kernel(members[0]) is not None or prologue_host(members[-1]) is not None:
+                continue  # a conv/gemm with its epilogue, or a reduction with its prologue
+        elif single_loop(group) is not None:
+            members = [group]
+        else:
+            continue
+        if not takes_prologue(kernel, members):
+            continue
+        absorbed.add(id(group))
+        replaced[id(node)] = _fused([*members, node])
     graph.nodes = [replaced.get(id(n), n) for n in graph.nodes if id(n) not in absorbed]
     return graph
 

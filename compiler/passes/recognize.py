@@ -41,6 +41,7 @@ class Match:
     inputs: list[Value]
     dead: list[Node]  # the other nodes of the pattern
     attrs: dict
+    domain: str = ""  # of the replacing op; its opset version is VERSIONS[op] in the default domain, else 1
 
 
 def _scalar(v: Value | None) -> float | None:
@@ -53,7 +54,7 @@ def _is(value: float | None, target: float) -> bool:
     return value is not None and math.isclose(value, target, rel_tol=RTOL, abs_tol=0.0)
 
 
-def _split_scalar(node: Node) -> tuple[Value, float] | None:
+def split_scalar(node: Node) -> tuple[Value, float] | None:
     """(other operand, constant) for a binary node with one scalar constant operand."""
     if len(node.inputs) != 2 or any(v is None for v in node.inputs):
         return None
@@ -182,7 +183,7 @@ def layer_norm(m: Matcher, div: Node, names: FreshNames) -> Match | None:
     d, s = div.inputs
     sqrt = m.made_by(s, "Sqrt")
     add_eps = m.made_by(sqrt.inputs[0], "Add") if sqrt else None
-    split = _split_scalar(add_eps) if add_eps else None
+    split = split_scalar(add_eps) if add_eps else None
     var = m.made_by(split[0], "ReduceMean") if split else None
     sq = m.made_by(var.inputs[0], "Pow", "Mul") if var else None
     sub = d.producer
@@ -240,7 +241,7 @@ def _plus_one(m: Matcher, v: Value) -> Node | None:
     add = m.sole_user(v)
     if add is None or add.op != "Add" or add.domain != "":
         return None
-    split = _split_scalar(add)
+    split = split_scalar(add)
     return add if split is not None and split[0] is v and _is(split[1], 1.0) else None
 
 
@@ -255,7 +256,7 @@ def _half_x_times(m: Matcher, x: Value, a: Node, dead: list[Node], op: str, attr
 
 def gelu_erf(m: Matcher, erf: Node, names: FreshNames) -> Match | None:
     scaled = m.made_by(erf.inputs[0], "Div", "Mul")
-    split = _split_scalar(scaled) if scaled else None
+    split = split_scalar(scaled) if scaled else None
     if split is None:
         return None
     x, c = split
@@ -282,7 +283,7 @@ def _cubic_term(m: Matcher, v: Value, x: Value) -> list[Node] | None:
 
 def gelu_tanh(m: Matcher, tanh: Node, names: FreshNames) -> Match | None:
     scaled = m.made_by(tanh.inputs[0], "Mul")
-    split = _split_scalar(scaled) if scaled else None
+    split = split_scalar(scaled) if scaled else None
     inner_sum = m.made_by(split[0], "Add") if split and _is(split[1], math.sqrt(2.0 / math.pi)) else None
     if inner_sum is None:
         return None
@@ -298,7 +299,7 @@ def gelu_tanh(m: Matcher, tanh: Node, names: FreshNames) -> Match | None:
 def swish(m: Matcher, sigmoid: Node, names: FreshNames) -> Match | None:
     v = sigmoid.inputs[0]
     scaled = m.made_by(v, "Mul")
-    split = _split_scalar(scaled) if scaled else None
+    split = split_scalar(scaled) if scaled else None
     x, alpha, dead = (split[0], split[1], [scaled, sigmoid]) if split else (v, 1.0, [sigmoid])
     found = m.product_root(sigmoid.outputs[0], [x, sigmoid.outputs[0]], 1.0)
     if found is None:
@@ -321,7 +322,7 @@ def hard_swish_clip(m: Matcher, clip: Node, names: FreshNames) -> Match | None:
     else:
         lo, hi = _scalar(clip.input(1)), _scalar(clip.input(2))
     shifted = m.made_by(clip.inputs[0], "Add")
-    split = _split_scalar(shifted) if shifted else None
+    split = split_scalar(shifted) if shifted else None
     if split is None or not (_is(split[1], 3.0) and lo == 0.0 and _is(hi, 6.0)):
         return None
     x = split[0]
@@ -339,20 +340,22 @@ RULES: dict[str, list[Rule]] = {
 }
 
 
-def _sweep(graph: Graph, names: FreshNames) -> bool:
+def sweep(graph: Graph, names: FreshNames, rules: dict[str, list[Rule]]) -> bool:
+    """One pass of `rules` (anchor op -> rules tried in order) over the graph; whether anything matched."""
     m = Matcher(graph)
     replaced: dict[int, Node] = {}
     removed: set[int] = set()
     for anchor in graph.nodes:
         if anchor.domain != "" or id(anchor) in removed:
             continue
-        for rule in RULES.get(anchor.op, []):
+        for rule in rules.get(anchor.op, []):
             match = rule(m, anchor, names)
             pattern = {id(n) for n in [match.root, *match.dead]} if match else set()
             if match is None or pattern & (removed | set(replaced)):
                 continue
             y = match.root.outputs[0]
-            node = Node(match.op, match.inputs, [y], match.attrs, match.root.name, "", VERSIONS[match.op])
+            version = VERSIONS[match.op] if match.domain == "" else 1
+            node = Node(match.op, match.inputs, [y], match.attrs, match.root.name, match.domain, version)
             y.producer = node
             replaced[id(match.root)] = node
             removed |= {id(n) for n in match.dead}
@@ -364,6 +367,6 @@ def _sweep(graph: Graph, names: FreshNames) -> bool:
 def recognize(graph: Graph) -> Graph:
     """Replace every exactly matched decomposed LayerNorm, GELU, Swish, HardSwish and Softmax by its op."""
     names = FreshNames(graph)
-    while _sweep(graph, names):
+    while sweep(graph, names, RULES):
         pass
     return graph

@@ -80,6 +80,21 @@ def test_help_lists_the_documented_options(tmp_path):
     assert r.returncode == 0
     for option in ("--target", "-o, --output", "--input-shape", "--name", "--no-build", "--weights", "-O", "--verify"):
         assert option in r.stdout, option
+    assert "--disable-pass PASS" in r.stdout
+
+
+def test_disable_pass_skips_an_optional_pass_and_names_the_valid_ones(tmp_path):
+    args = [str(DEMO), "--input-shape", "image=1,3,32,32", "--no-build", "-v"]
+    r = mlcc(*args, "-o", "on", cwd=tmp_path)
+    assert r.returncode == 0 and "fuse_epilogues" in r.stdout
+    r = mlcc(*args, "-o", "off", "--disable-pass", "fuse_epilogues", cwd=tmp_path)
+    assert r.returncode == 0 and "fuse_epilogues" not in r.stdout and "fuse_elementwise" in r.stdout
+    assert "fused_conv" in (tmp_path / "on" / "model.c").read_text()
+    assert "fused_conv" not in (tmp_path / "off" / "model.c").read_text()
+    r = mlcc(*args, "-o", "bad", "--disable-pass", "fuse_everything", cwd=tmp_path)
+    assert r.returncode == 2 and "no such pass" in r.stderr and "fuse_prologues" in r.stderr
+    r = mlcc(*args, "-o", "bad", "--disable-pass", "legalize_types", cwd=tmp_path)
+    assert r.returncode == 2 and "mandatory" in r.stderr
 
 
 def test_output_directory_is_claimed_safely(tmp_path):

@@ -66,6 +66,23 @@ def test_unsupported_ops_are_listed_together():
     assert "Custom (domain com.example, opset 1): 1 node(s): 'cu'" in text
 
 
+@pytest.mark.parametrize("op", ["PackedConv", "ScaledDotProductAttention", "Fused"])
+def test_mlccs_own_ops_are_not_accepted_from_a_model(op):
+    """Their attributes (packed layouts, offset tables, register tiles) are trusted by the kernels: only the
+    compiler's passes may make them."""
+    graph = helper.make_graph(
+        [helper.make_node(op, ["x", "x", "x"], ["y"], domain="mlcc", mr=0, nr=0, name="n")],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("mlcc", 1)])
+    with pytest.raises(
+        UnsupportedError, match=f"{op} \\(domain mlcc, opset 1\\): 1 node\\(s\\): 'n' \\(mlcc's own domain"
+    ):
+        import_onnx(model)
+
+
 def test_constant_nodes_initializers_and_empty_optional_inputs(tmp_path):
     nodes = [
         helper.make_node("Constant", [], ["lo"], value=numpy_helper.from_array(np.array(-0.5, np.float32))),

@@ -565,9 +565,9 @@ static void k3_fused_conv_relu(const float *X, const float *W, const float *B, f
 
 static void k4_global_avgpool(const float *X, float *Y) {
   for (int64_t o = 0; o < 16; ++o) {
-    const float *x = X + o * 64;
+    const int64_t xo = o * 64;
     double acc = 0;
-    for (int64_t i = 0; i < 64; ++i) acc += x[i];
+    for (int64_t i = 0; i < 64; ++i) acc += X[xo + i];
     Y[o] = (float)(acc / 64);
   }
 }
@@ -630,13 +630,16 @@ static void k6_gemm(const float *A, const float *B, const float *C, float *Y, ml
 static void k7_softmax(const float *X, float *Y) {
   for (int64_t o = 0; o < 1; ++o)
   for (int64_t i = 0; i < 1; ++i) {
-    const float *x = X + o * 10 + i;
-    float *y = Y + o * 10 + i;
-    float mx = x[0];
-    for (int64_t k = 1; k < 10; ++k) mx = x[k * 1] > mx ? x[k * 1] : mx;
+    const int64_t xo = o * 10 + i;
+    float *y = Y + xo;
+    float mx = X[xo];
+    for (int64_t k = 1; k < 10; ++k) {
+      const float v = X[xo + k * 1];
+      mx = v > mx ? v : mx;
+    }
     float sum = 0;
     for (int64_t k = 0; k < 10; ++k) {
-      const float e = mlcc_expf(x[k * 1] - mx);
+      const float e = mlcc_expf(X[xo + k * 1] - mx);
       y[k * 1] = e;
       sum += e;
     }
