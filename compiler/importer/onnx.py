@@ -180,7 +180,9 @@ def _check_supported(graph: onnx.GraphProto, opsets: Mapping[str, int]) -> None:
         dom = domain or "ai.onnx"
         opset = f"opset {version}" if version is not None else "no opset imported for this domain"
         shown = ", ".join(repr(n) for n in names[:5]) + (f", ... ({len(names) - 5} more)" if len(names) > 5 else "")
-        note = " (mlcc's own domain, for ops its passes make: not accepted in models)" * (domain == registry.INTERNAL_DOMAIN)
+        note = ""
+        if domain == registry.INTERNAL_DOMAIN:
+            note = " (mlcc's own domain, for ops its passes make: not accepted in models)"
         lines.append(f"  {op} (domain {dom}, {opset}): {len(names)} node(s): {shown}{note}")
     raise UnsupportedError("\n".join(lines))
 
