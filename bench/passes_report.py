@@ -11,9 +11,9 @@ import tempfile
 from pathlib import Path
 
 import onnx
+from cpu import MODELS as BENCH_MODELS
 
 import mlcc
-from cpu import MODELS as BENCH_MODELS
 
 MODELS = ["bvlc_alexnet", "densenet121", "inception_v1", "inception_v2", "resnet50", "shufflenet", "squeezenet",
           "vgg19", "zfnet512"]  # fmt: skip
