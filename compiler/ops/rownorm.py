@@ -46,7 +46,10 @@ def _element_index(param: Value, dims: tuple[int, ...]) -> str:
     """C index of `param` broadcast over `dims`, from the element number k of a row of prod(dims)."""
     strides = broadcast_strides(param.shape, dims)
     sub = contiguous_strides(dims)
-    terms = [(f"(k / {s} % {d})" if s != 1 else f"(k % {d})", st) for d, s, st in zip(dims, sub, strides)]
+    terms = []
+    for axis, (d, s, st) in enumerate(zip(dims, sub, strides)):
+        q = "k" if s == 1 else f"k / {s}"
+        terms.append((q if axis == 0 else f"({q} % {d})", st))  # k < prod(dims): no modulo on the first axis
     return flat(terms)
 
 
