@@ -1,6 +1,6 @@
-/* mlcc runtime: conversions of the storage-only element types (float16, bfloat16).
+/* mlcc runtime: conversions of the storage-only element types (float16, bfloat16, the float8 family).
  *
- * Tensors of these types are stored as their bit patterns in uint16_t. Generated code does no arithmetic on
+ * Tensors of these types are stored as their bit patterns in uint16_t (uint8_t for float8). Generated code does no arithmetic on
  * them: the compiler computes in float32 and converts at the edges with the functions below. Conversions to
  * the narrow type round to nearest, ties to even, from the exact double value (one rounding, as numpy and
  * ONNX do); NaN stays NaN and overflow gives infinity. Portable C11 (and CUDA host/device code). */
@@ -65,5 +65,58 @@ static MLCC_HD inline float mlcc_bf16_to_f32(uint16_t h) {
   memcpy(&f, &bits, sizeof f);
   return f;
 }
+
+/* The bits of x rounded to an 8-bit float (ONNX's float8 types): sign bit 7, `man` mantissa bits,
+ * exponent bias `bias`, largest finite magnitude `max_bits`. fnuz types have no negative zero and no
+ * infinity, and NaN is 0x80; the others have NaN 0x7f and, with `has_inf` (E5M2), infinity 0x7c. Values
+ * beyond the largest finite one, infinities included, become it with `saturate` (ONNX Cast's default);
+ * without, infinity where the type has one, else NaN. Ties round to even, from the exact value. */
+static MLCC_HD inline uint8_t mlcc_round_to_bits8(double x, int man, int bias, uint8_t max_bits, int fnuz, int has_inf,
+                                                  int saturate) {
+  const uint8_t nan = fnuz ? 0x80 : 0x7f;
+  if (isnan(x)) return nan;
+  const uint8_t sign = signbit(x) ? 0x80 : 0;
+  const uint8_t over = saturate ? (uint8_t)(sign | max_bits) : has_inf ? (uint8_t)(sign | 0x7c) : nan;
+  const double a = fabs(x);
+  if (a == 0.0) return fnuz ? 0 : sign;
+  if (isinf(a)) return over;
+  int e;
+  frexp(a, &e);
+  e -= 1; /* a = 1.m * 2^e */
+  if (e < 1 - bias) e = 1 - bias;
+  double r = nearbyint(ldexp(a, man - e));
+  if (r >= ldexp(1.0, man + 1)) {
+    r = ldexp(r, -1);
+    e += 1;
+  }
+  if (r < ldexp(1.0, man)) return (r == 0.0 && fnuz) ? 0 : (uint8_t)(sign | (uint8_t)r); /* subnormal or zero */
+  if (e + bias > (1 << (7 - man)) - 1) return over;
+  const uint8_t mag = (uint8_t)(((e + bias) << man) | ((uint32_t)r - (1u << man)));
+  return mag > max_bits ? over : (uint8_t)(sign | mag);
+}
+
+static MLCC_HD inline float mlcc_bits8_to_f32(uint8_t b, int man, int bias, uint8_t max_bits, int fnuz, int has_inf) {
+  const uint8_t mag = b & 0x7f;
+  const float sign = (b & 0x80) ? -1.0f : 1.0f;
+  if (fnuz && b == 0x80) return NAN;
+  if (mag > max_bits) return (has_inf && mag == 0x7c) ? sign * INFINITY : NAN;
+  const int ef = mag >> man, mf = mag & ((1 << man) - 1);
+  if (ef == 0) return sign * ldexpf((float)mf, 1 - bias - man); /* zero or subnormal */
+  return sign * ldexpf((float)((1 << man) | mf), ef - bias - man);
+}
+
+#define MLCC_FLOAT8(name, man, bias, max_bits, fnuz, has_inf)                                                 \
+  static MLCC_HD inline uint8_t mlcc_to_##name(double x) {                                                    \
+    return mlcc_round_to_bits8(x, man, bias, max_bits, fnuz, has_inf, 1);                                   \
+  }                                                                                                          \
+  static MLCC_HD inline uint8_t mlcc_to_##name##_nosat(double x) {                                            \
+    return mlcc_round_to_bits8(x, man, bias, max_bits, fnuz, has_inf, 0);                                   \
+  }                                                                                                          \
+  static MLCC_HD inline float mlcc_##name##_to_f32(uint8_t b) { return mlcc_bits8_to_f32(b, man, bias, max_bits, fnuz, has_inf); }
+MLCC_FLOAT8(f8e4m3fn, 3, 7, 0x7e, 0, 0)   /* largest 448 */
+MLCC_FLOAT8(f8e4m3fnuz, 3, 8, 0x7f, 1, 0) /* largest 240 */
+MLCC_FLOAT8(f8e5m2, 2, 15, 0x7b, 0, 1)    /* largest 57344 */
+MLCC_FLOAT8(f8e5m2fnuz, 2, 16, 0x7f, 1, 0)
+#undef MLCC_FLOAT8
 
 #endif /* MLCC_CONVERT_H */

@@ -46,8 +46,14 @@ FLOAT64 = DType("float64", 11, np.dtype(np.float64), "double", "float")
 UINT32 = DType("uint32", 12, np.dtype(np.uint32), "uint32_t", "uint")
 UINT64 = DType("uint64", 13, np.dtype(np.uint64), "uint64_t", "uint")
 BFLOAT16 = DType("bfloat16", 16, np.dtype(ml_dtypes.bfloat16), "uint16_t", "float", storage_only=True)
+# The float8 family (ONNX's Cast and Q/DQ types): one byte of bits each, runtime_c/mlcc_convert.h.
+F8E4M3FN = DType("float8e4m3fn", 17, np.dtype(ml_dtypes.float8_e4m3fn), "uint8_t", "float", storage_only=True)
+F8E4M3FNUZ = DType("float8e4m3fnuz", 18, np.dtype(ml_dtypes.float8_e4m3fnuz), "uint8_t", "float", storage_only=True)
+F8E5M2 = DType("float8e5m2", 19, np.dtype(ml_dtypes.float8_e5m2), "uint8_t", "float", storage_only=True)
+F8E5M2FNUZ = DType("float8e5m2fnuz", 20, np.dtype(ml_dtypes.float8_e5m2fnuz), "uint8_t", "float", storage_only=True)
+FLOAT8 = (F8E4M3FN, F8E4M3FNUZ, F8E5M2, F8E5M2FNUZ)
 
-ALL = (FLOAT32, UINT8, INT8, UINT16, INT16, INT32, INT64, BOOL, FLOAT16, FLOAT64, UINT32, UINT64, BFLOAT16)
+ALL = (FLOAT32, UINT8, INT8, UINT16, INT16, INT32, INT64, BOOL, FLOAT16, FLOAT64, UINT32, UINT64, BFLOAT16, *FLOAT8)
 BY_ONNX = {d.onnx: d for d in ALL}
 BY_NAME = {d.name: d for d in ALL}
 _BY_NP = {d.np: d for d in ALL}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import ml_dtypes
 import numpy as np
 
 from ..errors import CompileTimeValueError, ModelError, ShapeError, UnsupportedError
@@ -115,18 +116,37 @@ def copy_kernel(name: str, x: Value, y: Value) -> Kernel:
 
 
 # Storage-only types (runtime_c/mlcc_convert.h): (function widening bits to float, function rounding a double).
-STORAGE_CONVERT = {"float16": ("mlcc_f16_to_f32", "mlcc_to_f16"), "bfloat16": ("mlcc_bf16_to_f32", "mlcc_to_bf16")}
+# The float8 ones saturate (Cast's default): out-of-range values and infinities become the largest finite
+# value; NO_SATURATE has the functions that give infinity or NaN instead (Cast with saturate=0).
+STORAGE_CONVERT = {
+    "float16": ("mlcc_f16_to_f32", "mlcc_to_f16"),
+    "bfloat16": ("mlcc_bf16_to_f32", "mlcc_to_bf16"),
+    **{
+        f"float{f[1:]}": (f"mlcc_{f}_to_f32", f"mlcc_to_{f}")
+        for f in ("f8e4m3fn", "f8e4m3fnuz", "f8e5m2", "f8e5m2fnuz")
+    },
+}
+NO_SATURATE = {f"float{f[1:]}": f"mlcc_to_{f}_nosat" for f in ("f8e4m3fn", "f8e4m3fnuz", "f8e5m2", "f8e5m2fnuz")}
 
 
-def convert_expr(x: str, src: DType, to: DType) -> str:
+def convert_expr(x: str, src: DType, to: DType, saturate: bool = True) -> str:
     """C expression converting the `src` value `x` to `to` (ONNX Cast semantics for these types)."""
     if src.storage_only:
         x = f"{STORAGE_CONVERT[src.name][0]}({x})"
     if to.kind == "bool":
         return f"({x} != 0)"
     if to.storage_only:
-        return f"{STORAGE_CONVERT[to.name][1]}((double){x})"
+        narrow = STORAGE_CONVERT[to.name][1] if saturate else NO_SATURATE.get(to.name, STORAGE_CONVERT[to.name][1])
+        return f"{narrow}((double){x})"
     return f"({to.c}){x}"
+
+
+def cast_array(x: np.ndarray, to: DType, saturate: bool = True) -> np.ndarray:
+    """numpy's x.astype(to) with ONNX Cast semantics: float8 targets saturate unless told not to."""
+    if saturate and to.name.startswith("float8"):
+        info = ml_dtypes.finfo(to.np)
+        return np.clip(x, info.min, info.max).astype(to.np)
+    return x.astype(to.np)
 
 
 def c_literal(value: float | int | bool, dtype: DType) -> str:
@@ -134,7 +154,8 @@ def c_literal(value: float | int | bool, dtype: DType) -> str:
     if dtype.kind == "bool":
         return "true" if value else "false"
     if dtype.storage_only:
-        return f"UINT16_C(0x{int(np.array(value, dtype=dtype.np).view(np.uint16)):04x})"
+        bits = int(np.array(value, dtype=dtype.np).view(f"uint{8 * dtype.itemsize}"))
+        return f"UINT{8 * dtype.itemsize}_C(0x{bits:0{2 * dtype.itemsize}x})"
     if dtype.is_float:
         v = float(value)
         if math.isnan(v):

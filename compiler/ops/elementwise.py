@@ -10,7 +10,16 @@ import numpy as np
 from ..errors import ModelError, UnsupportedError
 from ..ir.dtypes import BOOL, BY_ONNX, DType
 from ..ir.graph import Node, Value
-from .common import broadcast_shapes, broadcast_strides, c_literal, cmath, convert_expr, loop_kernel, require_c
+from .common import (
+    broadcast_shapes,
+    broadcast_strides,
+    c_literal,
+    cast_array,
+    cmath,
+    convert_expr,
+    loop_kernel,
+    require_c,
+)
 from .registry import Kernel, OpDef, register
 
 
@@ -303,11 +312,11 @@ class Cast(OpDef):
         return [(to, node.inputs[0].shape)]
 
     def reference(self, node, inputs):
-        return [inputs[0].astype(BY_ONNX[node.attr("to")].np)]
+        return [cast_array(inputs[0], BY_ONNX[node.attr("to")], bool(node.attr("saturate", 1)))]
 
     def lower(self, node):
         x, y = node.inputs[0], node.outputs[0]
-        return [broadcast_kernel(node, [x], y, convert_expr("v0", x.dtype, y.dtype))]
+        return [broadcast_kernel(node, [x], y, convert_expr("v0", x.dtype, y.dtype, bool(node.attr("saturate", 1))))]
 
 
 @register("Identity", since=[1, 13, 14, 16, 19, 21])

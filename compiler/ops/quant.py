@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..errors import ModelError, ShapeError, UnsupportedError
-from ..ir.dtypes import BY_ONNX, FLOAT32, FLOAT64, INT8, INT16, INT32, UINT8, UINT16, DType
+from ..ir.dtypes import BY_ONNX, FLOAT8, FLOAT32, FLOAT64, INT8, INT16, INT32, UINT8, UINT16, DType
 from ..ir.graph import Node, Value
 from .common import (
     STORAGE_CONVERT,
@@ -24,7 +24,9 @@ from .common import (
     broadcast_shapes,
     broadcast_strides,
     c_literal,
+    cast_array,
     contiguous_strides,
+    convert_expr,
     loop_kernel,
     need_input,
     norm_axis,
@@ -34,7 +36,7 @@ from .indexed import flat, indexed_kernel
 from .registry import ONNX_DOMAIN, Kernel, OpDef, lookup, register
 
 QUANTIZED = (INT8, UINT8, INT16, UINT16)  # the integer types QuantizeLinear produces
-DEQUANTIZABLE = QUANTIZED + (INT32,)
+DEQUANTIZABLE = QUANTIZED + (INT32,) + FLOAT8  # float8: y = float(x) * x_scale, the zero point must be 0
 EIGHT_BIT = (INT8, UINT8)  # the operand types of the integer products
 QDQ_VERSIONS = [10, 13, 19, 21, 23, 24, 25, 28]
 
@@ -165,7 +167,8 @@ def _quotient(x: DType, scale: DType, precision: DType | None) -> tuple[str, DTy
 
 @register("QuantizeLinear", since=QDQ_VERSIONS)
 class QuantizeLinear(OpDef):
-    """y = saturate(rint(x / y_scale) + y_zero_point)."""
+    """y = saturate(rint(x / y_scale) + y_zero_point); for the float8 types y = x / y_scale converted to y's
+    type (saturating unless saturate=0), the zero point (0) ignored as ONNX's reference does."""
 
     def _operands(self, node: Node) -> tuple[Value, Value, Value | None]:
         x, scale, zero = need_input(node, 0), need_input(node, 1), node.input(2)
@@ -182,7 +185,7 @@ class QuantizeLinear(OpDef):
         _layout(node, x, scale, zero)
         _precision(node)
         out = _quantized_type(node, zero)
-        if out not in QUANTIZED:
+        if out not in QUANTIZED + FLOAT8:
             raise UnsupportedError(f"QuantizeLinear {node.name!r}: output element type {out} is not supported")
         return [(out, x.shape)]
 
@@ -193,6 +196,9 @@ class QuantizeLinear(OpDef):
         precision = _precision(node)
         with np.errstate(all="ignore"):
             q = xs.astype(precision.np) / ss.astype(precision.np) if precision else xs / ss
+            out = _quantized_type(node, zero)
+            if out in FLOAT8:
+                return [cast_array(q, out, bool(node.attr("saturate", 1)))]
             q = np.rint(q).astype(np.float64)
             if zero is not None:
                 q = q + _np_layout(inputs[2], x.shape, axis, block)
@@ -203,6 +209,9 @@ class QuantizeLinear(OpDef):
         axis, block = _layout(node, x, scale, zero)
         y = node.outputs[0]
         q, wide = _quotient(x.dtype, scale.dtype, _precision(node))
+        if y.dtype in FLOAT8:
+            expr = convert_expr(f"({q})", wide, y.dtype, bool(node.attr("saturate", 1)))
+            return [_qdq_kernel(node, x, [scale], y, expr, axis, block)]
         f = "f" if wide == FLOAT32 else ""
         expr = f"rint{f}({q})" + (f" + ({wide.c})v2" if zero is not None else "")
         params = [scale] + ([zero] if zero is not None else [])
@@ -222,6 +231,10 @@ class DequantizeLinear(OpDef):
             )
         if zero is not None and zero.dtype != x.dtype:
             raise ModelError(f"DequantizeLinear {node.name!r}: x is {x.dtype} but x_zero_point is {zero.dtype}")
+        if x.dtype in FLOAT8 and zero is not None:  # must be 0 (checked where known), and not read
+            if zero.is_const and np.any(zero.data.astype(np.float32) != 0):
+                raise ModelError(f"DequantizeLinear {node.name!r}: a float8 x_zero_point must be 0")
+            zero = None
         return x, scale, zero
 
     def _out(self, node: Node, scale: Value) -> DType:
@@ -239,7 +252,7 @@ class DequantizeLinear(OpDef):
         x, scale, zero = self._operands(node)
         axis, block = _layout(node, x, scale, zero)
         dx = inputs[0].astype(np.float32)
-        if zero is not None:
+        if zero is not None:  # (None for float8)
             dx = dx - _np_layout(inputs[2], x.shape, axis, block)
         y = dx * _np_layout(inputs[1], x.shape, axis, block)
         return [y.astype(self._out(node, scale).np)]
@@ -247,7 +260,9 @@ class DequantizeLinear(OpDef):
     def lower(self, node):
         x, scale, zero = self._operands(node)
         axis, block = _layout(node, x, scale, zero)
-        if zero is None:
+        if x.dtype in FLOAT8:
+            expr = f"({scale.dtype.c}){STORAGE_CONVERT[x.dtype.name][0]}(v0) * v1"
+        elif zero is None:
             expr = f"({scale.dtype.c})v0 * v1"
         elif x.dtype == INT32:  # numpy: float32(x) - int32 zero point is a float64 difference
             expr = "((double)(float)v0 - (double)v2) * (double)v1"

@@ -12,7 +12,7 @@ closer to the exact result than an all-float16 evaluation would.
 from __future__ import annotations
 
 from ..errors import UnsupportedError
-from ..ir.dtypes import FLOAT32, DType
+from ..ir.dtypes import FLOAT8, FLOAT32, DType
 from ..ir.graph import Graph, Node, Value
 from ..ops.registry import infer_node
 
@@ -27,6 +27,15 @@ NATIVE = {
 
 def _storage_only(v: Value | None) -> bool:
     return v is not None and v.dtype.storage_only
+
+
+def _read_as_bits(node: Node) -> set[int]:
+    """The float8 values a QuantizeLinear (y, y_zero_point) or DequantizeLinear (x, x_zero_point) kernel
+    converts itself (ops/quant.py): legalisation leaves them as they are."""
+    if node.domain != "" or node.op not in ("QuantizeLinear", "DequantizeLinear"):
+        return set()
+    values = [node.outputs[0], node.input(2)] if node.op == "QuantizeLinear" else [node.inputs[0], node.input(2)]
+    return {id(v) for v in values if v is not None and v.dtype in FLOAT8}
 
 
 def _cast(src: Value, dst: Value, version: int) -> Node:
@@ -51,11 +60,13 @@ def legalize_types(graph: Graph) -> Graph:
     widened: dict[int, Value] = {}
     nodes: list[Node] = []
     for node in graph.nodes:
-        if (node.op in NATIVE and node.domain == "") or not any(map(_storage_only, [*node.inputs, *node.outputs])):
+        bits = _read_as_bits(node)
+        touched = [v for v in [*node.inputs, *node.outputs] if _storage_only(v) and id(v) not in bits]
+        if (node.op in NATIVE and node.domain == "") or not touched:
             nodes.append(node)
             continue
         for i, v in enumerate(node.inputs):
-            if not _storage_only(v):
+            if not _storage_only(v) or id(v) in bits:
                 continue
             if id(v) not in widened:
                 data = None if v.data is None else v.data.astype(FLOAT32.np)
@@ -67,7 +78,7 @@ def legalize_types(graph: Graph) -> Graph:
         inferred = infer_node(node)
         rounded = []
         for i, (o, (dtype, _)) in enumerate(zip(node.outputs, inferred)):
-            if not o.dtype.storage_only:
+            if not o.dtype.storage_only or id(o) in bits:
                 continue
             if dtype != FLOAT32:
                 raise UnsupportedError(_no_float32(node, o.dtype, dtype))

@@ -32,7 +32,11 @@ Rule = Callable[[Node, "_Rewriter"], "Value | Node | None"]
 
 RESHAPES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
 _MANTISSA_DIGITS = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
+_MANTISSA_DIGITS.update({"float8e4m3fn": 4, "float8e4m3fnuz": 4, "float8e5m2": 3, "float8e5m2fnuz": 3})
 _WIDER_FLOATS = {"float16": ("float32", "float64"), "bfloat16": ("float32", "float64"), "float32": ("float64",)}
+_WIDER_FLOATS.update(
+    {f: ("float16", "bfloat16", "float32", "float64") for f in _MANTISSA_DIGITS if f.startswith("float8")}
+)
 
 
 def exact_cast(a: DType, b: DType) -> bool:
