@@ -119,4 +119,56 @@ MLCC_FLOAT8(f8e5m2, 2, 15, 0x7b, 0, 1)    /* largest 57344 */
 MLCC_FLOAT8(f8e5m2fnuz, 2, 16, 0x7f, 1, 0)
 #undef MLCC_FLOAT8
 
+/* float8e8m0 (a power of two 2^(e - 127); 0xff is NaN) from the bits of a float32, as ONNX's reference
+ * does: its exponent, rounded up (mode 0: any fraction), down (1) or to nearest (2); with `saturate` the
+ * largest power (0xfe) never rounds up into NaN. */
+static MLCC_HD inline uint8_t mlcc_to_f8e8m0(float x, int saturate, int mode) {
+  uint32_t b;
+  memcpy(&b, &x, sizeof b);
+  const uint32_t e = (b >> 23) & 0xff;
+  if (e == 0xff) return 0xff;
+  uint32_t up = 0;
+  if (mode == 0) up = (b & 0x7fffffu) != 0;
+  if (mode == 2) up = (b & 0x400000u) && ((b & 0x200000u) || (b & 0x1fffffu) || e > 0);
+  if (saturate && e == 0xfe) up = 0;
+  return (uint8_t)(e + up);
+}
+static MLCC_HD inline uint8_t mlcc_to_f8e8m0_up(double x) { return mlcc_to_f8e8m0((float)x, 1, 0); }
+static MLCC_HD inline float mlcc_f8e8m0_to_f32(uint8_t b) { return b == 0xff ? NAN : ldexpf(1.0f, (int)b - 127); }
+
+/* float4e2m1 (bits in the low 4 of a byte: sign bit 3, 2 exponent bits of bias 1, 1 mantissa bit; largest
+ * 6, no infinity or NaN): ties to even, everything beyond 6 (infinities included) saturates, NaN becomes
+ * 0x8 (negative zero), as numpy's (ml_dtypes') conversion does. */
+static MLCC_HD inline uint8_t mlcc_to_f4e2m1(double x) {
+  if (isnan(x)) return 0x8;
+  const uint8_t sign = signbit(x) ? 0x8 : 0;
+  const double a = fabs(x);
+  /* the codes 0..7 are 0, 0.5, 1, 1.5, 2, 3, 4, 6: count the midpoints passed, a tie going to the even code */
+  const int code = (a > 0.25) + (a >= 0.75) + (a > 1.25) + (a >= 1.75) + (a > 2.5) + (a >= 3.5) + (a > 5.0);
+  return (uint8_t)(sign | code);
+}
+static MLCC_HD inline float mlcc_f4e2m1_to_f32(uint8_t b) {
+  const int mag = b & 7, e = mag >> 1, m = mag & 1;
+  const float v = e == 0 ? 0.5f * (float)m : ldexpf(1.0f + 0.5f * (float)m, e - 1);
+  return (b & 8) ? -v : v;
+}
+
+/* Sub-byte integers, one per byte, the value in the low bits. From a float: truncated toward zero, and 0
+ * where that is out of range (NaN too); from an integer: its low bits (two's complement wrap-around). */
+#define MLCC_SUBBYTE(name, bits, lo, hi, is_signed)                                                           \
+  static MLCC_HD inline uint8_t mlcc_to_##name(double x) {                                                    \
+    const double t = trunc(x);                                                                               \
+    return (t >= (lo) && t <= (hi)) ? (uint8_t)((int)t & ((1 << (bits)) - 1)) : 0;                          \
+  }                                                                                                          \
+  static MLCC_HD inline uint8_t mlcc_wrap_##name(int64_t v) { return (uint8_t)((uint64_t)v & ((1u << (bits)) - 1u)); } \
+  static MLCC_HD inline float mlcc_##name##_to_f32(uint8_t b) {                                               \
+    const int v = b & ((1 << (bits)) - 1);                                                                   \
+    return (float)((is_signed) ? (v ^ (1 << ((bits) - 1))) - (1 << ((bits) - 1)) : v);                      \
+  }
+MLCC_SUBBYTE(i4, 4, -8, 7, 1)
+MLCC_SUBBYTE(u4, 4, 0, 15, 0)
+MLCC_SUBBYTE(i2, 2, -2, 1, 1)
+MLCC_SUBBYTE(u2, 2, 0, 3, 0)
+#undef MLCC_SUBBYTE
+
 #endif /* MLCC_CONVERT_H */

@@ -52,8 +52,18 @@ F8E4M3FNUZ = DType("float8e4m3fnuz", 18, np.dtype(ml_dtypes.float8_e4m3fnuz), "u
 F8E5M2 = DType("float8e5m2", 19, np.dtype(ml_dtypes.float8_e5m2), "uint8_t", "float", storage_only=True)
 F8E5M2FNUZ = DType("float8e5m2fnuz", 20, np.dtype(ml_dtypes.float8_e5m2fnuz), "uint8_t", "float", storage_only=True)
 FLOAT8 = (F8E4M3FN, F8E4M3FNUZ, F8E5M2, F8E5M2FNUZ)
+F8E8M0 = DType("float8e8m0", 24, np.dtype(ml_dtypes.float8_e8m0fnu), "uint8_t", "float", storage_only=True)
+F4E2M1 = DType("float4e2m1", 23, np.dtype(ml_dtypes.float4_e2m1fn), "uint8_t", "float", storage_only=True)
+# Sub-byte integers: one element per byte (as numpy/ml_dtypes hold them, and so at mlcc's C API), the value
+# in the low bits; ONNX packs them only in its files, and the importer unpacks them.
+UINT4 = DType("uint4", 21, np.dtype(ml_dtypes.uint4), "uint8_t", "uint", storage_only=True)
+INT4 = DType("int4", 22, np.dtype(ml_dtypes.int4), "uint8_t", "int", storage_only=True)
+UINT2 = DType("uint2", 25, np.dtype(ml_dtypes.uint2), "uint8_t", "uint", storage_only=True)
+INT2 = DType("int2", 26, np.dtype(ml_dtypes.int2), "uint8_t", "int", storage_only=True)
+SUB_BYTE_INTS = (INT4, UINT4, INT2, UINT2)
 
 ALL = (FLOAT32, UINT8, INT8, UINT16, INT16, INT32, INT64, BOOL, FLOAT16, FLOAT64, UINT32, UINT64, BFLOAT16, *FLOAT8)
+ALL += (F8E8M0, F4E2M1, *SUB_BYTE_INTS)
 BY_ONNX = {d.onnx: d for d in ALL}
 BY_NAME = {d.name: d for d in ALL}
 _BY_NP = {d.np: d for d in ALL}

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import ml_dtypes
 import numpy as np
+import onnx.numpy_helper
 
 from ..errors import CompileTimeValueError, ModelError, ShapeError, UnsupportedError
 from ..ir.dtypes import DType
@@ -125,24 +126,45 @@ STORAGE_CONVERT = {
         f"float{f[1:]}": (f"mlcc_{f}_to_f32", f"mlcc_to_{f}")
         for f in ("f8e4m3fn", "f8e4m3fnuz", "f8e5m2", "f8e5m2fnuz")
     },
+    "float8e8m0": ("mlcc_f8e8m0_to_f32", "mlcc_to_f8e8m0_up"),  # round up, saturating: Cast's defaults
+    "float4e2m1": ("mlcc_f4e2m1_to_f32", "mlcc_to_f4e2m1"),  # always saturates (no infinity, no NaN)
+    # sub-byte integers from a float: truncated, 0 where out of range (as numpy/ml_dtypes and ONNX's reference)
+    **{t: (f"mlcc_{t[0]}{t[-1]}_to_f32", f"mlcc_to_{t[0]}{t[-1]}") for t in ("int4", "uint4", "int2", "uint2")},
 }
+WRAP = {t: f"mlcc_wrap_{t[0]}{t[-1]}" for t in ("int4", "uint4", "int2", "uint2")}  # from an integer: low bits
+ROUND_MODES = {"up": 0, "down": 1, "nearest": 2}  # Cast's round_mode for float8e8m0
 NO_SATURATE = {f"float{f[1:]}": f"mlcc_to_{f}_nosat" for f in ("f8e4m3fn", "f8e4m3fnuz", "f8e5m2", "f8e5m2fnuz")}
 
 
-def convert_expr(x: str, src: DType, to: DType, saturate: bool = True) -> str:
+def convert_expr(x: str, src: DType, to: DType, saturate: bool = True, round_mode: str = "up") -> str:
     """C expression converting the `src` value `x` to `to` (ONNX Cast semantics for these types)."""
     if src.storage_only:
         x = f"{STORAGE_CONVERT[src.name][0]}({x})"
+    if to.name in WRAP and src.kind != "float":
+        return f"{WRAP[to.name]}((int64_t){x})"
     if to.kind == "bool":
         return f"({x} != 0)"
+    if to.name == "float8e8m0":
+        return f"mlcc_to_f8e8m0((float){x}, {int(saturate)}, {ROUND_MODES[round_mode]})"
     if to.storage_only:
         narrow = STORAGE_CONVERT[to.name][1] if saturate else NO_SATURATE.get(to.name, STORAGE_CONVERT[to.name][1])
         return f"{narrow}((double){x})"
     return f"({to.c}){x}"
 
 
-def cast_array(x: np.ndarray, to: DType, saturate: bool = True) -> np.ndarray:
+def cast_mode(node: Node) -> tuple[bool, str]:
+    """Cast's saturate (float8 targets, opset 19+) and round_mode (float8e8m0, opset 24+) attributes."""
+    mode = node.attr("round_mode", "up")
+    mode = mode.decode() if isinstance(mode, bytes) else str(mode)
+    if mode not in ROUND_MODES:
+        raise ModelError(f"{node.op} {node.name!r}: round_mode {mode!r} is not one of {', '.join(ROUND_MODES)}")
+    return bool(node.attr("saturate", 1)), mode
+
+
+def cast_array(x: np.ndarray, to: DType, saturate: bool = True, round_mode: str = "up") -> np.ndarray:
     """numpy's x.astype(to) with ONNX Cast semantics: float8 targets saturate unless told not to."""
+    if to.name == "float8e8m0":
+        return onnx.numpy_helper.to_float8e8m0(x, saturate, round_mode)
     if saturate and to.name.startswith("float8"):
         info = ml_dtypes.finfo(to.np)
         return np.clip(x, info.min, info.max).astype(to.np)

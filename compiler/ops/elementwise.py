@@ -15,6 +15,7 @@ from .common import (
     broadcast_strides,
     c_literal,
     cast_array,
+    cast_mode,
     cmath,
     convert_expr,
     loop_kernel,
@@ -312,11 +313,11 @@ class Cast(OpDef):
         return [(to, node.inputs[0].shape)]
 
     def reference(self, node, inputs):
-        return [cast_array(inputs[0], BY_ONNX[node.attr("to")], bool(node.attr("saturate", 1)))]
+        return [cast_array(inputs[0], BY_ONNX[node.attr("to")], *cast_mode(node))]
 
     def lower(self, node):
         x, y = node.inputs[0], node.outputs[0]
-        return [broadcast_kernel(node, [x], y, convert_expr("v0", x.dtype, y.dtype, bool(node.attr("saturate", 1))))]
+        return [broadcast_kernel(node, [x], y, convert_expr("v0", x.dtype, y.dtype, *cast_mode(node)))]
 
 
 @register("Identity", since=[1, 13, 14, 16, 19, 21])

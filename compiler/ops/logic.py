@@ -6,7 +6,7 @@ import numpy as np
 
 from ..errors import ModelError, UnsupportedError
 from ..ir.dtypes import BOOL
-from .common import broadcast_shapes, cast_array, convert_expr
+from .common import broadcast_shapes, cast_array, cast_mode, convert_expr
 from .elementwise import broadcast_kernel, pointwise
 from .registry import OpDef, register
 
@@ -88,8 +88,8 @@ class CastLike(OpDef):
         return [(like.dtype, x.shape)]
 
     def reference(self, node, inputs):
-        return [cast_array(inputs[0], node.inputs[1].dtype, bool(node.attr("saturate", 1)))]
+        return [cast_array(inputs[0], node.inputs[1].dtype, *cast_mode(node))]
 
     def lower(self, node):
         x, y = node.inputs[0], node.outputs[0]
-        return [broadcast_kernel(node, [x], y, convert_expr("v0", x.dtype, y.dtype, bool(node.attr("saturate", 1))))]
+        return [broadcast_kernel(node, [x], y, convert_expr("v0", x.dtype, y.dtype, *cast_mode(node)))]

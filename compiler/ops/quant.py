@@ -13,10 +13,24 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import ml_dtypes
 import numpy as np
 
 from ..errors import ModelError, ShapeError, UnsupportedError
-from ..ir.dtypes import BY_ONNX, FLOAT8, FLOAT32, FLOAT64, INT8, INT16, INT32, UINT8, UINT16, DType
+from ..ir.dtypes import (
+    BY_ONNX,
+    F4E2M1,
+    FLOAT8,
+    FLOAT32,
+    FLOAT64,
+    INT8,
+    INT16,
+    INT32,
+    SUB_BYTE_INTS,
+    UINT8,
+    UINT16,
+    DType,
+)
 from ..ir.graph import Node, Value
 from .common import (
     STORAGE_CONVERT,
@@ -35,8 +49,9 @@ from .common import (
 from .indexed import flat, indexed_kernel
 from .registry import ONNX_DOMAIN, Kernel, OpDef, lookup, register
 
-QUANTIZED = (INT8, UINT8, INT16, UINT16)  # the integer types QuantizeLinear produces
-DEQUANTIZABLE = QUANTIZED + (INT32,) + FLOAT8  # float8: y = float(x) * x_scale, the zero point must be 0
+QUANTIZED = (INT8, UINT8, INT16, UINT16, *SUB_BYTE_INTS)  # the integer types QuantizeLinear produces
+NARROW_FLOATS = (*FLOAT8, F4E2M1)  # y = x / y_scale converted (float4: + y_zero_point), as ONNX's reference
+DEQUANTIZABLE = QUANTIZED + (INT32,) + NARROW_FLOATS  # narrow floats: y = float(x) * x_scale, no zero point
 EIGHT_BIT = (INT8, UINT8)  # the operand types of the integer products
 QDQ_VERSIONS = [10, 13, 19, 21, 23, 24, 25, 28]
 
@@ -51,13 +66,13 @@ def _check_type(node: Node, v: Value, allowed: Sequence[DType], what: str) -> No
 
 def _clamp(expr: str, dtype: DType, wide: DType) -> str:
     """`expr` (a `wide` float) saturated to the range of the integer `dtype`."""
-    info = np.iinfo(dtype.np)
+    info = ml_dtypes.iinfo(dtype.np)
     f = "f" if wide == FLOAT32 else ""
     return f"fmin{f}(fmax{f}({expr}, {c_literal(int(info.min), wide)}), {c_literal(int(info.max), wide)})"
 
 
 def _np_saturate(q: np.ndarray, dtype: DType) -> np.ndarray:
-    info = np.iinfo(dtype.np)
+    info = ml_dtypes.iinfo(dtype.np)
     return np.clip(q, info.min, info.max).astype(dtype.np)
 
 
@@ -129,6 +144,11 @@ def _qdq_kernel(node: Node, x: Value, params: list[Value], y: Value, expr: str, 
     return loop_kernel(node.op.lower(), [x, *params], y, expr, x.shape, strides)
 
 
+def _wide(v: Value, name: str) -> str:
+    """The C value of operand `name` of `v`'s type, widened to a number where it is stored as bits."""
+    return f"{STORAGE_CONVERT[v.dtype.name][0]}({name})" if v.dtype.storage_only else name
+
+
 def _quantized_type(node: Node, zero: Value | None) -> DType:
     code = node.attr("output_dtype", 0)
     if code and code not in BY_ONNX:
@@ -185,7 +205,7 @@ class QuantizeLinear(OpDef):
         _layout(node, x, scale, zero)
         _precision(node)
         out = _quantized_type(node, zero)
-        if out not in QUANTIZED + FLOAT8:
+        if out not in QUANTIZED + NARROW_FLOATS:
             raise UnsupportedError(f"QuantizeLinear {node.name!r}: output element type {out} is not supported")
         return [(out, x.shape)]
 
@@ -197,7 +217,9 @@ class QuantizeLinear(OpDef):
         with np.errstate(all="ignore"):
             q = xs.astype(precision.np) / ss.astype(precision.np) if precision else xs / ss
             out = _quantized_type(node, zero)
-            if out in FLOAT8:
+            if out == F4E2M1 and zero is not None:
+                q = q + inputs[2].astype(np.float32)
+            if out in NARROW_FLOATS:
                 return [cast_array(q, out, bool(node.attr("saturate", 1)))]
             q = np.rint(q).astype(np.float64)
             if zero is not None:
@@ -209,13 +231,19 @@ class QuantizeLinear(OpDef):
         axis, block = _layout(node, x, scale, zero)
         y = node.outputs[0]
         q, wide = _quotient(x.dtype, scale.dtype, _precision(node))
-        if y.dtype in FLOAT8:
+        if y.dtype in NARROW_FLOATS:
+            if y.dtype == F4E2M1 and zero is not None:
+                q = f"{q} + {_wide(zero, 'v2')}"
             expr = convert_expr(f"({q})", wide, y.dtype, bool(node.attr("saturate", 1)))
-            return [_qdq_kernel(node, x, [scale], y, expr, axis, block)]
+            params = [scale] + ([zero] if y.dtype == F4E2M1 and zero is not None else [])
+            return [_qdq_kernel(node, x, params, y, expr, axis, block)]
         f = "f" if wide == FLOAT32 else ""
-        expr = f"rint{f}({q})" + (f" + ({wide.c})v2" if zero is not None else "")
+        expr = f"rint{f}({q})" + (f" + ({wide.c}){_wide(zero, 'v2')}" if zero is not None else "")
         params = [scale] + ([zero] if zero is not None else [])
-        return [_qdq_kernel(node, x, params, y, _clamp(expr, y.dtype, wide), axis, block)]
+        expr = _clamp(expr, y.dtype, wide)
+        if y.dtype in SUB_BYTE_INTS:  # stored as the low bits of a byte
+            expr = convert_expr(expr, wide, y.dtype)
+        return [_qdq_kernel(node, x, params, y, expr, axis, block)]
 
 
 @register("DequantizeLinear", since=QDQ_VERSIONS)
@@ -231,8 +259,8 @@ class DequantizeLinear(OpDef):
             )
         if zero is not None and zero.dtype != x.dtype:
             raise ModelError(f"DequantizeLinear {node.name!r}: x is {x.dtype} but x_zero_point is {zero.dtype}")
-        if x.dtype in FLOAT8 and zero is not None:  # must be 0 (checked where known), and not read
-            if zero.is_const and np.any(zero.data.astype(np.float32) != 0):
+        if x.dtype in NARROW_FLOATS and zero is not None:  # must be 0 (checked where known), and not read
+            if zero.is_const and np.any(zero.data.astype(np.float32) != 0) and x.dtype != F4E2M1:
                 raise ModelError(f"DequantizeLinear {node.name!r}: a float8 x_zero_point must be 0")
             zero = None
         return x, scale, zero
@@ -260,14 +288,12 @@ class DequantizeLinear(OpDef):
     def lower(self, node):
         x, scale, zero = self._operands(node)
         axis, block = _layout(node, x, scale, zero)
-        if x.dtype in FLOAT8:
-            expr = f"({scale.dtype.c}){STORAGE_CONVERT[x.dtype.name][0]}(v0) * v1"
-        elif zero is None:
-            expr = f"({scale.dtype.c})v0 * v1"
+        if zero is None:
+            expr = f"({scale.dtype.c}){_wide(x, 'v0')} * v1"
         elif x.dtype == INT32:  # numpy: float32(x) - int32 zero point is a float64 difference
             expr = "((double)(float)v0 - (double)v2) * (double)v1"
         else:
-            expr = f"(({scale.dtype.c})v0 - ({scale.dtype.c})v2) * v1"
+            expr = f"(({scale.dtype.c}){_wide(x, 'v0')} - ({scale.dtype.c}){_wide(zero, 'v2')}) * v1"
         params = [scale] + ([zero] if zero is not None else [])
         return [_qdq_kernel(node, x, params, node.outputs[0], expr, axis, block)]
 

@@ -12,7 +12,7 @@ closer to the exact result than an all-float16 evaluation would.
 from __future__ import annotations
 
 from ..errors import UnsupportedError
-from ..ir.dtypes import FLOAT8, FLOAT32, DType
+from ..ir.dtypes import F4E2M1, FLOAT8, FLOAT32, SUB_BYTE_INTS, DType
 from ..ir.graph import Graph, Node, Value
 from ..ops.registry import infer_node
 
@@ -30,12 +30,12 @@ def _storage_only(v: Value | None) -> bool:
 
 
 def _read_as_bits(node: Node) -> set[int]:
-    """The float8 values a QuantizeLinear (y, y_zero_point) or DequantizeLinear (x, x_zero_point) kernel
-    converts itself (ops/quant.py): legalisation leaves them as they are."""
+    """The narrow values a QuantizeLinear (y, y_zero_point) or DequantizeLinear (x, x_zero_point) kernel
+    converts itself (ops/quant.py: float8, float4, sub-byte integers): legalisation leaves them as they are."""
     if node.domain != "" or node.op not in ("QuantizeLinear", "DequantizeLinear"):
         return set()
     values = [node.outputs[0], node.input(2)] if node.op == "QuantizeLinear" else [node.inputs[0], node.input(2)]
-    return {id(v) for v in values if v is not None and v.dtype in FLOAT8}
+    return {id(v) for v in values if v is not None and v.dtype in (*FLOAT8, F4E2M1, *SUB_BYTE_INTS)}
 
 
 def _cast(src: Value, dst: Value, version: int) -> Node:

@@ -31,28 +31,36 @@ from ..ir.graph import Graph, Node, Value
 Rule = Callable[[Node, "_Rewriter"], "Value | Node | None"]
 
 RESHAPES = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
-_MANTISSA_DIGITS = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53}
+_MANTISSA_DIGITS = {"float16": 11, "bfloat16": 8, "float32": 24, "float64": 53, "float4e2m1": 2}
 _MANTISSA_DIGITS.update({"float8e4m3fn": 4, "float8e4m3fnuz": 4, "float8e5m2": 3, "float8e5m2fnuz": 3})
+_MANTISSA_DIGITS["float8e8m0"] = 0  # powers of two only, no zero: no integer converts exactly
 _WIDER_FLOATS = {"float16": ("float32", "float64"), "bfloat16": ("float32", "float64"), "float32": ("float64",)}
 _WIDER_FLOATS.update(
-    {f: ("float16", "bfloat16", "float32", "float64") for f in _MANTISSA_DIGITS if f.startswith("float8")}
+    {f: ("float16", "bfloat16", "float32", "float64") for f in _MANTISSA_DIGITS if f[:6] in ("float8", "float4")}
 )
+_WIDER_FLOATS["float8e8m0"] = ("bfloat16", "float32", "float64")  # 2^-127 .. 2^127: beyond float16
+_BITS = {"int4": 4, "uint4": 4, "int2": 2, "uint2": 2}  # stored one per byte
 
 
 def exact_cast(a: DType, b: DType) -> bool:
     """Whether every value of type `a` converts to `b` exactly, so that converting back restores it."""
-    if a == b or a.kind == "bool":
+    if a == b:
+        return True
+    if b.name == "float8e8m0":  # no zero, no sign
+        return False
+    if a.kind == "bool":
         return True
     if b.kind == "bool" or (a.kind == "float" and b.kind != "float"):
         return False
     if a.kind == "float":
         return b.name in _WIDER_FLOATS.get(a.name, ())
-    magnitude_bits = a.itemsize * 8 - (a.kind == "int")
+    bits_a, bits_b = _BITS.get(a.name, a.itemsize * 8), _BITS.get(b.name, b.itemsize * 8)
+    magnitude_bits = bits_a - (a.kind == "int")
     if b.kind == "float":
         return magnitude_bits <= _MANTISSA_DIGITS[b.name]
     if a.kind == "uint":
-        return b.itemsize > a.itemsize or (b.kind == "uint" and b.itemsize >= a.itemsize)
-    return b.kind == "int" and b.itemsize >= a.itemsize
+        return bits_b > bits_a or (b.kind == "uint" and bits_b >= bits_a)
+    return b.kind == "int" and bits_b >= bits_a
 
 
 class _Rewriter:

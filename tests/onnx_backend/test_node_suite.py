@@ -29,11 +29,6 @@ UNIMPLEMENTED_OPS = {
 
 # Test-name patterns (re.search on the case name), by reason.
 EXCLUDED = {
-    "element type not supported yet (float8e8m0, float4, int4/uint4, int2/uint2)": [
-        r"^test_cast(like)?_(no_saturate_|e8m0_)?(FLOAT8E8M0|FLOAT4E2M1|U?INT[24])_to_",
-        r"^test_cast(like)?_(no_saturate_|e8m0_)?[A-Z0-9]+_to_(FLOAT8E8M0|FLOAT4E2M1|U?INT[24])(_expanded)?$",
-        r"^test_(de)?quantizelinear_(float4e2m1|u?int[24])",
-    ],
     "Scan-8 (the opset 8 form with a batch axis and sequence_lens)": [r"^test_scan_sum$"],
     "string tensors": [r"^test_equal_string"],
     "Dropout in training mode (random masks; mlcc compiles inference graphs)": [r"^test_training_dropout"],

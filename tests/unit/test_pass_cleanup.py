@@ -633,7 +633,7 @@ def extremes(dtype) -> np.ndarray:
     if dtype.kind == "bool":
         return np.array([False, True])
     if dtype.is_int:
-        info = np.iinfo(dtype.np)
+        info = ml_dtypes.iinfo(dtype.np)
         return np.array([info.min, info.min + 1, -1 if info.min else 0, 0, 1, info.max - 1, info.max], dtype.np)
     info = ml_dtypes.finfo(dtype.np)
     values = [info.min, -info.tiny, -info.smallest_subnormal, -0.0, 0.0, info.smallest_subnormal, info.tiny]
