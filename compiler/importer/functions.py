@@ -56,6 +56,10 @@ def _body(node: onnx.NodeProto, version: int, types: dict[str, onnx.TypeProto]) 
     return body if body.node else None
 
 
+def _domain(node: onnx.NodeProto) -> str:
+    return "" if node.domain in ("", "ai.onnx") else node.domain
+
+
 def expand_functions(model: onnx.ModelProto, supported: Callable[[str, str, int], bool]) -> onnx.ModelProto:
     """A copy of `model` with every unsupported function op of the main graph inlined (the model itself if none)."""
     opsets = {("" if o.domain in ("", "ai.onnx") else o.domain): int(o.version) for o in model.opset_import}
@@ -64,7 +68,9 @@ def expand_functions(model: onnx.ModelProto, supported: Callable[[str, str, int]
         pending = [
             n
             for n in model.graph.node
-            if n.domain in ("", "ai.onnx") and "" in opsets and not supported(n.op_type, "", opsets[""])
+            if _domain(n) in opsets
+            and _domain(n) != DOMAIN
+            and not supported(n.op_type, _domain(n), opsets[_domain(n)])
         ]
         if not pending:
             break
@@ -79,9 +85,9 @@ def expand_functions(model: onnx.ModelProto, supported: Callable[[str, str, int]
             changed = True
         names = []
         for node in model.graph.node:
-            if node.op_type not in {p.op_type for p in pending} or node.domain not in ("", "ai.onnx"):
+            if (node.op_type, _domain(node)) not in {(p.op_type, _domain(p)) for p in pending}:
                 continue
-            body = _body(node, opsets[""], types)
+            body = _body(node, opsets[_domain(node)], types)
             if body is None:
                 continue
             name = f"f{len(model.functions)}_{len(names)}"

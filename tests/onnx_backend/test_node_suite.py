@@ -23,8 +23,6 @@ UNIMPLEMENTED_OPS = {
     "SequenceLength", "SequenceMap", "SplitToSequence", "StringConcat", "StringNormalizer", "StringSplit",
     # domain ai.onnx.ml
     "LabelEncoder",
-    # domain ai.onnx.preview
-    "FlexAttention",
 }  # fmt: skip
 
 # Test-name patterns (re.search on the case name), by reason.
