@@ -54,6 +54,7 @@ class OpDef:
     domain: str = ONNX_DOMAIN
     since: int = 1
     shape_only: bool = False
+    foldable: bool = True  # False: never computed at compile time, even from constant inputs (random ops)
 
     def infer(self, node: Node) -> list[tuple[DType, tuple[int, ...]]]:
         raise NotImplementedError

@@ -21,6 +21,7 @@ NATIVE = {
     "BitCast", "Cast", "CastLike", "Compress", "Concat", "DepthToSpace", "Dropout", "Expand", "Flatten", "Gather", "GatherElements",
     "GatherND", "Identity", "Reshape", "Shape", "Size", "Slice", "SpaceToDepth", "Split", "Squeeze", "Tile",
     "Transpose", "Unique", "Unsqueeze", "Where",
+    "RandomUniform", "RandomNormal", "RandomUniformLike", "RandomNormalLike",  # convert their draws themselves
 }  # fmt: skip
 # (Unique compares its elements: its kernel widens each one as it reads it, so its outputs stay bits.)
 

@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 
 from ...cpu import CpuTarget, cpu_target
+from ...errors import UnsupportedError
 from ...ir.graph import Value
 from ...ops.common import c_literal
 from ..emitter import c_identifier, make_env, render
@@ -47,6 +48,7 @@ class CBackend:
 
     def __init__(self, cpu: CpuTarget | None = None) -> None:
         self.env = make_env(self.target)
+        self.templates = set(self.env.list_templates())
         self.cpu = cpu or cpu_target("generic")
 
     def pointer(self, program: Program, v: Value) -> str:
@@ -73,6 +75,8 @@ class CBackend:
         args = self.arg_decls(step)
         if step.kernel.params.get("threaded"):
             args.append("mlcc_exec *x")  # the thread pool and per-worker scratch (runtime_c/mlcc_pool.h)
+        if step.kernel.params.get("counter"):
+            args.append("uint64_t run_index")  # the instance's run number (random ops)
         return f"{self.kernel_qualifier} {fn}({', '.join(args) or 'void'})"
 
     def launch(self, step: Step) -> str:
@@ -93,6 +97,13 @@ class CBackend:
             key = json.dumps([k.family, k.names(), [v.dtype.c for v in k.inputs + k.outputs], k.params], sort_keys=True)
             fn = by_key.get(key)
             if fn is None:
+                template = f"kernels/{k.family}{self.source_suffix}.j2"
+                if template not in self.templates:
+                    node = step.node
+                    raise UnsupportedError(
+                        f"{node.op} {node.name!r}: the {self.target} target has no {k.family} kernel yet "
+                        "(the c target has)"
+                    )
                 fn = c_identifier(f"k{len(functions)}_{k.name}")
                 by_key[key] = fn
                 decls = self.arg_decls(step)
@@ -111,6 +122,8 @@ class CBackend:
             args += [f"&m->extents[{program.extent_slot(v)}]" for v in k.outputs if v.dynamic_axis is not None]
             if k.params.get("threaded"):
                 args.append("&m->exec")
+            if k.params.get("counter"):
+                args.append("run_index")
             calls.append(Call(fn, args, _describe(step), self.launch(step)))
         return functions, calls
 
@@ -147,6 +160,7 @@ class CBackend:
             }
         return {
             "engine": engine,
+            "random": any(s.kernel.params.get("counter") for s in program.steps),
             "functions": functions,
             "calls": calls,
             "copies": copies,
