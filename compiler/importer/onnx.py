@@ -341,7 +341,7 @@ def _import_node(
             values[value.name] = value
     for value, axis in zip(node.outputs, entry.dynamic_axes(node)):
         value.dynamic_axis = axis
-    if entry.foldable and (entry.shape_only or all(v is None or v.data is not None for v in node.inputs)):
+    if entry.foldable(node) and (entry.shape_only or all(v is None or v.data is not None for v in node.inputs)):
         budget[0] -= sum(v.nbytes for v in node.outputs)
         if budget[0] < 0:
             raise ShapeError(f"{where}: values computed at compile time exceed {MAX_FOLDED_BYTES >> 30} GiB in all")

@@ -335,15 +335,20 @@ class Identity(OpDef):
 
 @register("Dropout", since=[7, 10, 12, 13, 22])
 class Dropout(OpDef):
-    """Inference Dropout: the identity, and an all-true mask where asked for."""
+    """Inference Dropout: the identity, and an all-true mask where asked for. With a training_mode that is
+    true or known only at run time: random masks (ops/random.py), fresh each run."""
 
-    def _check(self, node: Node) -> None:
+    @staticmethod
+    def training(node: Node) -> bool:
+        """Whether the node may run in training mode."""
         mode = node.input(2)
-        if mode is not None and (mode.data is None or bool(mode.data)):
-            raise UnsupportedError(f"Dropout {node.name!r}: training mode is not supported (inference only)")
+        return mode is not None and (mode.data is None or bool(np.asarray(mode.data).reshape(-1)[0]))
+
+    def foldable(self, node):
+        return not self.training(node)
 
     def infer(self, node):
-        self._check(node)
+        self.training(node)
         x = node.inputs[0]
         return [(x.dtype, x.shape), (BOOL, x.shape)][: len(node.outputs)]
 
@@ -351,6 +356,10 @@ class Dropout(OpDef):
         return [inputs[0], np.ones(inputs[0].shape, dtype=np.bool_)][: len(node.outputs)]
 
     def lower(self, node):
+        if self.training(node):
+            from .random import dropout_kernels  # noqa: PLC0415 - random.py builds on this module
+
+            return dropout_kernels(node)
         x = node.inputs[0]
         kernels = [broadcast_kernel(node, [x], node.outputs[0], "v0")]
         if len(node.outputs) > 1:

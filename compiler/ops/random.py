@@ -34,7 +34,6 @@ def _key(node: Node) -> int:
 
 
 class _Random(OpDef):
-    foldable = False  # a fresh draw every run
     normal = False
     like = False
 
@@ -55,6 +54,9 @@ class _Random(OpDef):
         if shape is None:
             raise UnsupportedError(f"{node.op} {node.name!r}: needs the shape attribute")
         return tuple(int(d) for d in shape)
+
+    def foldable(self, node):
+        return False  # a fresh draw every run
 
     def infer(self, node):
         return [(self._dtype(node), self._shape(node))]
@@ -132,3 +134,41 @@ class Bernoulli(_Random):
         params = {"n": y.size, "key": f"UINT64_C(0x{_key(node):016x})", "counter": True}
         params["store"] = convert_expr(f"({one})", BY_ONNX[9], y.dtype)  # from bool
         return [Kernel("random", node.op.lower(), [x], [y], params, ["X", "Y"])]
+
+
+def dropout_kernels(node: Node) -> list[Kernel]:
+    """Dropout in training mode: mask = u >= ratio for a uniform draw u, y = mask * x / (1 - ratio); with a
+    training_mode known only at run time, that or (where it is false) y = x and an all-true mask."""
+    x, r, mode = node.inputs[0], node.input(1), node.input(2)
+    wide = BY_ONNX[FLOAT64_CODE]
+    inputs, names = [x], ["X"]
+    if r is None:
+        ratio = "0.5"
+    elif r.is_const:
+        ratio = c_literal(float(np.asarray(r.data).reshape(-1)[0]), wide)
+    else:
+        ratio = convert_expr("R[0]", r.dtype, wide)
+        inputs, names = [x, r], ["X", "R"]
+    keep = f"(mlcc_random_uniform(key, run_index, (uint64_t)i) >= {ratio})"
+    scaled = f"((double){keep} * {convert_expr('X[i]', x.dtype, wide)} * (1.0 / (1.0 - {ratio})))"
+    if mode.data is None:  # run-time training_mode
+        inputs, names = inputs + [mode], names + ["T"]
+        train = convert_expr("T[0]", mode.dtype, BY_ONNX[9])
+        keep = f"(!{train} || {keep})"
+        scaled = f"({train} ? {scaled} : {convert_expr('X[i]', x.dtype, wide)})"
+    base = {"n": x.size, "key": f"UINT64_C(0x{_key(node):016x})", "counter": True}
+    kernels = [
+        Kernel(
+            "random",
+            "dropout",
+            inputs,
+            [node.outputs[0]],
+            {**base, "store": convert_expr(scaled, wide, x.dtype)},
+            names + ["Y"],
+        )
+    ]
+    if len(node.outputs) > 1 and node.outputs[1] is not None:
+        kernels.append(
+            Kernel("random", "dropout_mask", inputs, [node.outputs[1]], {**base, "store": keep}, names + ["Y"])
+        )
+    return kernels

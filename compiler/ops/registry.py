@@ -54,7 +54,6 @@ class OpDef:
     domain: str = ONNX_DOMAIN
     since: int = 1
     shape_only: bool = False
-    foldable: bool = True  # False: never computed at compile time, even from constant inputs (random ops)
 
     def infer(self, node: Node) -> list[tuple[DType, tuple[int, ...]]]:
         raise NotImplementedError
@@ -64,6 +63,10 @@ class OpDef:
 
     def lower(self, node: Node) -> list[Kernel]:
         raise NotImplementedError
+
+    def foldable(self, node: Node) -> bool:
+        """False where the node is never computed at compile time, even from constant inputs (random ops)."""
+        return True
 
     def dynamic_axes(self, node: Node) -> list[int | None]:
         """Per output: None for a static shape, else the axis whose extent is known only at run time."""

@@ -140,8 +140,11 @@ def _identity(node: Node, rw: _Rewriter) -> Value | None:
 
 
 def _dropout(node: Node, rw: _Rewriter) -> Value | None:
-    if len(node.outputs) > 1 and rw.used(node.outputs[1]):
-        return None
+    mode = node.input(2)
+    if (len(node.outputs) > 1 and rw.used(node.outputs[1])) or (
+        mode is not None and (mode.data is None or mode.data.any())
+    ):
+        return None  # the mask is read, or the node may train
     return node.inputs[0]
 
 

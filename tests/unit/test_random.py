@@ -83,6 +83,37 @@ def test_each_run_draws_afresh_and_every_instance_repeats_the_sequence(tmp_path)
     assert abs(np.corrcoef(first["y"], first["w"])[0, 1]) < 0.15  # another seed, another sequence
 
 
+@pytest.mark.parametrize("mode", ["constant", "runtime"])
+def test_training_dropout_zeroes_a_ratio_and_scales_the_rest(mode, tmp_path):
+    inits = [helper.make_tensor("ratio", TensorProto.FLOAT, [], [0.3])]
+    inputs = [("x", TensorProto.FLOAT, N)]
+    if mode == "constant":
+        inits.append(helper.make_tensor("t", TensorProto.BOOL, [], [True]))
+    else:
+        inputs.append(("t", TensorProto.BOOL, ()))
+    graph = helper.make_graph(
+        [helper.make_node("Dropout", ["x", "ratio", "t"], ["y", "m"], seed=4.0)],
+        "dropout",
+        [helper.make_tensor_value_info(n, t, list(s)) for n, t, s in inputs],
+        [
+            helper.make_tensor_value_info("y", TensorProto.FLOAT, None),
+            helper.make_tensor_value_info("m", TensorProto.BOOL, None),
+        ],
+        inits,
+    )
+    x = np.random.default_rng(0).uniform(1, 2, N).astype(np.float32)
+    feeds = {"x": x} if mode == "constant" else {"x": x, "t": np.array(True)}
+    with compile_and_load(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), tmp_path) as c:
+        first, second = c.run(feeds), c.run(feeds)
+        off = c.run({"x": x, "t": np.array(False)}) if mode == "runtime" else None
+    y, m = first["y"], first["m"]
+    assert abs((~m).mean() - 0.3) < 5 * np.sqrt(0.3 * 0.7 / m.size)
+    assert np.array_equal(y == 0, ~m) and np.allclose(y[m], x[m] / np.float32(0.7), rtol=1e-6)
+    assert not np.array_equal(first["m"], second["m"])
+    if off is not None:  # training_mode false at run time: the identity and an all-true mask
+        assert np.array_equal(off["y"], x) and off["m"].all()
+
+
 def test_the_cuda_target_says_it_has_no_random_kernel(tmp_path):
     m = model([helper.make_node("RandomUniform", [], ["y"], shape=[4])])
     with pytest.raises(mlcc.MlccError, match="the cuda target has no random kernel yet"):
