@@ -161,8 +161,8 @@ def compose(node: Node, body: list[Node], local: dict[int, str]) -> Chain:
 HOSTS = {"conv", "gemm", "conv_packed", "conv_direct", "gemm_packed", "conv_dw"}
 
 
-def host_kernel(node: Node) -> Kernel | None:
-    """The node's single conv or gemm kernel, if it has one."""
+def _single_kernel(node: Node, families: set[str]) -> Kernel | None:
+    """The node's lowering if it is one kernel of one of `families` writing the node's single output."""
     entry = lookup(node.op, node.domain, node.version)
     if entry is None or len(node.outputs) != 1:
         return None
@@ -170,9 +170,14 @@ def host_kernel(node: Node) -> Kernel | None:
         kernels = entry.lower(node)
     except Exception:  # noqa: BLE001 - a node that cannot lower here is simply not fused
         return None
-    if len(kernels) != 1 or kernels[0].family not in HOSTS or kernels[0].outputs != node.outputs:
+    if len(kernels) != 1 or kernels[0].family not in families or kernels[0].outputs != node.outputs:
         return None
     return kernels[0]
+
+
+def host_kernel(node: Node) -> Kernel | None:
+    """The node's single conv or gemm kernel, if it has one."""
+    return _single_kernel(node, HOSTS)
 
 
 def host_trailing(kernel: Kernel) -> int:
@@ -235,17 +240,8 @@ def input_passes(kernel: Kernel) -> int:
 
 def prologue_host(node: Node) -> Kernel | None:
     """The node's single reduction kernel, if it reads the node's first input as X and can take a prologue."""
-    entry = lookup(node.op, node.domain, node.version)
-    if entry is None or len(node.outputs) != 1 or not node.inputs or node.inputs[0] is None:
-        return None
-    try:
-        kernels = entry.lower(node)
-    except Exception:  # noqa: BLE001 - a node that cannot lower here is simply not fused
-        return None
-    if len(kernels) != 1 or kernels[0].family not in PROLOGUE_HOSTS or kernels[0].outputs != node.outputs:
-        return None
-    k = kernels[0]
-    if not k.inputs or k.inputs[0] is not node.inputs[0] or k.inputs.count(node.inputs[0]) != 1:
+    k = _single_kernel(node, PROLOGUE_HOSTS) if node.inputs and node.inputs[0] is not None else None
+    if k is None or not k.inputs or k.inputs[0] is not node.inputs[0] or k.inputs.count(node.inputs[0]) != 1:
         return None
     return k
 
