@@ -67,6 +67,23 @@ CASES = {
         [const("k", 1.5), const("g", [1.0, -2.0, 0.5, 3.0]), const("bb", [0.1, 0.2, 0.3, 0.4])],
         True,
     ),
+    # rows of 100: the statistics in 16 lanes plus a tail of 4 (ops/rownorm.py), gamma and beta per element
+    "layernorm_lanes_tail": (
+        [
+            node("Sub", ["x", "b"], "s"),
+            node("LayerNormalization", ["s", "g100", "b100"], "y", axis=-1, epsilon=1e-3),
+        ],
+        [inp("x", (3, 100)), inp("b", (100,))],
+        [const("g100", np.linspace(0.5, 2, 100)), const("b100", np.linspace(-1, 1, 100))],
+        True,
+    ),
+    # InstanceNorm over 10x10 planes (lanes and tail), per-channel scale and bias, a Relu prologue
+    "instancenorm_lanes_relu": (
+        [node("Relu", ["x"], "t"), node("InstanceNormalization", ["t", "sc", "bi"], "y", epsilon=1e-4)],
+        [inp("x", (2, 3, 10, 10))],
+        [const("sc", [1.0, 0.5, 2.0]), const("bi", [0.0, 1.0, -1.0])],
+        True,
+    ),
     # RMSNorm as exporters write it: mean of squares over the last axis, one pass
     "reducemean_square": (
         [node("Mul", ["x", "x"], "s"), node("ReduceMean", ["s", "ax"], "y", keepdims=1)],
