@@ -9,7 +9,8 @@
   Scan outputs are stacked with Unsqueeze and Concat.
 - Scan (opset 9 and later) is unrolled over its static sequence length: each step reads its slice of every
   scan input with Gather (from the end for reverse directions) and the scan outputs are stacked along
-  their axes.
+  their axes. Scan-8 (a leading batch axis on states and scan inputs) is unrolled per batch item and
+  stacked back; its sequence_lens, where given, must be a constant saying every item is full length.
 
 A body is imported once per iteration as ordinary nodes: every name the body defines gets a fresh prefix
 (in nested subgraphs too), names it captures from enclosing scopes keep theirs. The total number of body
@@ -304,29 +305,41 @@ class Expander:
         m = int(attrs["num_scan_inputs"])
         ins = [_text(i) for i in proto.input]
         if self.opset < 9:
-            raise UnsupportedError(f"{owner}: Scan-8 (with sequence_lens and a batch axis) is not supported")
+            return self._scan8(proto, owner, body, attrs, m, ins)
         n = len(ins) - m
         if n < 0 or len(body.input) != len(ins):
             raise ModelError(f"{owner}: {len(ins)} inputs, {m} scan inputs and a body of {len(body.input)} inputs")
-        xs = [self.values[i] for i in ins[n:]]
         in_axes = [int(a) for a in attrs.get("scan_input_axes", [0] * m)]
         in_dirs = [int(d) for d in attrs.get("scan_input_directions", [0] * m)]
-        in_axes = [a + x.rank if a < 0 else a for a, x in zip(in_axes, xs)]
-        lengths = {x.shape[a] for a, x in zip(in_axes, xs) if 0 <= a < x.rank}
-        if len(lengths) != 1 or len(in_axes) != m or len(in_dirs) != m:
-            raise ModelError(f"{owner}: scan inputs disagree on the sequence length or the axes")
-        steps = lengths.pop()
         k = len(body.output) - n
         out_axes = [int(a) for a in attrs.get("scan_output_axes", [0] * k)]
         out_dirs = [int(d) for d in attrs.get("scan_output_directions", [0] * k)]
         if len(out_axes) != k or len(out_dirs) != k:
             raise ModelError(f"{owner}: scan_output_axes/directions need {k} values")
-        states = [self.values[i] for i in ins[:n]]
+        nodes, states, scans = self._unroll(owner, body, ins[:n], ins[n:], in_axes, in_dirs)
+        outputs = [_text(o) for o in proto.output]
+        nodes += self.finish(states, outputs[:n])
+        for j, out in enumerate(outputs[n:]):
+            if out:
+                nodes += self._stack_scan(owner, scans[j], out_axes[j], out_dirs[j], out)
+        return nodes
+
+    def _unroll(self, owner, body, state_names, x_names, in_axes, in_dirs):
+        """The body unrolled over the scan inputs `x_names` (scanned along in_axes, reversed where in_dirs):
+        (nodes, the final states' names, per scan output the names of its per-step parts)."""
+        xs = [self.values[i] for i in x_names]
+        in_axes = [a + x.rank if a < 0 else a for a, x in zip(in_axes, xs)]
+        lengths = {x.shape[a] for a, x in zip(in_axes, xs) if 0 <= a < x.rank}
+        if len(lengths) != 1 or len(in_axes) != len(xs) or len(in_dirs) != len(xs):
+            raise ModelError(f"{owner}: scan inputs disagree on the sequence length or the axes")
+        steps = lengths.pop()
+        n = len(state_names)
+        states = [self.values[i] for i in state_names]
         nodes: list[Node] = []
-        scans: list[list[str]] = [[] for _ in range(k)]
+        scans: list[list[str]] = [[] for _ in range(len(body.output) - n)]
         for t in range(steps):
             slices = []
-            for x, a, d in zip(ins[n:], in_axes, in_dirs):
+            for x, a, d in zip(x_names, in_axes, in_dirs):
                 index = self.const(np.array(steps - 1 - t if d else t, np.int64), INT64)
                 node, name = self.emit("Gather", [x, index], axis=a)
                 nodes.append(node)
@@ -336,16 +349,53 @@ class Expander:
             states = [self.values[o] for o in outs[:n]]
             for j, o in enumerate(outs[n:]):
                 scans[j].append(o)
+        return nodes, [self.name_of(v) for v in states], scans
+
+    def _stack_scan(self, owner, parts, axis, direction, out) -> list[Node]:
+        if not parts:
+            raise UnsupportedError(f"{owner}: a scan over zero steps has scan outputs of unknown shape")
+        parts = parts[::-1] if direction else parts
+        rank = self.values[parts[0]].rank + 1
+        return self._stack(parts, axis + rank if axis < 0 else axis, out)
+
+    def _scan8(self, proto, owner, body, attrs, m, ins) -> list[Node]:
+        """Scan-8: input 0 is sequence_lens (optional), then the states and the scan inputs, all with a
+        leading batch axis (scan inputs scanned along axis 1). Unrolled batch item by batch item and
+        stacked back; sequence_lens, when given, must be a constant that says every item is full length."""
+        n = len(ins) - 1 - m
+        if n < 0 or len(body.input) != n + m:
+            raise ModelError(f"{owner}: {len(ins)} inputs, {m} scan inputs and a body of {len(body.input)} inputs")
+        dirs = [int(d) for d in attrs.get("directions", [0] * m)]
+        xs = [self.values[i] for i in ins[1 + n :]]
+        batch = {v.shape[0] for v in [*xs, *(self.values[i] for i in ins[1 : 1 + n])] if v.rank >= 1}
+        if len(batch) != 1 or any(x.rank < 2 for x in xs):
+            raise ModelError(f"{owner}: Scan-8 states and scan inputs need one leading batch axis")
+        b, steps = batch.pop(), xs[0].shape[1] if xs else 0
+        lens = self.values.get(ins[0]) if ins[0] else None
+        if lens is not None and (lens.data is None or np.any(np.asarray(lens.data) != steps)):
+            raise UnsupportedError(f"{owner}: Scan-8 with sequence_lens other than the full length is not supported")
+        nodes: list[Node] = []
+        finals: list[list[str]] = [[] for _ in range(n)]
+        scans: list[list[str]] = [[] for _ in range(len(body.output) - n)]
+        for item in range(b):
+            index = self.const(np.array(item, np.int64), INT64)
+            picked = []
+            for name in ins[1:]:
+                node, sub = self.emit("Gather", [name, index], axis=0)
+                nodes.append(node)
+                picked.append(sub)
+            body_nodes, states, parts = self._unroll(owner, body, picked[:n], picked[n:], [0] * m, dirs)
+            nodes += body_nodes
+            for j, sname in enumerate(states):
+                finals[j].append(sname)
+            for j, p in enumerate(parts):
+                stacked = self.fresh(f"scan8_{j}")
+                nodes += self._stack_scan(owner, p, 0, 0, stacked)
+                scans[j].append(stacked)
         outputs = [_text(o) for o in proto.output]
-        nodes += self.finish([self.name_of(v) for v in states], outputs[:n])
-        for j, out in enumerate(outputs[n:]):
-            if not out:
-                continue
-            if not scans[j]:
-                raise UnsupportedError(f"{owner}: a scan over zero steps has scan outputs of unknown shape")
-            parts = scans[j][::-1] if out_dirs[j] else scans[j]
-            rank = self.values[parts[0]].rank + 1
-            nodes += self._stack(parts, out_axes[j] + rank if out_axes[j] < 0 else out_axes[j], out)
+        for j, out in enumerate(outputs):
+            if out:
+                nodes += self._stack(finals[j] if j < n else scans[j - n], 0, out)
         return nodes
 
 

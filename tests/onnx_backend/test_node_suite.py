@@ -26,7 +26,6 @@ UNIMPLEMENTED_OPS = {
 
 # Test-name patterns (re.search on the case name), by reason.
 EXCLUDED = {
-    "Scan-8 (the opset 8 form with a batch axis and sequence_lens)": [r"^test_scan_sum$"],
     "string tensors": [r"^test_equal_string"],
     "optional and sequence graph inputs (only tensors are supported)": [
         r"^test_identity_(opt|sequence)$",

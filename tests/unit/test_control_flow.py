@@ -134,3 +134,38 @@ def test_scan_with_reverse_input_and_output_axis(tmp_path):
     m = model([scan], [vi("x", [4, 6])], [vi("s_final", [4]), vi("p_final", [4]), vi("ys", [4, 6])], inits)
     x = {"x": np.random.default_rng(3).uniform(0.5, 1.5, (4, 6)).astype(np.float32)}
     assert_close(run_mlcc(m, x, tmp_path / "out"), run_ort(m, x))
+
+
+def scan8(sequence_lens=None):
+    """Scan-8: a leading batch axis on the state and the scan input, scanned along axis 1, in reverse."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["s", "row"], ["s2"]), helper.make_node("Mul", ["s2", "row"], ["o"])],
+        "body",
+        [vi("s", [4]), vi("row", [4])],
+        [vi("s2", [4]), vi("o", [4])],
+    )
+    nodes = [] if sequence_lens is None else [const("lens", np.array(sequence_lens, np.int64))]
+    nodes.append(
+        helper.make_node(
+            "Scan",
+            ["" if sequence_lens is None else "lens", "s0", "x"],
+            ["s_final", "ys"],
+            body=body,
+            num_scan_inputs=1,
+            directions=[1],
+        )  # fmt: skip
+    )
+    return model(nodes, [vi("s0", [2, 4]), vi("x", [2, 5, 4])], [vi("s_final", [2, 4]), vi("ys", [2, 5, 4])], opset=8)
+
+
+def test_scan8_is_unrolled_per_batch_item(tmp_path):
+    rng = np.random.default_rng(4)
+    feeds = {
+        "s0": rng.standard_normal((2, 4)).astype(np.float32),
+        "x": rng.standard_normal((2, 5, 4)).astype(np.float32),
+    }
+    for lens, out in ((None, "plain"), ([5, 5], "full_lens")):
+        m = scan8(lens)
+        assert_close(run_mlcc(m, feeds, tmp_path / out), run_ort(m, feeds))
+    with pytest.raises(MlccError, match="sequence_lens other than the full length"):
+        mlcc.compile(scan8([5, 3]), out_dir=tmp_path / "short", build=False)
