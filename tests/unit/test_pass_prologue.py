@@ -98,6 +98,19 @@ CASES = {
         [const("k", 0.125)],
         True,
     ),
+    # rows of 77 and of 100: the vectorisable softmax (integer-order maximum, 16-lane sums, a tail)
+    "softmax_lanes": (
+        [node("Mul", ["x", "k"], "s"), node("Softmax", ["s"], "y", axis=-1)],
+        [inp("x", (3, 4, 77))],
+        [const("k", 3.0)],
+        True,
+    ),
+    "logsoftmax_lanes": (
+        [node("Add", ["x", "b"], "t"), node("LogSoftmax", ["t"], "y", axis=-1)],
+        [inp("x", (5, 100)), inp("b", (100,))],
+        [],
+        True,
+    ),
     # softmax over a middle axis (inner > 1) after a Sub with a [5, 1] operand
     "logsoftmax_middle_axis": (
         [node("Sub", ["x", "c"], "t"), node("LogSoftmax", ["t"], "y", axis=1)],
