@@ -18,7 +18,7 @@ import numpy as np
 from ..errors import ShapeError
 from ..ir.dtypes import FLOAT32
 from ..ir.graph import Node
-from .common import broadcast_shapes, broadcast_strides, c_literal, cmath, coalesce, contiguous_strides, need_input
+from .common import broadcast_shapes, broadcast_strides, c_literal, cmath, coalesce, need_input
 from .registry import INTERNAL_DOMAIN, Kernel, OpDef, register
 
 ATTENTION_DOMAIN = INTERNAL_DOMAIN
@@ -74,7 +74,6 @@ class ScaledDotProductAttention(OpDef):
             full = broadcast_strides(mask.shape, batch + (sq, skv))
             strides.append(full[:-2])
             m_rs, m_cs = full[-2:]
-        strides[0] = [s * sq * dv for s in contiguous_strides(batch)]
         dims, strides = coalesce(batch, strides)
         skp, dvp = _padded(skv, nr), _padded(dv, nr)
         params = {

@@ -62,6 +62,24 @@ def coalesce(dims: Sequence[int], strides: Sequence[Sequence[int]]) -> tuple[lis
     return out_dims, out_strides
 
 
+def flat_index(dims: Sequence[int], strides: Sequence[int], offset: int = 0, var: str = "i") -> str:
+    """C text for the element of an operand read with `strides` at flat (row-major) position `var` of `dims`."""
+    dims, (strides, walk) = coalesce(dims, [list(strides), contiguous_strides(dims)])
+    if strides == walk:
+        terms = [var]
+    else:
+        terms = []
+        for a, (d, s) in enumerate(zip(dims, strides)):
+            if s == 0:
+                continue
+            q = var if walk[a] == 1 else f"{var} / {walk[a]}"
+            q = q if a == 0 else f"{q} % {d}" if q == var else f"({q}) % {d}"
+            terms.append(q if s == 1 else f"({q}) * {s}")
+    if offset:
+        terms.append(str(offset))
+    return " + ".join(terms) or "0"
+
+
 def index_expr(offset: int, strides: Sequence[int]) -> str:
     terms = [f"i{k}" if s == 1 else f"i{k} * {s}" for k, s in enumerate(strides) if s != 0]
     if offset or not terms:

@@ -348,7 +348,6 @@ class Dropout(OpDef):
         return not self.training(node)
 
     def infer(self, node):
-        self.training(node)
         x = node.inputs[0]
         return [(x.dtype, x.shape), (BOOL, x.shape)][: len(node.outputs)]
 

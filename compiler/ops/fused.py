@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import InternalError
 from ..ir.graph import Node, Value
-from .common import coalesce, contiguous_strides, loop_kernel
+from .common import contiguous_strides, flat_index, loop_kernel
 from .registry import INTERNAL_DOMAIN, Kernel, OpDef, lookup, register
 
 FUSED_DOMAIN = INTERNAL_DOMAIN
@@ -249,24 +249,6 @@ def prologue_host(node: Node) -> Kernel | None:
 def takes_prologue(kernel: Kernel, members: list[Node]) -> bool:
     """Whether the reduction `kernel` should compute the elementwise group `members` as it reads X."""
     return input_passes(kernel) == 1 or all(m.op in CHEAP and m.domain == "" for m in members)
-
-
-def flat_index(dims: list[int], strides: list[int], offset: int) -> str:
-    """C text for the element of an operand read with `strides` at flat (row-major) position i of `dims`."""
-    dims, (strides, walk) = coalesce(dims, [strides, contiguous_strides(dims)])
-    if strides == walk:
-        terms = ["i"]
-    else:
-        terms = []
-        for a, (d, s) in enumerate(zip(dims, strides)):
-            if s == 0:
-                continue
-            q = "i" if walk[a] == 1 else f"i / {walk[a]}"
-            q = q if a == 0 else f"{q} % {d}" if q == "i" else f"({q}) % {d}"
-            terms.append(q if s == 1 else f"({q}) * {s}")
-    if offset:
-        terms.append(str(offset))
-    return " + ".join(terms) or "0"
 
 
 def with_prologue(node: Node, body: list[Node], host: Kernel) -> Kernel:

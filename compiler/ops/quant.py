@@ -188,7 +188,8 @@ def _quotient(x: DType, scale: DType, precision: DType | None) -> tuple[str, DTy
 @register("QuantizeLinear", since=QDQ_VERSIONS)
 class QuantizeLinear(OpDef):
     """y = saturate(rint(x / y_scale) + y_zero_point); for the float8 types y = x / y_scale converted to y's
-    type (saturating unless saturate=0), the zero point (0) ignored as ONNX's reference does."""
+    type (saturating unless saturate=0), the zero point (0) ignored, and for float4 y = x / y_scale +
+    y_zero_point converted, as ONNX's reference does."""
 
     def _operands(self, node: Node) -> tuple[Value, Value, Value | None]:
         x, scale, zero = need_input(node, 0), need_input(node, 1), node.input(2)
@@ -232,10 +233,10 @@ class QuantizeLinear(OpDef):
         y = node.outputs[0]
         q, wide = _quotient(x.dtype, scale.dtype, _precision(node))
         if y.dtype in NARROW_FLOATS:
-            if y.dtype == F4E2M1 and zero is not None:
-                q = f"{q} + {_wide(zero, 'v2')}"
+            params = [scale]
+            if y.dtype == F4E2M1 and zero is not None:  # float8 zero points are 0 and not read
+                q, params = f"{q} + {_wide(zero, 'v2')}", [scale, zero]
             expr = convert_expr(f"({q})", wide, y.dtype, bool(node.attr("saturate", 1)))
-            params = [scale] + ([zero] if y.dtype == F4E2M1 and zero is not None else [])
             return [_qdq_kernel(node, x, params, y, expr, axis, block)]
         f = "f" if wide == FLOAT32 else ""
         expr = f"rint{f}({q})" + (f" + ({wide.c}){_wide(zero, 'v2')}" if zero is not None else "")

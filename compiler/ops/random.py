@@ -18,12 +18,10 @@ import struct
 import numpy as np
 
 from ..errors import UnsupportedError
-from ..ir.dtypes import BY_ONNX, FLOAT32, DType
+from ..ir.dtypes import BOOL, BY_ONNX, FLOAT32, FLOAT64, DType
 from ..ir.graph import Node
 from .common import c_literal, convert_expr, need_input
 from .registry import Kernel, OpDef, register
-
-FLOAT64_CODE = 11
 
 
 def _key(node: Node) -> int:
@@ -61,7 +59,7 @@ class _Random(OpDef):
     def infer(self, node):
         return [(self._dtype(node), self._shape(node))]
 
-    def reference(self, node, inputs):  # never folded; what the tests compare distributions with
+    def reference(self, node, inputs):  # never folded; numpy draws from the same distribution
         rng = np.random.default_rng(_key(node) & 0xFFFFFFFF)
         shape, dtype = self._shape(node), self._dtype(node)
         if self.normal:
@@ -72,7 +70,7 @@ class _Random(OpDef):
 
     def lower(self, node):
         y = node.outputs[0]
-        wide = BY_ONNX[FLOAT64_CODE]
+        wide = FLOAT64
         if self.normal:
             a, b = float(node.attr("mean", 0.0)), float(node.attr("scale", 1.0))
             draw = f"{c_literal(a, wide)} + {c_literal(b, wide)} * mlcc_random_normal(key, run_index, (uint64_t)i)"
@@ -129,10 +127,10 @@ class Bernoulli(_Random):
 
     def lower(self, node):
         x, y = node.inputs[0], node.outputs[0]
-        p = convert_expr("X[i]", x.dtype, BY_ONNX[FLOAT64_CODE])
+        p = convert_expr("X[i]", x.dtype, FLOAT64)
         one = f"mlcc_random_uniform(key, run_index, (uint64_t)i) < {p}"
         params = {"n": y.size, "key": f"UINT64_C(0x{_key(node):016x})", "counter": True}
-        params["store"] = convert_expr(f"({one})", BY_ONNX[9], y.dtype)  # from bool
+        params["store"] = convert_expr(f"({one})", BOOL, y.dtype)  # from bool
         return [Kernel("random", node.op.lower(), [x], [y], params, ["X", "Y"])]
 
 
@@ -140,7 +138,7 @@ def dropout_kernels(node: Node) -> list[Kernel]:
     """Dropout in training mode: mask = u >= ratio for a uniform draw u, y = mask * x / (1 - ratio); with a
     training_mode known only at run time, that or (where it is false) y = x and an all-true mask."""
     x, r, mode = node.inputs[0], node.input(1), node.input(2)
-    wide = BY_ONNX[FLOAT64_CODE]
+    wide = FLOAT64
     inputs, names = [x], ["X"]
     if r is None:
         ratio = "0.5"
@@ -153,7 +151,7 @@ def dropout_kernels(node: Node) -> list[Kernel]:
     scaled = f"((double){keep} * {convert_expr('X[i]', x.dtype, wide)} * (1.0 / (1.0 - {ratio})))"
     if mode.data is None:  # run-time training_mode
         inputs, names = inputs + [mode], names + ["T"]
-        train = convert_expr("T[0]", mode.dtype, BY_ONNX[9])
+        train = convert_expr("T[0]", mode.dtype, BOOL)
         keep = f"(!{train} || {keep})"
         scaled = f"({train} ? {scaled} : {convert_expr('X[i]', x.dtype, wide)})"
     base = {"n": x.size, "key": f"UINT64_C(0x{_key(node):016x})", "counter": True}

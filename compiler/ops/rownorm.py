@@ -15,8 +15,7 @@ import numpy as np
 from ..errors import ModelError, ShapeError, UnsupportedError
 from ..ir.dtypes import FLOAT32, FLOAT64
 from ..ir.graph import Node, Value
-from .common import broadcast_strides, c_literal, contiguous_strides, need_input, norm_axis, require_c
-from .indexed import flat
+from .common import broadcast_strides, c_literal, flat_index, need_input, norm_axis, require_c
 from .registry import Kernel, OpDef, register
 
 
@@ -44,13 +43,7 @@ def rownorm_kernel(node: Node, x: Value, outputs: list[Value], mode: str, rows_o
 
 def _element_index(param: Value, dims: tuple[int, ...]) -> str:
     """C index of `param` broadcast over `dims`, from the element number k of a row of prod(dims)."""
-    strides = broadcast_strides(param.shape, dims)
-    sub = contiguous_strides(dims)
-    terms = []
-    for axis, (d, s, st) in enumerate(zip(dims, sub, strides)):
-        q = "k" if s == 1 else f"k / {s}"
-        terms.append((q if axis == 0 else f"({q} % {d})", st))  # k < prod(dims): no modulo on the first axis
-    return flat(terms)
+    return flat_index(dims, broadcast_strides(param.shape, dims), var="k")
 
 
 def _eps(node: Node, default: float = 1e-5) -> float:

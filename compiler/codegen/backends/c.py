@@ -109,7 +109,7 @@ class CBackend:
                 decls = self.arg_decls(step)
                 text = render(
                     self.env,
-                    f"kernels/{k.family}{self.source_suffix}.j2",
+                    template,
                     fn=fn,
                     signature=self.signature(fn, step),
                     arg_decls=decls,
