@@ -8,7 +8,7 @@
 enum mlcc_status {
   MLCC_OK = 0,
   MLCC_ERR_NULL_ARGUMENT = 1,        /* a required pointer argument was NULL */
-  MLCC_ERR_OUT_OF_MEMORY = 2,        /* an allocation at create time failed */
+  MLCC_ERR_OUT_OF_MEMORY = 2,        /* an allocation failed (at create time; at run time only for strings) */
   MLCC_ERR_WEIGHTS_FILE = 3,         /* the weights file could not be opened or read */
   MLCC_ERR_WEIGHTS_MISMATCH = 4,     /* the weights do not belong to this model (hash or size differ) */
   MLCC_ERR_NO_EMBEDDED_WEIGHTS = 5,  /* built with --weights external: use create_from_file */
@@ -27,6 +27,7 @@ enum mlcc_dtype {
   MLCC_INT16 = 5,
   MLCC_INT32 = 6,
   MLCC_INT64 = 7,
+  MLCC_STRING = 8, /* an mlcc_str per element */
   MLCC_BOOL = 9,
   MLCC_FLOAT16 = 10,
   MLCC_FLOAT64 = 11,
@@ -34,6 +35,10 @@ enum mlcc_dtype {
   MLCC_UINT64 = 13,
   MLCC_BFLOAT16 = 16, /* float16 and bfloat16 are stored as their 16-bit patterns */
 };
+
+/* A string tensor's element: NUL-terminated UTF-8 (an ONNX string holding a NUL byte ends there). Input
+ * strings are the caller's, read during the run; output strings belong to the instance (see output_data). */
+typedef const char *mlcc_str;
 
 /* Metadata of one model input or output. */
 typedef struct mlcc_tensor_info {

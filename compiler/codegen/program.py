@@ -3,6 +3,11 @@
 Storage classes: graph inputs and outputs are the caller's buffers; constants live in the weight blob
 (or, when every element is equal, in a region filled once at create time); everything else gets an
 offset in the activation arena from the memory planner.
+
+Strings differ: a string constant is a table of C string literals in the generated source, and a string
+output belongs to the instance: it is computed like an intermediate and then published (copied into the
+instance's string heap, runtime_c/mlcc_strings.h), or, where its kernel allocates it itself because its
+size has no bound before the run (StringSplit), "owned": the kernel stores it in the output's slot.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InternalError
+from ..ir.dtypes import STRING
 from ..ir.graph import Graph, Node, Value
 from ..ops.registry import Kernel, lookup
 from ..passes.memory_plan import ALIGN, MemoryPlan, plan_memory
@@ -25,8 +31,8 @@ SPLAT_MIN_BYTES = 256  # constants at least this big whose elements are all equa
 
 @dataclass(frozen=True)
 class Location:
-    kind: str  # "input", "output", "arena", "weights", "fill"
-    index: int  # input/output index or byte offset
+    kind: str  # "input", "output", "arena", "weights", "fill", "strings" (a constant), "owned" (see above)
+    index: int  # input/output index, byte offset, string table or owned slot
 
 
 @dataclass
@@ -53,6 +59,14 @@ class Program:
     fill_bytes: int
     output_copies: list[tuple[int, Value]] = field(default_factory=list)  # (output index, source value)
     extents: dict[int, int] = field(default_factory=dict)  # id(value) -> slot of its run-time extent
+    string_consts: list[Value] = field(default_factory=list)  # Location("strings", i) is string_consts[i]
+    published: list[tuple[int, Value]] = field(default_factory=list)  # (output index, value): string outputs
+
+    @property
+    def uses_strings(self) -> bool:
+        return any(v.dtype == STRING for s in self.steps for v in s.kernel.inputs + s.kernel.outputs) or any(
+            v.dtype == STRING for v in self.graph.inputs + self.graph.outputs
+        )
 
     def extent_slot(self, v: Value) -> int | None:
         """Where the kernel that writes `v` reports its extent along v.dynamic_axis (None: a static shape)."""
@@ -90,16 +104,29 @@ def build_program(graph: Graph) -> Program:
     for i, v in enumerate(graph.inputs):
         locations[id(v)] = Location("input", i)
 
-    output_copies = []
+    owned = {id(v) for s in steps for i in s.kernel.params.get("owned_outputs", ()) for v in [s.kernel.outputs[i]]}
+    output_copies, published = [], []
     for j, v in enumerate(graph.outputs):
-        if id(v) in locations or v.is_const:
+        if v.dtype == STRING:
+            published.append((j, v))
+            if id(v) in owned and id(v) not in locations:
+                locations[id(v)] = Location("owned", j)
+        elif id(v) in locations or v.is_const:
             output_copies.append((j, v))  # an input, a constant or a repeated output: copied at the end
         else:
             locations[id(v)] = Location("output", j)
+    for s in steps:  # an owned value no output reads still needs a slot to be written to
+        for v in s.kernel.outputs:
+            if id(v) in owned and id(v) not in locations:
+                locations[id(v)] = Location("owned", len(graph.outputs))
 
     weights, fills, weight_size, fill_size = bytearray(), [], 0, 0
+    string_consts = []
     for c in graph.constants():
-        if _is_splat(c.data):
+        if c.dtype == STRING:
+            locations[id(c)] = Location("strings", len(string_consts))
+            string_consts.append(c)
+        elif _is_splat(c.data):
             fills.append(Fill(c, fill_size, c.data.reshape(-1)[0].item()))
             locations[id(c)] = Location("fill", fill_size)
             fill_size += _align(c.nbytes)
@@ -110,7 +137,9 @@ def build_program(graph: Graph) -> Program:
             weight_size = len(weights)
 
     pinned = set(locations)
-    memory = plan_memory([(s.kernel.inputs, s.kernel.outputs) for s in steps], pinned, [s.kernel for s in steps])
+    # string outputs are published after the last kernel: a final pseudo-step reads them
+    uses = [(s.kernel.inputs, s.kernel.outputs) for s in steps] + [([v for _, v in published], [])]
+    memory = plan_memory(uses, pinned, [s.kernel for s in steps] + [None])
     for key, offset in memory.offsets.items():
         locations[key] = Location("arena", offset)
     extents: dict[int, int] = {}
@@ -118,7 +147,9 @@ def build_program(graph: Graph) -> Program:
         for v in step.kernel.outputs:
             if v.dynamic_axis is not None:
                 extents.setdefault(id(v), len(extents))
-    return Program(graph, steps, locations, memory, bytes(weights), fills, fill_size, output_copies, extents)
+    return Program(
+        graph, steps, locations, memory, bytes(weights), fills, fill_size, output_copies, extents, string_consts, published
+    )
 
 
 def weights_file(payload: bytes, model_hash: str) -> bytes:

@@ -13,7 +13,7 @@ from google.protobuf.message import DecodeError
 from onnx import AttributeProto, numpy_helper
 
 from ..errors import CompileTimeValueError, MlccError, ModelError, ShapeError, UnsupportedError
-from ..ir.dtypes import BY_ONNX, FLOAT32
+from ..ir.dtypes import BY_ONNX, FLOAT32, STRING
 from ..ir.graph import Graph, Node, Value
 from ..ops import registry
 from .control_flow import CONTROL_FLOW, Expander, all_nodes, node_inputs, runtime_sources
@@ -98,7 +98,13 @@ def tensor_to_array(tensor: onnx.TensorProto, base_dir: Path | None = None) -> n
         raise ModelError(f"tensor {tensor.name!r} does not hold the data its dims declare ({err})") from None
     if list(array.shape) != dims:
         raise ModelError(f"tensor {tensor.name!r} holds {array.size} elements for dims {dims}")
+    if dtype == STRING:  # bytes as onnx holds them -> str, byte for byte (surrogateescape keeps invalid UTF-8)
+        return np.array([decode_string(b) for b in array.reshape(-1)], dtype=object).reshape(array.shape)
     return np.require(array.astype(dtype.np, copy=False), requirements="C")
+
+
+def decode_string(b: bytes | str) -> str:
+    return b if isinstance(b, str) else bytes(b).decode("utf-8", "surrogateescape")
 
 
 def _check_dims(what: str, dims: Sequence[int]) -> None:
@@ -339,6 +345,8 @@ def _import_node(
             )
         if value.name:
             values[value.name] = value
+    if not entry.strings and any(v is not None and v.dtype == STRING for v in [*node.inputs, *node.outputs]):
+        raise UnsupportedError(f"{where}: string tensors are not supported by this operator")
     for value, axis in zip(node.outputs, entry.dynamic_axes(node)):
         value.dynamic_axis = axis
     if entry.foldable(node) and (entry.shape_only or all(v is None or v.data is not None for v in node.inputs)):

@@ -14,7 +14,7 @@ class DType:
     onnx: int  # TensorProto.DataType code
     np: np.dtype
     c: str | None  # C storage type; None where the C target has none yet
-    kind: str  # "float", "int", "uint" or "bool"
+    kind: str  # "float", "int", "uint", "bool" or "string"
     storage_only: bool = False  # stored as bits in `c`; computed in float32 (passes/legalize_types.py)
 
     @property
@@ -61,9 +61,13 @@ INT4 = DType("int4", 22, np.dtype(ml_dtypes.int4), "uint8_t", "int", storage_onl
 UINT2 = DType("uint2", 25, np.dtype(ml_dtypes.uint2), "uint8_t", "uint", storage_only=True)
 INT2 = DType("int2", 26, np.dtype(ml_dtypes.int2), "uint8_t", "int", storage_only=True)
 SUB_BYTE_INTS = (INT4, UINT4, INT2, UINT2)
+# Strings: numpy object arrays of str; in C a NUL-terminated UTF-8 `const char *` per element (mlcc_str,
+# runtime_c/mlcc_runtime.h; 8 bytes: string tensors need a 64-bit target). Only ops that set
+# OpDef.strings take them (the importer checks); runtime_c/mlcc_strings.h holds the run-time helpers.
+STRING = DType("string", 8, np.dtype(object), "mlcc_str", "string")
 
 ALL = (FLOAT32, UINT8, INT8, UINT16, INT16, INT32, INT64, BOOL, FLOAT16, FLOAT64, UINT32, UINT64, BFLOAT16, *FLOAT8)
-ALL += (F8E8M0, F4E2M1, *SUB_BYTE_INTS)
+ALL += (F8E8M0, F4E2M1, *SUB_BYTE_INTS, STRING)
 BY_ONNX = {d.onnx: d for d in ALL}
 BY_NAME = {d.name: d for d in ALL}
 _BY_NP = {d.np: d for d in ALL}

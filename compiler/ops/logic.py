@@ -5,15 +5,29 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import ModelError, UnsupportedError
-from ..ir.dtypes import BOOL
+from ..ir.dtypes import BOOL, STRING
 from .common import broadcast_shapes, cast_array, cast_mode, convert_expr
 from .elementwise import broadcast_kernel, pointwise
 from .registry import OpDef, register
 
-_ALL = ("float", "int", "uint", "bool")
 _NUMERIC = ("float", "int", "uint")
+
+
+def _equal_expr(node, dtypes) -> str:
+    return "mlcc_str_eq(v0, v1)" if dtypes[0] == STRING else "v0 == v1"
+
+
+pointwise(
+    "Equal",
+    [7, 11, 13, 19],
+    _equal_expr,
+    lambda n, a, b: np.equal(a, b),
+    kinds=(*_NUMERIC, "bool", "string"),
+    arity=2,
+    bool_out=True,
+    strings=True,
+)
 for _op, _since, _c, _fn, _kinds in (
-    ("Equal", [7, 11, 13, 19], "==", np.equal, _ALL),
     ("Less", [7, 9, 13], "<", np.less, _NUMERIC),
     ("Greater", [7, 9, 13], ">", np.greater, _NUMERIC),
     ("LessOrEqual", [12, 16], "<=", np.less_equal, _NUMERIC),

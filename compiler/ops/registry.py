@@ -54,6 +54,7 @@ class OpDef:
     domain: str = ONNX_DOMAIN
     since: int = 1
     shape_only: bool = False
+    strings: bool = False  # takes or makes string tensors (the importer refuses them in every other op)
 
     def infer(self, node: Node) -> list[tuple[DType, tuple[int, ...]]]:
         raise NotImplementedError

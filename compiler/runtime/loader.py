@@ -69,6 +69,7 @@ class CompiledModel:
         self._fn("destroy", None, [handle])
         self._fn("status_message", ctypes.c_char_p, [ctypes.c_int])
         self._fn("output_shape", ctypes.c_int, [handle, ctypes.c_int, ctypes.POINTER(ctypes.c_int64)])
+        self._fn("output_data", ctypes.POINTER(ctypes.c_char_p), [handle, ctypes.c_int])
         if self.target == "cuda":
             self._fn(
                 "run_async",
@@ -120,30 +121,45 @@ class CompiledModel:
         missing = [n for n in names if n not in feeds]
         if unknown or missing:
             raise ValueError(f"inputs do not match: missing {missing}, unknown {unknown}; expected {names}")
-        arrays = []
+        buffers = []
         for t in self.inputs:
             a = np.asarray(feeds[t.name])
-            if a.dtype != t.dtype:
+            if t.dtype == object and a.dtype.kind in "OUS":
+                buffers.append(_string_buffer(t.name, a))
+                a = np.empty(a.shape, dtype=object)  # for the shape check
+            elif a.dtype != t.dtype:
                 raise ValueError(f"input {t.name!r}: dtype {a.dtype}, expected {t.dtype}")
+            else:
+                buffers.append(np.ascontiguousarray(a))
             if a.shape != t.shape:
                 raise ValueError(f"input {t.name!r}: shape {list(a.shape)}, expected {list(t.shape)}")
-            arrays.append(np.ascontiguousarray(a))
-        results = [np.empty(t.shape, dtype=t.dtype) for t in self.outputs]
-        in_ptrs = (ctypes.c_void_p * max(len(arrays), 1))(*[a.ctypes.data for a in arrays])
-        out_ptrs = (ctypes.c_void_p * max(len(results), 1))(*[r.ctypes.data for r in results])
+        results = [None if t.dtype == object else np.empty(t.shape, dtype=t.dtype) for t in self.outputs]
+        in_ptrs = (ctypes.c_void_p * max(len(buffers), 1))(*[_address(b) for b in buffers])
+        out_ptrs = (ctypes.c_void_p * max(len(results), 1))(*[_address(r) for r in results])
         self._check(self._call("run", self._handle, in_ptrs, out_ptrs), "run")
         return {t.name: self._produced(j, t, r) for j, (t, r) in enumerate(zip(self.outputs, results))}
 
-    def _produced(self, index: int, t: TensorInfo, buffer: np.ndarray) -> np.ndarray:
-        """Output `index` as the run wrote it: the buffer itself, or for a data-dependent shape its leading part."""
+    def _produced(self, index: int, t: TensorInfo, buffer: np.ndarray | None) -> np.ndarray:
+        """Output `index` as the run wrote it: the buffer itself, or for a data-dependent shape its leading part;
+        string outputs from the instance (output_data)."""
+        shape = t.shape
+        if t.dynamic_axis is not None:
+            dims = (ctypes.c_int64 * max(len(t.shape), 1))()
+            self._check(self._call("output_shape", self._handle, index, dims), "output_shape")
+            shape = tuple(int(dims[d]) for d in range(len(t.shape)))
+            unbounded = t.dtype == object and t.shape[t.dynamic_axis] == 0
+            if any(d < 0 or (d > b and not (unbounded and a == t.dynamic_axis)) for a, (d, b) in enumerate(zip(shape, t.shape))):
+                raise MlccError(f"output {t.name!r}: the run reported shape {list(shape)} beyond its bound {list(t.shape)}")
+        count = int(np.prod(shape, dtype=np.int64))
+        if buffer is None:  # strings: the instance's
+            data = self._call("output_data", self._handle, index)
+            if not data:
+                raise MlccError(f"output {t.name!r}: the run left no string data")
+            items = [data[i].decode("utf-8", "surrogateescape") for i in range(count)]
+            return np.array(items, dtype=object).reshape(shape)
         if t.dynamic_axis is None:
             return buffer
-        dims = (ctypes.c_int64 * max(len(t.shape), 1))()
-        self._check(self._call("output_shape", self._handle, index, dims), "output_shape")
-        shape = tuple(int(dims[d]) for d in range(len(t.shape)))
-        if any(d < 0 or d > b for d, b in zip(shape, t.shape)):
-            raise MlccError(f"output {t.name!r}: the run reported shape {list(shape)} beyond its bound {list(t.shape)}")
-        return buffer.reshape(-1)[: int(np.prod(shape, dtype=np.int64))].reshape(shape).copy()
+        return buffer.reshape(-1)[:count].reshape(shape).copy()
 
     def run_device(self, inputs: dict, outputs: dict | None = None, stream: int = 0) -> dict:
         """CUDA builds: run on device arrays (anything with __cuda_array_interface__: CuPy, PyTorch, pycuda)
@@ -184,6 +200,26 @@ class CompiledModel:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _string_buffer(name: str, a: np.ndarray) -> ctypes.Array:
+    """A string tensor as the C API takes it: a contiguous array of NUL-terminated UTF-8 pointers (the
+    ctypes array keeps the bytes alive)."""
+    items = []
+    for x in a.reshape(-1):
+        b = x.encode("utf-8", "surrogateescape") if isinstance(x, str) else x
+        if not isinstance(b, bytes):
+            raise ValueError(f"input {name!r}: a string tensor holds {type(x).__name__}, not str")
+        items.append(b)
+    return (ctypes.c_char_p * max(len(items), 1))(*items)
+
+
+def _address(buffer) -> int | None:
+    if buffer is None:
+        return None
+    if isinstance(buffer, np.ndarray):
+        return buffer.ctypes.data
+    return ctypes.addressof(buffer)
 
 
 def _device_pointer(arrays: dict, t: TensorInfo, kind: str) -> int:

@@ -19,14 +19,13 @@ from mlcc.errors import MlccError
 UNIMPLEMENTED_OPS = {
     # domain ai.onnx
     "Optional", "SequenceConstruct", "ImageDecoder", "RegexFullMatch", "SequenceEmpty", "SequenceInsert",
-    "SequenceLength", "SequenceMap", "SplitToSequence", "StringConcat", "StringNormalizer", "StringSplit",
+    "SequenceLength", "SequenceMap", "SplitToSequence",
     # domain ai.onnx.ml
     "LabelEncoder",
 }  # fmt: skip
 
 # Test-name patterns (re.search on the case name), by reason.
 EXCLUDED = {
-    "string tensors": [r"^test_equal_string"],
     "optional and sequence graph inputs (only tensors are supported)": [
         r"^test_identity_(opt|sequence)$",
         r"^test_optional_get_element_(optional_\w+|sequence)$",

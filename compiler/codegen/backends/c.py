@@ -5,14 +5,17 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import numpy as np
+
 from ...cpu import CpuTarget, cpu_target
 from ...errors import UnsupportedError
+from ...ir.dtypes import STRING
 from ...ir.graph import Value
 from ...ops.common import c_literal
-from ..emitter import c_identifier, make_env, render
+from ..emitter import c_identifier, c_string, make_env, render
 from ..program import Program, Step
 
-ABI_VERSION = 2  # 2: mlcc_tensor_info.dynamic_axis and PREFIX_output_shape
+ABI_VERSION = 3  # 2: mlcc_tensor_info.dynamic_axis and PREFIX_output_shape; 3: string tensors, output_data
 
 
 @dataclass
@@ -59,6 +62,10 @@ class CBackend:
             return f"({ct} *)outputs[{loc.index}]"
         if loc.kind == "weights":
             return f"(const {ct} *)(m->weights + {loc.index})"
+        if loc.kind == "strings":
+            return f"string_table{loc.index}"
+        if loc.kind == "owned":
+            return f"&m->out_data[{loc.index}]"
         base = "m->arena" if loc.kind == "arena" else "m->fills"
         return f"({ct} *)({base} + {loc.index})"
 
@@ -67,7 +74,9 @@ class CBackend:
         k = step.kernel
         names = k.names()
         args = [f"const {v.dtype.c} *{n}" for v, n in zip(k.inputs, names)]
-        args += [f"{v.dtype.c} *{n}" for v, n in zip(k.outputs, names[len(k.inputs) :])]
+        owned = k.params.get("owned_outputs", ())  # the kernel allocates these and stores where they are
+        outs = zip(k.outputs, names[len(k.inputs) :])
+        args += [f"{v.dtype.c} *{'*' if i in owned else ''}{n}" for i, (v, n) in enumerate(outs)]
         args += [f"int64_t *{n}_len" for v, n in zip(k.outputs, names[len(k.inputs) :]) if v.dynamic_axis is not None]
         return args
 
@@ -77,6 +86,8 @@ class CBackend:
             args.append("mlcc_exec *x")  # the thread pool and per-worker scratch (runtime_c/mlcc_pool.h)
         if step.kernel.params.get("counter"):
             args.append("uint64_t run_index")  # the instance's run number (random ops)
+        if step.kernel.params.get("strings"):
+            args.append("mlcc_strheap *heap")  # where the strings it makes go (runtime_c/mlcc_strings.h)
         return f"{self.kernel_qualifier} {fn}({', '.join(args) or 'void'})"
 
     def launch(self, step: Step) -> str:
@@ -124,12 +135,35 @@ class CBackend:
                 args.append("&m->exec")
             if k.params.get("counter"):
                 args.append("run_index")
+            if k.params.get("strings"):
+                args.append("&m->strings")
             calls.append(Call(fn, args, _describe(step), self.launch(step)))
         return functions, calls
 
-    def tensor_info(self, v: Value) -> dict:
+    def tensor_info(self, v: Value, output: bool = False) -> dict:
         axis = -1 if v.dynamic_axis is None else v.dynamic_axis
-        return {"name": v.name, "dtype": v.dtype.onnx, "shape": list(v.shape), "nbytes": v.nbytes, "dynamic_axis": axis}
+        nbytes = 0 if output and v.dtype == STRING else v.nbytes  # string outputs: the instance's (output_data)
+        return {"name": v.name, "dtype": v.dtype.onnx, "shape": list(v.shape), "nbytes": nbytes, "dynamic_axis": axis}
+
+    def published(self, program: Program) -> list[dict]:
+        """The string outputs the run copies into the instance's heap at its end (not those a kernel made
+        there itself)."""
+        out = []
+        for j, v in program.published:
+            loc = program.where(v)
+            if loc.kind == "owned" and loc.index == j:
+                continue
+            src = f"(const mlcc_str *)m->out_data[{loc.index}]" if loc.kind == "owned" else self.pointer(program, v)
+            count = str(v.size)
+            if v.dynamic_axis is not None:
+                rest = int(np.prod([d for a, d in enumerate(v.shape) if a != v.dynamic_axis], dtype=np.int64))
+                count = f"{rest} * m->extents[{program.extent_slot(v)}]"
+            out.append({"index": j, "src": src, "count": count, "name": v.name})
+        return out
+
+    def string_tables(self, program: Program) -> list[list[str]]:
+        """Each string constant's elements as C string literals (escaped: the model's text is untrusted)."""
+        return [[c_string(x) for x in v.data.reshape(-1)] for v in program.string_consts]
 
     def host_params(self, program: Program) -> dict:
         """What the host template lays out: kernels, calls, output copies, fills and sizes."""
@@ -170,6 +204,10 @@ class CBackend:
             "weight_bytes": len(program.weights),
             "num_extents": len(program.extents),
             "output_extents": [program.extent_slot(v) for v in program.graph.outputs],
+            "strings": program.uses_strings,
+            "string_tables": self.string_tables(program),
+            "published": self.published(program),
+            "string_outputs": [j for j, _ in program.published],
         }
 
     def generate(self, program: Program, meta: ModelMeta) -> dict[str, str]:
@@ -179,7 +217,7 @@ class CBackend:
             "meta": meta,
             "abi_version": ABI_VERSION,
             "inputs": [self.tensor_info(v) for v in program.graph.inputs],
-            "outputs": [self.tensor_info(v) for v in program.graph.outputs],
+            "outputs": [self.tensor_info(v, output=True) for v in program.graph.outputs],
         }
         return {
             meta.source_name: render(self.env, f"model{self.source_suffix}.j2", **host, **common),

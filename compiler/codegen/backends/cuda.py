@@ -85,10 +85,12 @@ class CudaBackend(CBackend):
         blocks = max(1, min(-(-_total(step) // BLOCK), 65535 * 8))
         return f"<<<{blocks}, {BLOCK}, 0, stream>>>"
 
-    def tensor_info(self, v: Value) -> dict:
-        return {**super().tensor_info(v), "io": self.io_offsets[id(v)]}
+    def tensor_info(self, v: Value, output: bool = False) -> dict:
+        return {**super().tensor_info(v, output), "io": self.io_offsets[id(v)]}
 
     def host_params(self, program: Program) -> dict:
+        if program.uses_strings:
+            raise UnsupportedError("the model has string tensors, which are supported on --target c only so far")
         if program.extents:
             step = next(s for s in program.steps if any(v.dynamic_axis is not None for v in s.kernel.outputs))
             raise UnsupportedError(
