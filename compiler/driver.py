@@ -24,7 +24,15 @@ from .version import __version__
 
 _PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 RUNTIME_FILES = {
-    "c": ("mlcc_runtime.h", "mlcc_runtime.c", "mlcc_convert.h", "mlcc_math.h", "mlcc_pool.h", "mlcc_random.h", "mlcc_strings.h"),
+    "c": (
+        "mlcc_runtime.h",
+        "mlcc_runtime.c",
+        "mlcc_convert.h",
+        "mlcc_math.h",
+        "mlcc_pool.h",
+        "mlcc_random.h",
+        "mlcc_strings.h",
+    ),
     "cuda": ("mlcc_runtime.h", "mlcc_runtime.c", "mlcc_convert.h", "mlcc_math.h", "mlcc_cuda.h"),
 }
 SOURCE_NAMES = {"c": "model.c", "cuda": "model.cu"}

@@ -148,7 +148,17 @@ def build_program(graph: Graph) -> Program:
             if v.dynamic_axis is not None:
                 extents.setdefault(id(v), len(extents))
     return Program(
-        graph, steps, locations, memory, bytes(weights), fills, fill_size, output_copies, extents, string_consts, published
+        graph,
+        steps,
+        locations,
+        memory,
+        bytes(weights),
+        fills,
+        fill_size,
+        output_copies,
+        extents,
+        string_consts,
+        published,
     )
 
 

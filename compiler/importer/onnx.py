@@ -92,14 +92,18 @@ def tensor_to_array(tensor: onnx.TensorProto, base_dir: Path | None = None) -> n
         copy.data_location = onnx.TensorProto.DEFAULT
         copy.raw_data = raw
         tensor = copy
+    if dtype == STRING:  # bytes, byte for byte (surrogateescape keeps invalid UTF-8; onnx's reader would fail)
+        if len(tensor.string_data) != int(np.prod(dims, dtype=np.int64)):
+            raise ModelError(f"tensor {tensor.name!r} holds {len(tensor.string_data)} strings for dims {dims}")
+        items = np.empty(len(tensor.string_data), dtype=object)
+        items[:] = [decode_string(b) for b in tensor.string_data]
+        return items.reshape(dims)
     try:
         array = numpy_helper.to_array(tensor)
     except (ValueError, TypeError) as err:
         raise ModelError(f"tensor {tensor.name!r} does not hold the data its dims declare ({err})") from None
     if list(array.shape) != dims:
         raise ModelError(f"tensor {tensor.name!r} holds {array.size} elements for dims {dims}")
-    if dtype == STRING:  # bytes as onnx holds them -> str, byte for byte (surrogateescape keeps invalid UTF-8)
-        return np.array([decode_string(b) for b in array.reshape(-1)], dtype=object).reshape(array.shape)
     return np.require(array.astype(dtype.np, copy=False), requirements="C")
 
 

@@ -322,6 +322,8 @@ class Cast(OpDef):
 
 @register("Identity", since=[1, 13, 14, 16, 19, 21])
 class Identity(OpDef):
+    strings = True
+
     def infer(self, node):
         x = node.inputs[0]
         return [(x.dtype, x.shape)]

@@ -39,6 +39,8 @@ def safe_index(raw: str, extent: int) -> str:
 
 @register("Tile", since=[6, 13])
 class Tile(OpDef):
+    strings = True
+
     def _repeats(self, node: Node) -> list[int]:
         x = need_input(node, 0)
         reps = [int(r) for r in const_input(node, 1, "repeats").reshape(-1)]
@@ -320,6 +322,8 @@ class OneHot(OpDef):
 
 @register("GatherElements", since=[11, 13])
 class GatherElements(OpDef):
+    strings = True
+
     def infer(self, node):
         x, idx = need_input(node, 0), need_input(node, 1)
         if len(idx.shape) != len(x.shape):
@@ -344,6 +348,8 @@ class GatherElements(OpDef):
 
 @register("GatherND", since=[11, 12, 13])
 class GatherND(OpDef):
+    strings = True
+
     def _split(self, node: Node):
         x, idx = need_input(node, 0), need_input(node, 1)
         b = int(node.attr("batch_dims", 0))

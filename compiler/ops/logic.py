@@ -72,6 +72,8 @@ pointwise("IsInf", [10, 20], _isinf_expr, _isinf_ref, bool_out=True)
 class Where(OpDef):
     """y = cond ? x : y, all three broadcast together."""
 
+    strings = True
+
     def infer(self, node):
         cond, x, y = (node.input(i) for i in range(3))
         if cond is None or x is None or y is None:

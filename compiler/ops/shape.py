@@ -26,6 +26,8 @@ from .registry import Kernel, OpDef, register
 class Relayout(OpDef):
     """Ops whose output is the input's elements in the same order under a new shape."""
 
+    strings = True
+
     def out_shape(self, node: Node) -> tuple[int, ...]:
         raise NotImplementedError
 
@@ -114,6 +116,8 @@ class Unsqueeze(Relayout):
 
 @register("Transpose", since=[1, 13, 21])
 class Transpose(OpDef):
+    strings = True
+
     def _perm(self, node: Node) -> list[int]:
         x = need_input(node, 0)
         perm = node.attr("perm", list(range(x.rank))[::-1])
@@ -138,6 +142,8 @@ class Transpose(OpDef):
 
 @register("Concat", since=[4, 11, 13])
 class Concat(OpDef):
+    strings = True
+
     def infer(self, node):
         values = [v for v in node.inputs if v is not None]
         if not values:
@@ -189,6 +195,8 @@ class Concat(OpDef):
 
 @register("Split", since=[2, 11, 13, 18])
 class Split(OpDef):
+    strings = True
+
     def _sizes(self, node: Node) -> tuple[int, list[int]]:
         x = need_input(node, 0)
         axis = norm_axis(node, node.attr("axis", 0), x.rank)
@@ -234,6 +242,8 @@ class Split(OpDef):
 
 @register("Slice", since=[1, 10, 11, 13])
 class Slice(OpDef):
+    strings = True
+
     def _ranges(self, node: Node) -> list[tuple[int, int, int]]:
         """(start, step, length) per axis of the input."""
         x = need_input(node, 0)
@@ -294,6 +304,8 @@ def _slice_range(start: int, end: int, step: int, dim: int) -> tuple[int, int, i
 
 @register("Gather", since=[1, 11, 13])
 class Gather(OpDef):
+    strings = True
+
     def infer(self, node):
         data, indices = need_input(node, 0), need_input(node, 1)
         if indices.dtype.kind != "int":
@@ -325,13 +337,15 @@ class Gather(OpDef):
 
 @register("Expand", since=[8, 13])
 class Expand(OpDef):
+    strings = True
+
     def infer(self, node):
         x = need_input(node, 0)
         shape = [int(d) for d in const_input(node, 1, "shape").reshape(-1)]
         return [(x.dtype, broadcast_shapes(node, x.shape, shape))]
 
     def reference(self, node, inputs):
-        return [inputs[0] * np.ones(self.infer(node)[0][1], dtype=inputs[0].dtype)]
+        return [np.broadcast_to(inputs[0], self.infer(node)[0][1]).copy()]
 
     def lower(self, node):
         x, y = node.inputs[0], node.outputs[0]
@@ -341,6 +355,8 @@ class Expand(OpDef):
 
 class CompileTime(OpDef):
     """Ops whose value is always known at compile time; the fold pass removes them before codegen."""
+
+    strings = True
 
     def lower(self, node):
         raise UnsupportedError(f"{node.op} {node.name!r}: its value must be computable at compile time")

@@ -31,6 +31,9 @@ COMMUTATIVE = {"Add", "Mul"}  # from opset 7 (numpy broadcasting is symmetric; I
 
 
 def _raw(data: np.ndarray) -> np.ndarray:
+    if data.dtype == object:  # strings: each one's length and UTF-8 bytes
+        parts = (s.encode("utf-8", "surrogateescape") for s in data.reshape(-1))
+        return np.frombuffer(b"".join(len(b).to_bytes(8, "little") + b for b in parts), np.uint8)
     return np.ascontiguousarray(data).reshape(-1).view(np.uint8)
 
 

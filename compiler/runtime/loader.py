@@ -148,8 +148,13 @@ class CompiledModel:
             self._check(self._call("output_shape", self._handle, index, dims), "output_shape")
             shape = tuple(int(dims[d]) for d in range(len(t.shape)))
             unbounded = t.dtype == object and t.shape[t.dynamic_axis] == 0
-            if any(d < 0 or (d > b and not (unbounded and a == t.dynamic_axis)) for a, (d, b) in enumerate(zip(shape, t.shape))):
-                raise MlccError(f"output {t.name!r}: the run reported shape {list(shape)} beyond its bound {list(t.shape)}")
+            if any(
+                d < 0 or (d > b and not (unbounded and a == t.dynamic_axis))
+                for a, (d, b) in enumerate(zip(shape, t.shape))
+            ):
+                raise MlccError(
+                    f"output {t.name!r}: the run reported shape {list(shape)} beyond its bound {list(t.shape)}"
+                )
         count = int(np.prod(shape, dtype=np.int64))
         if buffer is None:  # strings: the instance's
             data = self._call("output_data", self._handle, index)

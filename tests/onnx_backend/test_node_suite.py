@@ -20,8 +20,6 @@ UNIMPLEMENTED_OPS = {
     # domain ai.onnx
     "Optional", "SequenceConstruct", "ImageDecoder", "RegexFullMatch", "SequenceEmpty", "SequenceInsert",
     "SequenceLength", "SequenceMap", "SplitToSequence",
-    # domain ai.onnx.ml
-    "LabelEncoder",
 }  # fmt: skip
 
 # Test-name patterns (re.search on the case name), by reason.
