@@ -43,6 +43,8 @@ def _feeds(compiled) -> dict[str, np.ndarray]:
     for t in compiled.inputs:
         if t.dtype.kind == "f":
             feeds[t.name] = rng.standard_normal(t.shape).astype(t.dtype)
+        elif t.dtype == object:  # strings
+            feeds[t.name] = np.full(t.shape, "", dtype=object)
         else:
             feeds[t.name] = np.zeros(t.shape, t.dtype)
     return feeds
