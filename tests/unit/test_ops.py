@@ -171,6 +171,7 @@ CASES = {
     ),
     "averagepool_ceil": pool("AveragePool", kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
     "globalaveragepool": pool("GlobalAveragePool", x=(2, 3, 5, 6)),
+    "globalaveragepool_13x13": pool("GlobalAveragePool", x=(1, 4, 13, 13)),  # 16 lanes and a tail of 9
     "globalmaxpool": pool("GlobalMaxPool", x=(2, 3, 5, 6)),
     # Normalisation.
     "batchnorm": Case(

@@ -131,6 +131,12 @@ CASES = {
         [],
         True,
     ),
+    "globalavgpool_relu_add_13x13": (  # the 16-lane sums with a tail
+        [node("Add", ["x", "c"], "s"), node("Relu", ["s"], "t"), node("GlobalAveragePool", ["t"], "y")],
+        [inp("x", (1, 4, 13, 13)), inp("c", (1, 4, 1, 1))],
+        [],
+        True,
+    ),
     "argmax_neg": (
         [node("Neg", ["x"], "t"), node("ArgMax", ["t"], "y", axis=1, keepdims=0)],
         [inp("x", (3, 5, 4))],
