@@ -75,6 +75,9 @@ def unpack_gemm_weights(bp: np.ndarray, n: int) -> np.ndarray:
     return bp.transpose(1, 0, 2).reshape(k, strips * nr)[:, :n]
 
 
+GEMV_A_BYTES = 16 << 10  # the rows of A one pass keeps in L1
+
+
 def _gemm_params(m: int, n: int, k: int, node: Node, nr: int, **rest) -> dict:
     """The parameters of templates/c/kernels/gemm_packed.c.j2 for Y[m, n] = A[m, k] @ B: the blocking from
     node's attributes; `rest` sets the B source (pack_b, batch dims), C and the scratch size."""
@@ -97,6 +100,11 @@ def _gemm_params(m: int, n: int, k: int, node: Node, nr: int, **rest) -> dict:
         "scratch_floats": 0,
     }
     params.update(rest)
+    if not params["pack_b"] and m <= params["MR"] and m * k * 4 <= GEMV_A_BYTES:
+        # a GEMV-like product (a classifier at batch 1): no K blocks, so each strip of packed B streams
+        # from memory once, in order, into sums that stay in registers (K blocks would reload the output
+        # and jump between strips)
+        params["KC"] = k
     return params
 
 

@@ -122,6 +122,11 @@ CASES = {
         {"a": ((5, 4), F32), "b": ((3, 5), F32), "c": ((4, 1), F32)},
     ),
     "gemm_no_bias": Case([node("Gemm", ["a", "b"], transB=1)], {"a": ((2, 6), F32), "b": ((7, 6), F32)}),
+    "gemm_gemv_deep_constant_b": Case(  # one row, K beyond a K block: the packed GEMM's single-pass path
+        [node("Gemm", ["a", "b", "c"])],
+        {"a": ((1, 900), F32)},
+        w={"b": np.random.default_rng(5).standard_normal((900, 70)).astype(np.float32), "c": np.ones(70, np.float32)},
+    ),
     "gemm_matrix_bias_opset11": Case(
         [node("Gemm", ["a", "b", "c"])],
         {"a": ((3, 4), F32), "b": ((4, 2), F32), "c": ((3, 2), F32)},
