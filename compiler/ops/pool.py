@@ -83,7 +83,29 @@ class Pool(OpDef):
         }
         outputs = [y] + ([node.outputs[1]] if with_indices else [])
         names = ["X", "Y"] + (["Indices"] if with_indices else [])
+        rows = _row_ranges(params) if self.mode == "max" and not with_indices else None
+        if rows is not None:
+            return [Kernel("pool_rows", f"{self.mode}pool", [x], [y], {**params, **rows}, names)]
         return [Kernel("pool", f"{self.mode}pool", [x], outputs, params, names)]
+
+
+def _row_ranges(p: dict) -> dict | None:
+    """For 1-D and 2-D max pooling with unit column stride (strided loads vectorise worse than the general
+    kernel runs), no dilation, and every window holding an input element: per kernel
+    column kw, the output columns [lo, hi) whose window column kw is inside the input, so that the kernel
+    can run whole output rows (templates/c/kernels/pool_rows.c.j2). None where that does not apply."""
+    (ID, IH, IW), (OD, OH, OW), (KD, KH, KW) = p["in"], p["out"], p["kernel"]
+    (_, PH, PW), (_, SH, SW) = p["pads"][:3], p["strides"]
+    if ID != 1 or OD != 1 or KD != 1 or p["dilations"] != [1, 1, 1] or SW != 1:
+        return None
+    lo = [max(0, -(-(PW - kw) // SW)) for kw in range(KW)]
+    hi = [min(OW, (IW - 1 + PW - kw) // SW + 1) if IW - 1 + PW - kw >= 0 else 0 for kw in range(KW)]
+    lo = [min(a, b) for a, b in zip(lo, hi)]
+    covered = all(any(lo[kw] <= ow < hi[kw] for kw in range(KW)) for ow in range(OW))
+    rows_ok = all(max(0, PH - oh * SH) < min(KH, IH + PH - oh * SH) for oh in range(OH))
+    if not (covered and rows_ok):
+        return None
+    return {"col_lo": lo, "col_hi": hi}
 
 
 @register("MaxPool", since=[8, 10, 11, 12, 22])

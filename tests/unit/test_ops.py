@@ -170,6 +170,11 @@ CASES = {
     "maxpool_ceil_dilations": pool("MaxPool", kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1, dilations=[2, 1]),
     "maxpool_same_upper": pool("MaxPool", kernel_shape=[3, 2], auto_pad="SAME_UPPER", strides=[2, 2]),
     "maxpool_1d": pool("MaxPool", x=(2, 3, 10), kernel_shape=[3], strides=[2]),
+    # unit column stride: the row kernel (pool_rows.c.j2)
+    "maxpool_sppf": pool("MaxPool", x=(1, 3, 10, 10), kernel_shape=[5, 5], pads=[2, 2, 2, 2]),
+    "maxpool_rows_asymmetric": pool("MaxPool", kernel_shape=[3, 2], pads=[1, 0, 0, 1], strides=[2, 1]),
+    "maxpool_rows_ceil": pool("MaxPool", x=(1, 2, 7, 6), kernel_shape=[2, 3], strides=[3, 1], ceil_mode=1),
+    "maxpool_rows_1d": pool("MaxPool", x=(2, 3, 10), kernel_shape=[4], pads=[3, 1]),
     "averagepool_exclude_pad": pool("AveragePool", kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
     "averagepool_include_pad": pool(
         "AveragePool", kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=1, strides=[2, 2]
