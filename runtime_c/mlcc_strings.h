@@ -30,7 +30,7 @@ typedef struct mlcc_strheap {
 
 #define MLCC_STRBLOCK_MIN ((size_t)1 << 16)
 
-static void *mlcc_heap_alloc(mlcc_strheap *h, size_t n) {
+static inline void *mlcc_heap_alloc(mlcc_strheap *h, size_t n) {
   if (n > SIZE_MAX / 2) {
     h->failed = 1;
     return NULL;
@@ -56,7 +56,7 @@ static void *mlcc_heap_alloc(mlcc_strheap *h, size_t n) {
   return p;
 }
 
-static void mlcc_strheap_free(mlcc_strheap *h) {
+static inline void mlcc_strheap_free(mlcc_strheap *h) {
   while (h->head) {
     mlcc_strblock *next = h->head->next;
     free(h->head);
@@ -66,7 +66,7 @@ static void mlcc_strheap_free(mlcc_strheap *h) {
 }
 
 /* Forget every string of the last run. More than one block: replaced by one that holds a whole run. */
-static void mlcc_strheap_reset(mlcc_strheap *h) {
+static inline void mlcc_strheap_reset(mlcc_strheap *h) {
   if (h->head && h->head->next) {
     size_t want = h->total;
     mlcc_strheap_free(h);
@@ -88,7 +88,7 @@ static void mlcc_strheap_reset(mlcc_strheap *h) {
 static inline const char *mlcc_s(mlcc_str s) { return s ? s : ""; }
 
 /* A copy of the n bytes at s, NUL-terminated, in the heap. */
-static mlcc_str mlcc_str_n(mlcc_strheap *h, const char *s, size_t n) {
+static inline mlcc_str mlcc_str_n(mlcc_strheap *h, const char *s, size_t n) {
   char *p = (char *)mlcc_heap_alloc(h, n + 1);
   if (!p) return "";
   memcpy(p, s, n);
@@ -96,7 +96,7 @@ static mlcc_str mlcc_str_n(mlcc_strheap *h, const char *s, size_t n) {
   return p;
 }
 
-static mlcc_str mlcc_str_cat(mlcc_strheap *h, mlcc_str a, mlcc_str b) {
+static inline mlcc_str mlcc_str_cat(mlcc_strheap *h, mlcc_str a, mlcc_str b) {
   a = mlcc_s(a);
   b = mlcc_s(b);
   size_t na = strlen(a), nb = strlen(b);
@@ -111,7 +111,7 @@ static inline bool mlcc_str_eq(mlcc_str a, mlcc_str b) { return strcmp(mlcc_s(a)
 
 /* An output's elements copied into the heap (the array and each string), so that it stays valid after the
  * caller's input strings go, until the next run. */
-static mlcc_str *mlcc_str_publish(mlcc_strheap *h, const mlcc_str *src, int64_t n) {
+static inline mlcc_str *mlcc_str_publish(mlcc_strheap *h, const mlcc_str *src, int64_t n) {
   mlcc_str *out = (mlcc_str *)mlcc_heap_alloc(h, (size_t)(n > 0 ? n : 1) * sizeof(mlcc_str));
   if (!out) return NULL;
   for (int64_t i = 0; i < n; ++i) {

@@ -108,7 +108,10 @@ def tensor_to_array(tensor: onnx.TensorProto, base_dir: Path | None = None) -> n
 
 
 def decode_string(b: bytes | str) -> str:
-    return b if isinstance(b, str) else bytes(b).decode("utf-8", "surrogateescape")
+    """A string element as mlcc holds it: str, invalid UTF-8 as surrogate escapes, and ending at a NUL byte
+    as it does in C (so that folding at compile time sees what the generated code sees)."""
+    s = b if isinstance(b, str) else bytes(b).decode("utf-8", "surrogateescape")
+    return s.split("\0", 1)[0]
 
 
 def _check_dims(what: str, dims: Sequence[int]) -> None:

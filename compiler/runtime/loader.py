@@ -215,6 +215,8 @@ def _string_buffer(name: str, a: np.ndarray) -> ctypes.Array:
         b = x.encode("utf-8", "surrogateescape") if isinstance(x, str) else x
         if not isinstance(b, bytes):
             raise ValueError(f"input {name!r}: a string tensor holds {type(x).__name__}, not str")
+        if b"\0" in b:
+            raise ValueError(f"input {name!r}: a string holds a NUL byte, which mlcc's C strings end at")
         items.append(b)
     return (ctypes.c_char_p * max(len(items), 1))(*items)
 

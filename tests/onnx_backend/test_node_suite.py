@@ -18,7 +18,7 @@ from mlcc.errors import MlccError
 # Operators mlcc neither implements (registry) nor expands from an ONNX function body yet. Issue 3 takes them.
 UNIMPLEMENTED_OPS = {
     # domain ai.onnx
-    "Optional", "SequenceConstruct", "ImageDecoder", "RegexFullMatch", "SequenceEmpty", "SequenceInsert",
+    "Optional", "SequenceConstruct", "ImageDecoder", "SequenceEmpty", "SequenceInsert",
     "SequenceLength", "SequenceMap", "SplitToSequence",
 }  # fmt: skip
 
