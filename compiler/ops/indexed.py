@@ -19,9 +19,14 @@ from .common import c_literal, const_input, contiguous_strides, need_input, norm
 from .registry import Kernel, OpDef, register
 
 
-def indexed_kernel(node: Node, inputs: list[Value], out: Value, expr: str, lets: list[str] | None = None) -> Kernel:
+def indexed_kernel(
+    node: Node, inputs: list[Value], out: Value, expr: str, lets: list[str] | None = None, pre: list[str] | None = None
+) -> Kernel:
+    """out[o0, o1, ...] = expr after the statements `lets` in the loop nest; `pre` runs once before it."""
     require_c(node, *inputs, out)
     params = {"dims": list(out.shape), "expr": expr, "lets": lets or [], "out_ctype": out.dtype.c}
+    if pre:
+        params["pre"] = list(pre)
     return Kernel("indexed", node.op.lower(), inputs, [out], params)
 
 

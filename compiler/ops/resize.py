@@ -98,6 +98,9 @@ def _source(transform: str, o: str, length: int, out: int, scale: float, roi: tu
     raise UnsupportedError(f"Resize: coordinate_transformation_mode {transform!r} is not supported")
 
 
+TABLE_BYTES = 64 << 10  # the per-axis tap tables a kernel keeps on its stack
+
+
 @register("Resize", since=[10, 11, 13, 18, 19])
 class Resize(OpDef):
     def infer(self, node):
@@ -137,12 +140,19 @@ class Resize(OpDef):
             " + ".join(f"o{k} * {strides[k]}" for k in range(len(x.shape)) if k not in plan.axes and strides[k]) or "0"
         )
         taps = {"nearest": 1, "linear": 2, "cubic": 4}[mode]
+        # Each axis' taps and weights depend on its own output coordinate only: computed once per kernel
+        # call into tables (on the stack, where small) rather than once per output element.
+        tables = (
+            plan.transform != "tf_crop_and_resize" and sum(plan.out[a] for a in plan.axes) * taps * 16 <= TABLE_BYTES
+        )
+        pre = []
         for a in plan.axes:
+            start = len(lets)
             n = x.shape[a]
             if n == 0:
                 raise ShapeError(f"Resize {node.name!r}: cannot interpolate an empty axis")
             src = _source(plan.transform, f"o{a}", n, plan.out[a], plan.scale[a], plan.roi[a])
-            lets.append(f"const double x{a} = {src}, f{a} = floor(x{a}), r{a} = x{a} - f{a};")
+            lets.append(f"const double x{a} = {src}, f{a} = floor(x{a}), r{a} = x{a} - f{a}; (void)r{a};")
             if plan.transform == "tf_crop_and_resize":
                 outside.append(f"x{a} < 0 || x{a} > {n - 1}")
             lets.append(f"int64_t i{a}[{taps}];")
@@ -177,11 +187,24 @@ class Resize(OpDef):
             lets.append(
                 f"for (int t_ = 0; t_ < {taps}; ++t_) i{a}[t_] = i{a}[t_] < 0 ? 0 : (i{a}[t_] >= {n} ? {n - 1} : i{a}[t_]);"
             )
+            if tables:  # the axis' statements move into a loop filling its tables
+                body = [f"int64_t *i{a} = I{a}[o{a}];", f"double *w{a} = W{a}[o{a}];"]
+                body += [t for t in lets[start:] if not t.startswith(("int64_t i", "double w"))]
+                pre.append(f"int64_t I{a}[{plan.out[a]}][{taps}];")
+                pre.append(f"double W{a}[{plan.out[a]}][{taps}];")
+                pre.append(f"for (int64_t o{a} = 0; o{a} < {plan.out[a]}; ++o{a}) {{ {' '.join(body)} }}")
+                lets[start:] = [f"const int64_t *i{a} = I{a}[o{a}];", f"const double *w{a} = W{a}[o{a}];"]
+
+        def index(tap: str) -> str:
+            return " + ".join([base] + [f"i{a}[{tap or f't{a}'}] * {strides[a]}" for a in plan.axes])
+
+        if mode == "nearest" and not outside:  # one tap of weight 1: a plain gather
+            lets += [f"(void)w{a};" for a in plan.axes]
+            return [indexed_kernel(node, [x], y, f"in0[{index('0')}]", lets, pre)]
         lets.append("double acc = 0;")
         loops = "".join(f"for (int t{a} = 0; t{a} < {taps}; ++t{a}) " for a in plan.axes)
         weight = " * ".join(f"w{a}[t{a}]" for a in plan.axes) or "1"
-        index = " + ".join([base] + [f"i{a}[t{a}] * {strides[a]}" for a in plan.axes])
-        lets.append(f"{loops}acc += {weight} * (double)in0[{index}];")
+        lets.append(f"{loops}acc += {weight} * (double)in0[{index('')}];")
         value = "acc"
         if not y.dtype.is_float:
             info = np.iinfo(y.dtype.np)
@@ -189,7 +212,7 @@ class Resize(OpDef):
         if outside:
             extra = c_literal(float(node.attr("extrapolation_value", 0.0)), FLOAT64)
             value = f"({' || '.join(outside)}) ? {extra} : {value}"
-        return [indexed_kernel(node, [x], y, value, lets)]
+        return [indexed_kernel(node, [x], y, value, lets, pre)]
 
 
 @register("Upsample", since=[7, 9])
