@@ -210,6 +210,9 @@ CASES = {
     "softmax_axis1_opset11": Case([node("Softmax", ["x"], axis=1)], {"x": ((2, 3, 4), F32)}, opset=11),
     "softmax_last_axis": Case([node("Softmax", ["x"])], {"x": ((2, 3, 4), F32)}),
     "softmax_axis0": Case([node("Softmax", ["x"], axis=0)], {"x": ((3, 4), F32)}),
+    # a strided axis (inner >= 16): blocks of 64 columns, the last partial
+    "softmax_strided_axis": Case([node("Softmax", ["x"], axis=1)], {"x": ((2, 16, 70), F32)}),
+    "logsoftmax_strided_axis": Case([node("LogSoftmax", ["x"], axis=1)], {"x": ((1, 5, 20), F32)}),
     # Shape manipulation (constant shape inputs as initializers).
     "reshape_zero_minus_one": Case([node("Reshape", ["x", "s"])], {"x": ((2, 3, 4), F32)}, w={"s": const([0, -1])}),
     "flatten_axis2": Case([node("Flatten", ["x"], axis=2)], {"x": ((2, 3, 4, 5), F32)}),

@@ -137,6 +137,12 @@ CASES = {
         [],
         True,
     ),
+    "softmax_strided_mul": (  # the column-block form of a strided axis, reading through the prologue
+        [node("Mul", ["x", "c"], "s"), node("Softmax", ["s"], "y", axis=1)],
+        [inp("x", (2, 6, 40)), inp("c", (1, 6, 1))],
+        [],
+        True,
+    ),
     "argmax_neg": (
         [node("Neg", ["x"], "t"), node("ArgMax", ["t"], "y", axis=1, keepdims=0)],
         [inp("x", (3, 5, 4))],
