@@ -101,6 +101,14 @@ def _source(transform: str, o: str, length: int, out: int, scale: float, roi: tu
 TABLE_BYTES = 64 << 10  # the per-axis tap tables a kernel keeps on its stack
 
 
+def _with_tables(k, per_element: list[str]):
+    """Where the kernel fills tables before its loops, the statements that compute each element's taps
+    without them (the cuda template: a thread per element, nothing shared to fill first)."""
+    if k.params.get("pre"):
+        k.params["per_element_lets"] = per_element
+    return k
+
+
 @register("Resize", since=[10, 11, 13, 18, 19])
 class Resize(OpDef):
     def infer(self, node):
@@ -145,7 +153,7 @@ class Resize(OpDef):
         tables = (
             plan.transform != "tf_crop_and_resize" and sum(plan.out[a] for a in plan.axes) * taps * 16 <= TABLE_BYTES
         )
-        pre = []
+        pre, per_element = [], []  # per_element: the lets without tables (targets with a thread per element)
         for a in plan.axes:
             start = len(lets)
             n = x.shape[a]
@@ -187,6 +195,7 @@ class Resize(OpDef):
             lets.append(
                 f"for (int t_ = 0; t_ < {taps}; ++t_) i{a}[t_] = i{a}[t_] < 0 ? 0 : (i{a}[t_] >= {n} ? {n - 1} : i{a}[t_]);"
             )
+            per_element += lets[start:]
             if tables:  # the axis' statements move into a loop filling its tables
                 body = [f"int64_t *i{a} = I{a}[o{a}];", f"double *w{a} = W{a}[o{a}];"]
                 body += [t for t in lets[start:] if not t.startswith(("int64_t i", "double w"))]
@@ -199,12 +208,17 @@ class Resize(OpDef):
             return " + ".join([base] + [f"i{a}[{tap or f't{a}'}] * {strides[a]}" for a in plan.axes])
 
         if mode == "nearest" and not outside:  # one tap of weight 1: a plain gather
-            lets += [f"(void)w{a};" for a in plan.axes]
-            return [indexed_kernel(node, [x], y, f"in0[{index('0')}]", lets, pre)]
-        lets.append("double acc = 0;")
+            unused = [f"(void)w{a};" for a in plan.axes]
+            return [
+                _with_tables(
+                    indexed_kernel(node, [x], y, f"in0[{index('0')}]", lets + unused, pre), per_element + unused
+                )
+            ]
         loops = "".join(f"for (int t{a} = 0; t{a} < {taps}; ++t{a}) " for a in plan.axes)
         weight = " * ".join(f"w{a}[t{a}]" for a in plan.axes) or "1"
-        lets.append(f"{loops}acc += {weight} * (double)in0[{index('')}];")
+        total = ["double acc = 0;", f"{loops}acc += {weight} * (double)in0[{index('')}];"]
+        lets += total
+        per_element += total
         value = "acc"
         if not y.dtype.is_float:
             info = np.iinfo(y.dtype.np)
@@ -212,7 +226,7 @@ class Resize(OpDef):
         if outside:
             extra = c_literal(float(node.attr("extrapolation_value", 0.0)), FLOAT64)
             value = f"({' || '.join(outside)}) ? {extra} : {value}"
-        return [indexed_kernel(node, [x], y, value, lets, pre)]
+        return [_with_tables(indexed_kernel(node, [x], y, value, lets, pre), per_element)]
 
 
 @register("Upsample", since=[7, 9])

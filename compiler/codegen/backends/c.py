@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,7 +14,12 @@ from ...ir.dtypes import STRING
 from ...ir.graph import Value
 from ...ops.common import c_literal
 from ..emitter import c_identifier, c_string, make_env, render
+from ...ops.registry import Kernel
 from ..program import Program, Step
+
+# Memory-bound kernel families whose outermost loop is split over the thread pool when large enough
+SPLIT_FAMILIES = ("elementwise", "pool", "pool_rows")
+SPLIT_MIN_WORK = 1 << 15  # elements (pools: element-taps): smaller ones cost less than waking the pool
 
 ABI_VERSION = 3  # 2: mlcc_tensor_info.dynamic_axis and PREFIX_output_shape; 3: string tensors, output_data
 
@@ -48,6 +54,7 @@ class CBackend:
     target = "c"
     source_suffix = ".c"
     kernel_qualifier = "static void"
+    family_alias: dict[str, str] = {}  # a kernel family rendered by another family's template
 
     def __init__(self, cpu: CpuTarget | None = None) -> None:
         self.env = make_env(self.target)
@@ -80,9 +87,23 @@ class CBackend:
         args += [f"int64_t *{n}_len" for v, n in zip(k.outputs, names[len(k.inputs) :]) if v.dynamic_axis is not None]
         return args
 
+    def split_rows(self, k: Kernel) -> int:
+        """For a large memory-bound kernel, the extent of its outermost loop, which the template cuts into
+        one range per thread (SPLIT_FAMILIES); 0 to run it on the calling thread."""
+        if k.family not in SPLIT_FAMILIES or k.params.get("threaded"):
+            return 0
+        p = k.params
+        rows, total = (p["dims"][0], math.prod(p["dims"])) if k.family == "elementwise" and p["dims"] else (0, 0)
+        if k.family in ("pool", "pool_rows"):
+            rows, total = p["NC"], p["NC"] * math.prod(p["out"]) * math.prod(p["kernel"])
+        return rows if rows >= 2 and total >= SPLIT_MIN_WORK else 0
+
+    def runs_tasks(self, k: Kernel) -> bool:
+        return bool(k.params.get("threaded") or self.split_rows(k))
+
     def signature(self, fn: str, step: Step) -> str:
         args = self.arg_decls(step)
-        if step.kernel.params.get("threaded"):
+        if self.runs_tasks(step.kernel):
             args.append("mlcc_exec *x")  # the thread pool and per-worker scratch (runtime_c/mlcc_pool.h)
         if step.kernel.params.get("counter"):
             args.append("uint64_t run_index")  # the instance's run number (random ops)
@@ -108,7 +129,7 @@ class CBackend:
             key = json.dumps([k.family, k.names(), [v.dtype.c for v in k.inputs + k.outputs], k.params], sort_keys=True)
             fn = by_key.get(key)
             if fn is None:
-                template = f"kernels/{k.family}{self.source_suffix}.j2"
+                template = f"kernels/{self.family_alias.get(k.family, k.family)}{self.source_suffix}.j2"
                 if template not in self.templates:
                     node = step.node
                     raise UnsupportedError(
@@ -125,13 +146,14 @@ class CBackend:
                     signature=self.signature(fn, step),
                     arg_decls=decls,
                     arg_names=[d.rsplit("*", 1)[1] for d in decls],  # each declaration ends in *NAME
+                    split_rows=self.split_rows(k),
                     **k.params,
                     **self.strategy(step),
                 )
                 functions.append(text)
             args = [self.pointer(program, v) for v in k.inputs + k.outputs]
             args += [f"&m->extents[{program.extent_slot(v)}]" for v in k.outputs if v.dynamic_axis is not None]
-            if k.params.get("threaded"):
+            if self.runs_tasks(k):
                 args.append("&m->exec")
             if k.params.get("counter"):
                 args.append("run_index")
@@ -181,7 +203,7 @@ class CBackend:
             }
             for f in program.fills
         ]
-        threaded = [s.kernel for s in program.steps if s.kernel.params.get("threaded")]
+        threaded = [s.kernel for s in program.steps if self.runs_tasks(s.kernel)]
         engine = None
         if threaded:
             cpu = self.cpu
@@ -190,7 +212,7 @@ class CBackend:
                 "NR": cpu.nr,
                 "VW": cpu.vw,
                 "cpu": cpu.name,
-                "scratch_floats": max(k.params["scratch_floats"] for k in threaded) or 1,
+                "scratch_floats": max(k.params.get("scratch_floats", 0) for k in threaded) or 1,
             }
         return {
             "engine": engine,

@@ -36,6 +36,7 @@ class CudaBackend(CBackend):
     target = "cuda"
     source_suffix = ".cu"
     kernel_qualifier = "static __global__ void __launch_bounds__(256)"
+    family_alias = {"pool_rows": "pool"}  # a thread per output element already: the general pool kernel
 
     def __init__(self, cuda_graph: bool = True, precision: str = "fp32") -> None:
         super().__init__()
@@ -84,6 +85,9 @@ class CudaBackend(CBackend):
             return f"<<<{max(_total(step), 1)}, {BLOCK}, 0, stream>>>"
         blocks = max(1, min(-(-_total(step) // BLOCK), 65535 * 8))
         return f"<<<{blocks}, {BLOCK}, 0, stream>>>"
+
+    def split_rows(self, k) -> int:
+        return 0  # a CUDA kernel is parallel already
 
     def tensor_info(self, v: Value, output: bool = False) -> dict:
         return {**super().tensor_info(v, output), "io": self.io_offsets[id(v)]}
