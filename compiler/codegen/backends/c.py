@@ -13,8 +13,8 @@ from ...errors import UnsupportedError
 from ...ir.dtypes import STRING
 from ...ir.graph import Value
 from ...ops.common import c_literal
-from ..emitter import c_identifier, c_string, make_env, render
 from ...ops.registry import Kernel
+from ..emitter import c_identifier, c_string, make_env, render
 from ..program import Program, Step
 
 # Memory-bound kernel families whose outermost loop is split over the thread pool when large enough
