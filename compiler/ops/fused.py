@@ -158,7 +158,7 @@ def compose(node: Node, body: list[Node], local: dict[int, str]) -> Chain:
 
 # Kernel families that take an elementwise epilogue: each computes its output in contiguous runs (a conv
 # output plane, a gemm output row) and applies the epilogue to a run while it is still in cache.
-HOSTS = {"conv", "gemm", "conv_packed", "conv_direct", "gemm_packed", "conv_dw"}
+HOSTS = {"conv", "gemm", "conv_packed", "conv_direct", "conv_pmajor", "gemm_packed", "conv_dw"}
 
 
 def _single_kernel(node: Node, families: set[str]) -> Kernel | None:

@@ -75,6 +75,34 @@ def unpack_gemm_weights(bp: np.ndarray, n: int) -> np.ndarray:
     return bp.transpose(1, 0, 2).reshape(k, strips * nr)[:, :n]
 
 
+def pack_conv_weights_p_major(w: np.ndarray, group: int, nr: int) -> np.ndarray:
+    """W [M, C/group, k...] -> [group, strips, K * nr]: per group, W^T [K, M/group] in nr-wide strips of
+    output channels (pack_gemm_weights' layout), for the pixel-major kernel (conv_pmajor.c.j2)."""
+    mg, k = w.shape[0] // group, math.prod(w.shape[1:])
+    per_group = [pack_gemm_weights(w.reshape(group, mg, k)[g].T, nr) for g in range(group)]
+    return np.ascontiguousarray(np.stack([p.reshape(p.shape[0], -1) for p in per_group]))
+
+
+def unpack_conv_weights_p_major(wp: np.ndarray, w_shape: tuple[int, ...]) -> np.ndarray:
+    group, strips, knr = wp.shape
+    mg, k = w_shape[0] // group, math.prod(w_shape[1:])
+    nr = knr // k
+    rows = [unpack_gemm_weights(wp[g].reshape(strips, k, nr), mg).T for g in range(group)]
+    return np.concatenate(rows).reshape(w_shape)
+
+
+def p_major_gain(p: int, mg: int, mr: int, nr: int) -> float:
+    """How much more of the engine's work is useful when a convolution's pixels are the tile's rows (MR
+    each) and its output channels the vector columns (NR), rather than the other way round, where a map of
+    p pixels fills NR-wide strips (a tail of at most NR/2 costs half a strip): 49 pixels use 49 of 64
+    columns, but 49 of 56 rows."""
+    tail = p % nr
+    cols = p - tail + (0 if tail == 0 else nr // 2 if tail <= nr // 2 else nr)
+    normal = (p / cols) * (mg / (-(-mg // mr) * mr))
+    pixel_major = (p / (-(-p // mr) * mr)) * (mg / (-(-mg // nr) * nr))
+    return pixel_major / normal
+
+
 GEMV_A_BYTES = 16 << 10  # the rows of A one pass keeps in L1
 
 
@@ -136,7 +164,10 @@ class PackedConv(OpDef):
         return [(x.dtype, (x.shape[0], node.attr("w_shape")[0]) + out)]
 
     def reference(self, node, inputs):
-        w = unpack_conv_weights(inputs[1], tuple(node.attr("w_shape")), node.attr("mr"), node.attr("kc"))
+        if node.attr("p_major", 0):
+            w = unpack_conv_weights_p_major(inputs[1], tuple(node.attr("w_shape")))
+        else:
+            w = unpack_conv_weights(inputs[1], tuple(node.attr("w_shape")), node.attr("mr"), node.attr("kc"))
         b = inputs[2] if len(inputs) > 2 else None
         x = inputs[0][:, :, : inputs[0].shape[2] - node.attr("slack_rows", 0)]
         return [conv_reference(x, w, b, self._geometry(node))]
@@ -147,6 +178,8 @@ class PackedConv(OpDef):
         group, kernel, out, begin, _, strides, dil = self._geometry(node)
         if node.attr("direct", 0):
             return [self._lower_direct(node, group, kernel, out, dil)]
+        if node.attr("p_major", 0):
+            return [self._lower_p_major(node, group, kernel, out, begin, strides, dil)]
         w_shape = node.attr("w_shape")
         mr = node.attr("mr")
         panels, k = wp.shape[1] // mr, wp.shape[2]
@@ -182,6 +215,46 @@ class PackedConv(OpDef):
         inputs = [x, wp] + ([b] if b is not None else [])
         names = ["X", "W"] + (["B"] if b is not None else []) + ["Y"]
         return [Kernel("conv_packed", "conv", inputs, [y], params, names)]
+
+    def _lower_p_major(self, node, group, kernel, out, begin, strides, dil) -> Kernel:
+        """Pixel-major: tiles of MR pixels x NR output channels (ops/packed.py p_major_gain), the patch
+        matrix packed per K block as MR-pixel panels, the tile added into Y transposed (conv_pmajor.c.j2)."""
+        x, wp, y = node.inputs[0], node.inputs[1], node.outputs[0]
+        b = node.input(2)
+        w_shape = node.attr("w_shape")
+        mr, nr, kc = node.attr("mr"), node.attr("nr"), node.attr("kc")
+        k = math.prod(w_shape[1:])
+        spatial = math.prod(out)
+        kern3, pads3, str3, dil3 = as_3d(kernel, 1), as_3d(begin, 0), as_3d(strides, 1), as_3d(dil, 1)
+        p_panels = -(-spatial // mr)
+        params = {
+            "ctype": "float",
+            "N": x.shape[0],
+            "C": x.shape[1],
+            "M": w_shape[0],
+            "group": group,
+            "in": as_3d(x.shape[2:], 1),
+            "out": as_3d(out, 1),
+            "kernel": kern3,
+            "pads": pads3,
+            "strides": str3,
+            "dilations": dil3,
+            "has_bias": b is not None,
+            "K": k,
+            "P": spatial,
+            "strips": wp.shape[1],
+            "p_panels": p_panels,
+            "MR": mr,
+            "NR": nr,
+            "KC": min(kc, k),
+            "pointwise": kern3 == [1, 1, 1] and pads3 == [0, 0, 0] and str3 == [1, 1, 1],
+            "threaded": True,
+            # a K block of the patch matrix in panels, and the tiles of every strip and panel
+            "scratch_floats": (min(kc, k) + -(-w_shape[0] // group // nr) * nr) * p_panels * mr,
+        }
+        inputs = [x, wp] + ([b] if b is not None else [])
+        names = ["X", "W"] + (["B"] if b is not None else []) + ["Y"]
+        return Kernel("conv_pmajor", "conv", inputs, [y], params, names)
 
     def _lower_direct(self, node, group, kernel, out, dil) -> Kernel:
         """Stride-1, unpadded 2-D convolution (passes/pack_weights.py put the padding in a Pad before it):

@@ -13,7 +13,16 @@ from onnx import TensorProto, helper, numpy_helper
 from helpers import assert_close, compile_and_load, run_ort
 from mlcc.cpu import cpu_target
 from mlcc.importer.onnx import import_onnx
-from mlcc.ops.packed import pack_conv_weights, pack_gemm_weights, unpack_conv_weights, unpack_gemm_weights
+from mlcc.ops.packed import (
+    p_major_gain,
+    pack_conv_weights,
+    pack_conv_weights_p_major,
+    pack_gemm_weights,
+    unpack_conv_weights,
+    unpack_conv_weights_p_major,
+    unpack_gemm_weights,
+)
+from mlcc.passes import pack_weights as layout
 from mlcc.passes.pack_weights import pack_weights
 
 HOST_BITS = cpu_target("native").vector_bits
@@ -44,6 +53,14 @@ def test_gemm_weight_packing_round_trips_and_pads_strips_with_zeros():
     assert packed.shape == (3, 7, 16)
     np.testing.assert_array_equal(unpack_gemm_weights(packed, 37), b)
     assert not packed[2, :, 5:].any()
+
+
+def test_pixel_major_weight_packing_round_trips():
+    w = np.random.default_rng(1).standard_normal((10, 3, 2, 3)).astype(np.float32)
+    packed = pack_conv_weights_p_major(w, 2, 4)  # per group W^T [18, 5] in strips of 4 channels
+    assert packed.shape == (2, 2, 18 * 4)
+    np.testing.assert_array_equal(unpack_conv_weights_p_major(packed, w.shape), w)
+    assert not packed[:, 1].reshape(2, 18, 4)[:, :, 1:].any()  # channel 5 of 5 pads its strip with zeros
 
 
 def conv_model(x_shape, w_shape, bias=True, residual=None, **attrs) -> onnx.ModelProto:
@@ -81,6 +98,10 @@ CONVS = {
     "direct_dilated_asym": ((2, 6, 15, 17), (10, 6, 3, 3), {"dilations": [2, 3], "pads": [2, 0, 1, 3]}),
     "direct_unpadded_5x5": ((1, 7, 12, 30), (9, 7, 5, 5), {}),
     "direct_same_lower": ((1, 4, 10, 11), (6, 4, 2, 3), {"auto_pad": "SAME_LOWER"}),
+    # 7x7 maps: pixel-major tiles (ops/packed.py p_major_gain) where the CPU's tile shape favours them
+    "p_major_1x1": ((1, 40, 7, 7), (64, 40, 1, 1), {}),
+    "p_major_3x3_s2_deep": ((1, KC_MAX + 9, 13, 13), (64, KC_MAX + 9, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    "p_major_grouped": ((2, 32, 13, 13), (64, 16, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1], "group": 2}),
 }
 DIRECT = {
     "3x3_pad",
@@ -99,7 +120,7 @@ def packed_ops(model: onnx.ModelProto) -> list[str]:
 
 
 def test_the_pass_packs_conv_and_gemm_weights_and_leaves_depthwise_and_transposed_a_alone():
-    assert packed_ops(conv_model((1, 5, 8, 8), (13, 5, 3, 3))) == ["PadPlanes", "PackedConv"]  # direct
+    assert packed_ops(conv_model((1, 5, 16, 16), (13, 5, 3, 3))) == ["PadPlanes", "PackedConv"]  # direct
     assert packed_ops(conv_model((1, 5, 8, 8), (13, 5, 3, 3), strides=[2, 2])) == ["PackedConv"]  # im2col
     assert packed_ops(conv_model((1, 6, 8, 8), (6, 1, 3, 3), group=6)) == ["DepthwiseConv"]
     assert packed_ops(conv_model((1, 6, 8, 8), (12, 1, 3, 3), group=6)) == ["DepthwiseConv"]  # multiplier 2
@@ -114,6 +135,7 @@ def test_the_pass_packs_conv_and_gemm_weights_and_leaves_depthwise_and_transpose
 @pytest.mark.parametrize("name", sorted(CONVS))
 def test_packed_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkeypatch):
     x_shape, w_shape, attrs = CONVS[name]
+    small_pixel_major(monkeypatch)
     model = conv_model(x_shape, w_shape, **attrs)
     monkeypatch.setenv("MLCC_NUM_THREADS", str(threads))
     x = np.random.default_rng(5).standard_normal(x_shape).astype(np.float32)
@@ -137,6 +159,44 @@ def test_packed_conv_takes_a_residual_relu_epilogue(cpu, tmp_path, monkeypatch):
     with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
         source = (tmp_path / "model.c").read_text()
         assert "fused_conv_add_relu" in source and "mlcc_ukr_packed" in source
+        got = compiled.run(feeds)["y"]
+    assert_close([got], run_ort(model, feeds), rtol=1e-4, atol=1e-4)
+
+
+def small_pixel_major(monkeypatch) -> None:
+    """Let the pixel-major kernel take the small test convolutions (by default only wide, deep ones)."""
+    monkeypatch.setattr(layout, "P_MAJOR_CHANNELS", 1)
+    monkeypatch.setattr(layout, "P_MAJOR_DEPTH", 1)
+
+
+def test_pixel_major_gain_picks_small_maps(monkeypatch):
+    assert p_major_gain(49, 512, 8, 32) == pytest.approx((49 / 56) / (49 / 64))  # 7x7: 64 columns for 49
+    assert p_major_gain(100, 256, 8, 32) > 1.05  # 10x10: 112 columns (a half tail) for 100
+    assert p_major_gain(196, 256, 8, 32) < 1.05  # 14x14: 208 columns for 196 already
+    assert p_major_gain(49, 7, 8, 32) < 1  # 7 output channels in a 32-wide strip
+    wide = conv_model((1, 512, 7, 7), (256, 512, 1, 1))  # resnet50's 7x7 stage in miniature
+    assert pack_weights(import_onnx(wide, {}), cpu_target("x86-64-v4")).nodes[0].attrs.get("p_major") == 1
+    narrow = conv_model((1, 40, 7, 7), (64, 40, 1, 1))
+    assert "p_major" not in pack_weights(import_onnx(narrow, {}), cpu_target("x86-64-v4")).nodes[0].attrs
+    small_pixel_major(monkeypatch)
+    assert pack_weights(import_onnx(narrow, {}), cpu_target("x86-64-v4")).nodes[0].attrs.get("p_major") == 1
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+def test_pixel_major_conv_takes_a_residual_relu_epilogue(cpu, tmp_path, monkeypatch):
+    model = conv_model((1, 16, 7, 7), (64, 16, 1, 1), residual=[1, 64, 7, 7])
+    monkeypatch.setenv("MLCC_NUM_THREADS", "3")
+    small_pixel_major(monkeypatch)
+    rng = np.random.default_rng(4)
+    feeds = {
+        "x": rng.standard_normal((1, 16, 7, 7)).astype(np.float32),
+        "r": rng.standard_normal((1, 64, 7, 7)).astype(np.float32),
+    }
+    with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
+        source = (tmp_path / "model.c").read_text()
+        assert "fused_conv_add_relu" in source
+        if cpu == "x86-64-v4":  # 8 x 32 tiles: 49 pixels fill 7 panels of 8 rows (gain 1.14)
+            assert "int64_t p0, int64_t mr, float *restrict dst)" in source  # the pixel-major panels
         got = compiled.run(feeds)["y"]
     assert_close([got], run_ort(model, feeds), rtol=1e-4, atol=1e-4)
 
