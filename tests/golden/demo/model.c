@@ -26,6 +26,51 @@ static inline void mlcc_ukr_packed(int64_t kc, const float *restrict a, int64_t 
                               float *restrict c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
 
+  if (nr <= 4) { /* a narrow tail strip (P mod NR columns): half the vectors, half the FMAs */
+    mlcc_vf h0_0 = {0};
+    mlcc_vf h1_0 = {0};
+    mlcc_vf h2_0 = {0};
+    mlcc_vf h3_0 = {0};
+    mlcc_vf h4_0 = {0};
+    mlcc_vf h5_0 = {0};
+    for (int64_t k = 0; k < kc; ++k) {
+      const mlcc_vf b0 = *(const mlcc_vfu *)(b + k * 8 + 0);
+      {
+        const float a_ = a[k * 6 + 0];
+        h0_0 += a_ * b0;
+      }
+      {
+        const float a_ = a[k * 6 + 1];
+        h1_0 += a_ * b0;
+      }
+      {
+        const float a_ = a[k * 6 + 2];
+        h2_0 += a_ * b0;
+      }
+      {
+        const float a_ = a[k * 6 + 3];
+        h3_0 += a_ * b0;
+      }
+      {
+        const float a_ = a[k * 6 + 4];
+        h4_0 += a_ * b0;
+      }
+      {
+        const float a_ = a[k * 6 + 5];
+        h5_0 += a_ * b0;
+      }
+    }
+    float t[6][4];
+    *(mlcc_vfu *)&t[0][0] = h0_0;
+    *(mlcc_vfu *)&t[1][0] = h1_0;
+    *(mlcc_vfu *)&t[2][0] = h2_0;
+    *(mlcc_vfu *)&t[3][0] = h3_0;
+    *(mlcc_vfu *)&t[4][0] = h4_0;
+    *(mlcc_vfu *)&t[5][0] = h5_0;
+    for (int64_t r = 0; r < mr; ++r)
+      for (int64_t j = 0; j < nr; ++j) c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
+    return;
+  }
   mlcc_vf c0_0 = {0}, c0_1 = {0};
   mlcc_vf c1_0 = {0}, c1_1 = {0};
   mlcc_vf c2_0 = {0}, c2_1 = {0};
@@ -37,27 +82,27 @@ static inline void mlcc_ukr_packed(int64_t kc, const float *restrict a, int64_t 
     const mlcc_vf b1 = *(const mlcc_vfu *)(b + k * 8 + 4);
     {
       const float a_ = a[k * 6 + 0];
-c0_0 += a_ * b0; c0_1 += a_ * b1;
+      c0_0 += a_ * b0; c0_1 += a_ * b1;
     }
     {
       const float a_ = a[k * 6 + 1];
-c1_0 += a_ * b0; c1_1 += a_ * b1;
+      c1_0 += a_ * b0; c1_1 += a_ * b1;
     }
     {
       const float a_ = a[k * 6 + 2];
-c2_0 += a_ * b0; c2_1 += a_ * b1;
+      c2_0 += a_ * b0; c2_1 += a_ * b1;
     }
     {
       const float a_ = a[k * 6 + 3];
-c3_0 += a_ * b0; c3_1 += a_ * b1;
+      c3_0 += a_ * b0; c3_1 += a_ * b1;
     }
     {
       const float a_ = a[k * 6 + 4];
-c4_0 += a_ * b0; c4_1 += a_ * b1;
+      c4_0 += a_ * b0; c4_1 += a_ * b1;
     }
     {
       const float a_ = a[k * 6 + 5];
-c5_0 += a_ * b0; c5_1 += a_ * b1;
+      c5_0 += a_ * b0; c5_1 += a_ * b1;
     }
   }
   if (mr == 6 && nr == 8) {
@@ -115,6 +160,51 @@ static inline void mlcc_ukr_rows(int64_t kc, const float *restrict a, int64_t ld
   const float *a4 = a + (4 < mr ? 4 : 0) * lda;
   const float *a5 = a + (5 < mr ? 5 : 0) * lda;
 
+  if (nr <= 4) { /* a narrow tail strip (P mod NR columns): half the vectors, half the FMAs */
+    mlcc_vf h0_0 = {0};
+    mlcc_vf h1_0 = {0};
+    mlcc_vf h2_0 = {0};
+    mlcc_vf h3_0 = {0};
+    mlcc_vf h4_0 = {0};
+    mlcc_vf h5_0 = {0};
+    for (int64_t k = 0; k < kc; ++k) {
+      const mlcc_vf b0 = *(const mlcc_vfu *)(b + k * 8 + 0);
+      {
+        const float a_ = a0[k];
+        h0_0 += a_ * b0;
+      }
+      {
+        const float a_ = a1[k];
+        h1_0 += a_ * b0;
+      }
+      {
+        const float a_ = a2[k];
+        h2_0 += a_ * b0;
+      }
+      {
+        const float a_ = a3[k];
+        h3_0 += a_ * b0;
+      }
+      {
+        const float a_ = a4[k];
+        h4_0 += a_ * b0;
+      }
+      {
+        const float a_ = a5[k];
+        h5_0 += a_ * b0;
+      }
+    }
+    float t[6][4];
+    *(mlcc_vfu *)&t[0][0] = h0_0;
+    *(mlcc_vfu *)&t[1][0] = h1_0;
+    *(mlcc_vfu *)&t[2][0] = h2_0;
+    *(mlcc_vfu *)&t[3][0] = h3_0;
+    *(mlcc_vfu *)&t[4][0] = h4_0;
+    *(mlcc_vfu *)&t[5][0] = h5_0;
+    for (int64_t r = 0; r < mr; ++r)
+      for (int64_t j = 0; j < nr; ++j) c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
+    return;
+  }
   mlcc_vf c0_0 = {0}, c0_1 = {0};
   mlcc_vf c1_0 = {0}, c1_1 = {0};
   mlcc_vf c2_0 = {0}, c2_1 = {0};
@@ -126,27 +216,27 @@ static inline void mlcc_ukr_rows(int64_t kc, const float *restrict a, int64_t ld
     const mlcc_vf b1 = *(const mlcc_vfu *)(b + k * 8 + 4);
     {
       const float a_ = a0[k];
-c0_0 += a_ * b0; c0_1 += a_ * b1;
+      c0_0 += a_ * b0; c0_1 += a_ * b1;
     }
     {
       const float a_ = a1[k];
-c1_0 += a_ * b0; c1_1 += a_ * b1;
+      c1_0 += a_ * b0; c1_1 += a_ * b1;
     }
     {
       const float a_ = a2[k];
-c2_0 += a_ * b0; c2_1 += a_ * b1;
+      c2_0 += a_ * b0; c2_1 += a_ * b1;
     }
     {
       const float a_ = a3[k];
-c3_0 += a_ * b0; c3_1 += a_ * b1;
+      c3_0 += a_ * b0; c3_1 += a_ * b1;
     }
     {
       const float a_ = a4[k];
-c4_0 += a_ * b0; c4_1 += a_ * b1;
+      c4_0 += a_ * b0; c4_1 += a_ * b1;
     }
     {
       const float a_ = a5[k];
-c5_0 += a_ * b0; c5_1 += a_ * b1;
+      c5_0 += a_ * b0; c5_1 += a_ * b1;
     }
   }
   if (mr == 6 && nr == 8) {
@@ -199,6 +289,51 @@ static inline void mlcc_ukr_direct(int64_t kc, const float *restrict a, int64_t 
                               float *restrict c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
 
+  if (nr <= 4) { /* a narrow tail strip (P mod NR columns): half the vectors, half the FMAs */
+    mlcc_vf h0_0 = {0};
+    mlcc_vf h1_0 = {0};
+    mlcc_vf h2_0 = {0};
+    mlcc_vf h3_0 = {0};
+    mlcc_vf h4_0 = {0};
+    mlcc_vf h5_0 = {0};
+    for (int64_t k = 0; k < kc; ++k) {
+      const mlcc_vf b0 = *(const mlcc_vfu *)(b + off[k] + 0);
+      {
+        const float a_ = a[k * 6 + 0];
+        h0_0 += a_ * b0;
+      }
+      {
+        const float a_ = a[k * 6 + 1];
+        h1_0 += a_ * b0;
+      }
+      {
+        const float a_ = a[k * 6 + 2];
+        h2_0 += a_ * b0;
+      }
+      {
+        const float a_ = a[k * 6 + 3];
+        h3_0 += a_ * b0;
+      }
+      {
+        const float a_ = a[k * 6 + 4];
+        h4_0 += a_ * b0;
+      }
+      {
+        const float a_ = a[k * 6 + 5];
+        h5_0 += a_ * b0;
+      }
+    }
+    float t[6][4];
+    *(mlcc_vfu *)&t[0][0] = h0_0;
+    *(mlcc_vfu *)&t[1][0] = h1_0;
+    *(mlcc_vfu *)&t[2][0] = h2_0;
+    *(mlcc_vfu *)&t[3][0] = h3_0;
+    *(mlcc_vfu *)&t[4][0] = h4_0;
+    *(mlcc_vfu *)&t[5][0] = h5_0;
+    for (int64_t r = 0; r < mr; ++r)
+      for (int64_t j = 0; j < nr; ++j) c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
+    return;
+  }
   mlcc_vf c0_0 = {0}, c0_1 = {0};
   mlcc_vf c1_0 = {0}, c1_1 = {0};
   mlcc_vf c2_0 = {0}, c2_1 = {0};
@@ -210,27 +345,27 @@ static inline void mlcc_ukr_direct(int64_t kc, const float *restrict a, int64_t 
     const mlcc_vf b1 = *(const mlcc_vfu *)(b + off[k] + 4);
     {
       const float a_ = a[k * 6 + 0];
-c0_0 += a_ * b0; c0_1 += a_ * b1;
+      c0_0 += a_ * b0; c0_1 += a_ * b1;
     }
     {
       const float a_ = a[k * 6 + 1];
-c1_0 += a_ * b0; c1_1 += a_ * b1;
+      c1_0 += a_ * b0; c1_1 += a_ * b1;
     }
     {
       const float a_ = a[k * 6 + 2];
-c2_0 += a_ * b0; c2_1 += a_ * b1;
+      c2_0 += a_ * b0; c2_1 += a_ * b1;
     }
     {
       const float a_ = a[k * 6 + 3];
-c3_0 += a_ * b0; c3_1 += a_ * b1;
+      c3_0 += a_ * b0; c3_1 += a_ * b1;
     }
     {
       const float a_ = a[k * 6 + 4];
-c4_0 += a_ * b0; c4_1 += a_ * b1;
+      c4_0 += a_ * b0; c4_1 += a_ * b1;
     }
     {
       const float a_ = a[k * 6 + 5];
-c5_0 += a_ * b0; c5_1 += a_ * b1;
+      c5_0 += a_ * b0; c5_1 += a_ * b1;
     }
   }
   if (mr == 6 && nr == 8) {
@@ -431,7 +566,8 @@ static void k1_fused_conv_relu(const float *X, const float *W, const int32_t *OF
 }
 
 static void k2_maxpool(const float *X, float *Y) {
-  for (int64_t nc = 0; nc < 8; ++nc) {
+  const int64_t nc_lo = 0, nc_hi = 8;
+  for (int64_t nc = nc_lo; nc < nc_hi; ++nc) {
     const float *x = X + nc * 1024;
     float *y = Y + nc * 256;
     for (int64_t od = 0; od < 1; ++od)
@@ -566,8 +702,16 @@ static void k3_fused_conv_relu(const float *X, const float *W, const float *B, f
 static void k4_global_avgpool(const float *X, float *Y) {
   for (int64_t o = 0; o < 16; ++o) {
     const int64_t xo = o * 64;
+    /* 16 independent double sums the compiler vectorises (one chain would wait on each add) */
+    double lanes[16] = {0};
+    for (int64_t j = 0; j < 64; j += 16)
+      for (int64_t l = 0; l < 16; ++l) {
+        const int64_t i = j + l;
+        lanes[l] += X[xo + i];
+      }
     double acc = 0;
-    for (int64_t i = 0; i < 64; ++i) acc += X[xo + i];
+    for (int64_t i = 64; i < 64; ++i) acc += X[xo + i];
+    for (int l = 0; l < 16; ++l) acc += lanes[l];
     Y[o] = (float)(acc / 64);
   }
 }
@@ -744,8 +888,7 @@ static int check_args(const demo_model *m, const void *const *inputs, void *cons
   if (m->magic != MLCC_MAGIC) return MLCC_ERR_BAD_HANDLE;
   for (int i = 0; i < 1; ++i)
     if (!inputs[i]) return MLCC_ERR_NULL_ARGUMENT;
-  for (int i = 0; i < 1; ++i)
-    if (!outputs[i]) return MLCC_ERR_NULL_ARGUMENT;
+  if (!outputs[0]) return MLCC_ERR_NULL_ARGUMENT;
   return MLCC_OK;
 }
 
@@ -794,7 +937,12 @@ API int demo_output_shape(const demo_model *m, int index, int64_t *dims) {
   return MLCC_OK;
 }
 
+API const void *demo_output_data(const demo_model *m, int index) {
+  if (!m || m->magic != MLCC_MAGIC || index < 0 || index >= 1) return NULL;
+  return NULL;
+}
+
 API const char *demo_status_message(int status) { return mlcc_status_message(status); }
 API const char *demo_model_hash(void) { return model_hash; }
-API int demo_abi_version(void) { return 2; }
+API int demo_abi_version(void) { return 3; }
 API uint64_t demo_arena_bytes(void) { return 47104; }

@@ -47,6 +47,12 @@ const mlcc_tensor_info *demo_output_info(int index);
  * contiguous row-major tensor of this shape at the start of its buffer. */
 int demo_output_shape(const demo_model *model, int index, int64_t *dims);
 
+/* String outputs (dtype MLCC_STRING) belong to the instance: the run ignores outputs[index] for them (NULL
+ * is fine; their info's nbytes is 0) and this returns their elements, an array of mlcc_str of the shape
+ * output_shape gives, valid until the next run or destroy. Along a string output's dynamic_axis the info's
+ * shape may be 0: no bound, the run sizes it. NULL for other outputs, an index out of range, or before a run. */
+const void *demo_output_data(const demo_model *model, int index);
+
 /* A readable message for a status code. */
 const char *demo_status_message(int status);
 
