@@ -136,6 +136,34 @@ def _gemm_params(m: int, n: int, k: int, node: Node, nr: int, **rest) -> dict:
     return params
 
 
+def _im2col_params(node: Node, group, kernel, out, begin, strides, dil) -> dict:
+    """The template parameters the im2col-packing convolution kernels share (conv_packed, conv_pmajor)."""
+    x, w_shape = node.inputs[0], node.attr("w_shape")
+    k = math.prod(w_shape[1:])
+    kern3, pads3, str3, dil3 = as_3d(kernel, 1), as_3d(begin, 0), as_3d(strides, 1), as_3d(dil, 1)
+    return {
+        "ctype": "float",
+        "N": x.shape[0],
+        "C": x.shape[1],
+        "M": w_shape[0],
+        "group": group,
+        "in": as_3d(x.shape[2:], 1),
+        "out": as_3d(out, 1),
+        "kernel": kern3,
+        "pads": pads3,
+        "strides": str3,
+        "dilations": dil3,
+        "has_bias": node.input(2) is not None,
+        "K": k,
+        "P": math.prod(out),
+        "MR": node.attr("mr"),
+        "NR": node.attr("nr"),
+        "KC": min(node.attr("kc"), k),
+        "pointwise": kern3 == [1, 1, 1] and pads3 == [0, 0, 0] and str3 == [1, 1, 1],
+        "threaded": True,
+    }
+
+
 def _block_cols(cpu_nc: int, cols: int, nr: int) -> int:
     """NC: the columns of a block when cutting into the fewest blocks of at most cpu_nc columns, balanced,
     NC a multiple of nr (at run time, runtime_c/mlcc_pool.h mlcc_split may cut finer for threads)."""
@@ -180,38 +208,12 @@ class PackedConv(OpDef):
             return [self._lower_direct(node, group, kernel, out, dil)]
         if node.attr("p_major", 0):
             return [self._lower_p_major(node, group, kernel, out, begin, strides, dil)]
-        w_shape = node.attr("w_shape")
         mr = node.attr("mr")
         panels, k = wp.shape[1] // mr, wp.shape[2]
-        nr, cpu_nc, kc = node.attr("nr"), node.attr("nc"), node.attr("kc")
-        spatial = math.prod(out)
-        nc = _block_cols(cpu_nc, spatial, nr)
-        kern3, pads3, str3, dil3 = as_3d(kernel, 1), as_3d(begin, 0), as_3d(strides, 1), as_3d(dil, 1)
-        pointwise = kern3 == [1, 1, 1] and pads3 == [0, 0, 0] and str3 == [1, 1, 1]
-        params = {
-            "ctype": "float",
-            "N": x.shape[0],
-            "C": x.shape[1],
-            "M": w_shape[0],
-            "group": group,
-            "in": as_3d(x.shape[2:], 1),
-            "out": as_3d(out, 1),
-            "kernel": kern3,
-            "pads": pads3,
-            "strides": str3,
-            "dilations": dil3,
-            "has_bias": b is not None,
-            "K": k,
-            "P": spatial,
-            "panels": panels,
-            "MR": mr,
-            "NR": nr,
-            "KC": min(kc, k),
-            "NC": nc,
-            "pointwise": pointwise,
-            "threaded": True,
-            "scratch_floats": min(kc, k) * nc,
-        }
+        kc = node.attr("kc")
+        nc = _block_cols(node.attr("nc"), math.prod(out), node.attr("nr"))
+        params = _im2col_params(node, group, kernel, out, begin, strides, dil)
+        params.update(panels=panels, NC=nc, scratch_floats=min(kc, k) * nc)
         inputs = [x, wp] + ([b] if b is not None else [])
         names = ["X", "W"] + (["B"] if b is not None else []) + ["Y"]
         return [Kernel("conv_packed", "conv", inputs, [y], params, names)]
@@ -221,37 +223,12 @@ class PackedConv(OpDef):
         matrix packed per K block as MR-pixel panels, the tile added into Y transposed (conv_pmajor.c.j2)."""
         x, wp, y = node.inputs[0], node.inputs[1], node.outputs[0]
         b = node.input(2)
-        w_shape = node.attr("w_shape")
-        mr, nr, kc = node.attr("mr"), node.attr("nr"), node.attr("kc")
-        k = math.prod(w_shape[1:])
-        spatial = math.prod(out)
-        kern3, pads3, str3, dil3 = as_3d(kernel, 1), as_3d(begin, 0), as_3d(strides, 1), as_3d(dil, 1)
-        p_panels = -(-spatial // mr)
-        params = {
-            "ctype": "float",
-            "N": x.shape[0],
-            "C": x.shape[1],
-            "M": w_shape[0],
-            "group": group,
-            "in": as_3d(x.shape[2:], 1),
-            "out": as_3d(out, 1),
-            "kernel": kern3,
-            "pads": pads3,
-            "strides": str3,
-            "dilations": dil3,
-            "has_bias": b is not None,
-            "K": k,
-            "P": spatial,
-            "strips": wp.shape[1],
-            "p_panels": p_panels,
-            "MR": mr,
-            "NR": nr,
-            "KC": min(kc, k),
-            "pointwise": kern3 == [1, 1, 1] and pads3 == [0, 0, 0] and str3 == [1, 1, 1],
-            "threaded": True,
-            # a K block of the patch matrix in panels, and the tiles of every strip and panel
-            "scratch_floats": (min(kc, k) + -(-w_shape[0] // group // nr) * nr) * p_panels * mr,
-        }
+        mr, nr = node.attr("mr"), node.attr("nr")
+        params = _im2col_params(node, group, kernel, out, begin, strides, dil)
+        p_panels = -(-params["P"] // mr)
+        channels = -(-params["M"] // group // nr) * nr  # of a group, in whole strips
+        # scratch: a K block of the patch matrix in panels, and the tiles of every strip and panel
+        params.update(strips=wp.shape[1], p_panels=p_panels, scratch_floats=(params["KC"] + channels) * p_panels * mr)
         inputs = [x, wp] + ([b] if b is not None else [])
         names = ["X", "W"] + (["B"] if b is not None else []) + ["Y"]
         return Kernel("conv_pmajor", "conv", inputs, [y], params, names)
