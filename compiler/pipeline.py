@@ -10,7 +10,9 @@
      HardSwish and Softmax recognised as single ops (on the c target, which has a kernel for it, also
      scaled-dot-product attention: passes/attention.py); last, a
      schedule that keeps peak live memory low (the memory planner, at every level, places intermediates
-     best-fit in one arena and lets elementwise kernels write in place over an input that dies there).
+     best-fit in one arena and lets elementwise kernels write in place over an input that dies there; on
+     the c target it also stores Concat inputs, Split outputs and reshapes inside the value they are
+     copied from or to, and leaves out the copy: passes/views.py).
 -O2 (the default) and -O3: + layout (c target): Conv/Gemm/MatMul rewritten for the GEMM engine of the
      chosen --cpu (passes/pack_weights.py): weights packed at compile time, stride-1 convolutions direct on a
      padded input, depthwise convolutions and MatMul of computed operands on their own kernels; + fusion:

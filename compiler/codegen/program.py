@@ -23,6 +23,7 @@ from ..ir.dtypes import STRING
 from ..ir.graph import Graph, Node, Value
 from ..ops.registry import Kernel, lookup
 from ..passes.memory_plan import ALIGN, MemoryPlan, plan_memory
+from ..passes.views import find_views
 
 WEIGHTS_MAGIC = b"MLCCWTS1"
 WEIGHTS_HEADER = 64  # magic (8) + model hash (32) + payload bytes (8) + padding
@@ -61,6 +62,8 @@ class Program:
     extents: dict[int, int] = field(default_factory=dict)  # id(value) -> slot of its run-time extent
     string_consts: list[Value] = field(default_factory=list)  # Location("strings", i) is string_consts[i]
     published: list[tuple[int, Value]] = field(default_factory=list)  # (output index, value): string outputs
+    # copies the memory planner made views (passes/views.py): (position in steps, the step, the view)
+    elided: list[tuple[int, Step, Value]] = field(default_factory=list)
 
     @property
     def uses_strings(self) -> bool:
@@ -98,7 +101,9 @@ def _is_splat(data: np.ndarray) -> bool:
     return data.nbytes >= SPLAT_MIN_BYTES and bool(np.all(flat == flat[0]))
 
 
-def build_program(graph: Graph) -> Program:
+def build_program(graph: Graph, views: bool = False) -> Program:
+    """The host plan for `graph`; `views` lets the memory planner store values inside others and drop the
+    copies that made them (passes/views.py; the c target, whose kernels assume no alignment)."""
     steps = lower_graph(graph)
     locations: dict[int, Location] = {}
     for i, v in enumerate(graph.inputs):
@@ -137,9 +142,12 @@ def build_program(graph: Graph) -> Program:
             weight_size = len(weights)
 
     pinned = set(locations)
+    stored_in, dropped = find_views(steps, pinned) if views else ({}, {})
+    elided = [(t - sum(1 for d in dropped if d < t), s, dropped[t]) for t, s in enumerate(steps) if t in dropped]
+    steps = [s for t, s in enumerate(steps) if t not in dropped]
     # string outputs are published after the last kernel: a final pseudo-step reads them
     uses = [(s.kernel.inputs, s.kernel.outputs) for s in steps] + [([v for _, v in published], [])]
-    memory = plan_memory(uses, pinned, [s.kernel for s in steps] + [None])
+    memory = plan_memory(uses, pinned, [s.kernel for s in steps] + [None], stored_in)
     for key, offset in memory.offsets.items():
         locations[key] = Location("arena", offset)
     extents: dict[int, int] = {}
@@ -159,6 +167,7 @@ def build_program(graph: Graph) -> Program:
         extents,
         string_consts,
         published,
+        elided,
     )
 
 

@@ -1,6 +1,8 @@
 """Static memory planning: every intermediate gets an offset in one arena, from its lifetime.
 
-Lifetimes are [first write, last read] in kernel order. Three steps:
+Lifetimes are [first write, last read] in kernel order. Views (passes/views.py) come first: a value
+stored inside another shares its tree's buffer, at its byte offset there, and the buffer lives from the
+first write of any of its values to the last read of any. Then three steps:
   1. In-place reuse: an "elementwise" kernel may write its output over an input that dies at that kernel
      (same shape and dtype, read at exactly the index it stores, contiguously, over the whole tensor, and
      not a graph input/output/constant). The two values then share one buffer whose lifetime is the union.
@@ -18,13 +20,16 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from ..errors import InternalError
 from ..ir.graph import Value
 from ..ops.common import contiguous_strides, index_expr
 from ..ops.registry import Kernel
+from .views import View, root_of
 
 ALIGN = 64
 SEARCH_TRIALS = 600  # local-search steps after the greedy placements, at most
 SEARCH_WORK = 3_000_000  # ... and at most this much placement work (buffers + lifetime overlaps, per trial)
+INF = 1 << 62
 
 
 @dataclass
@@ -40,7 +45,8 @@ class _Buffer:
     size: int
     start: int
     end: int
-    values: list[int]  # id(value) of every value stored here (more than one after in-place reuse)
+    values: list[int]  # id(value) of every value stored here (more than one after views or in-place reuse)
+    offsets: dict[int, int] = field(default_factory=dict)  # id(value) -> byte offset in the buffer (0 if absent)
 
 
 def _align(n: int) -> int:
@@ -48,17 +54,23 @@ def _align(n: int) -> int:
 
 
 def plan_memory(
-    steps: list[tuple[list[Value], list[Value]]], pinned: set[int], kernels: Sequence[Kernel | None] | None = None
+    steps: list[tuple[list[Value], list[Value]]],
+    pinned: set[int],
+    kernels: Sequence[Kernel | None] | None = None,
+    views: dict[int, View] | None = None,
 ) -> MemoryPlan:
     """Plan the arena for `steps` ((reads, writes) per kernel, in order); `pinned` values are not in it.
 
-    `kernels[t]` is the kernel of step t, consulted for in-place reuse (none without them).
+    `kernels[t]` is the kernel of step t, consulted for in-place reuse (none without them); `views` are the
+    values stored inside others (passes/views.py find_views), whose copies are no longer among the steps.
     """
     if kernels is None:
         kernels = [None] * len(steps)
+    views = views or {}
+    members = [v for view in views.values() for v in (view.child, view.parent)]
     first: dict[int, int] = {}
     last: dict[int, int] = {}
-    values: dict[int, Value] = {}
+    values: dict[int, Value] = {id(v): v for v in members}
     for t, (reads, writes) in enumerate(steps):
         for v in writes:
             if id(v) in pinned or v.is_const:
@@ -69,14 +81,15 @@ def plan_memory(
         for v in reads:
             if id(v) in values:
                 last[id(v)] = t
-    buffers = _share_in_place(steps, values, first, last, kernels)
+    home = _view_trees(views, values, first, last)
+    buffers = _share_in_place(steps, values, first, last, kernels, home)
     plan = MemoryPlan()
     plan.naive_bytes = sum(_align(max(v.nbytes, 1)) for v in values.values())
     plan.lower_bound_bytes = _peak_live(buffers, len(steps))
     offsets = _best_placement(buffers, plan.lower_bound_bytes)
     for buf, offset in zip(buffers, offsets):
         for key in buf.values:
-            plan.offsets[key] = offset
+            plan.offsets[key] = offset + buf.offsets.get(key, 0)
         plan.arena_bytes = max(plan.arena_bytes, offset + buf.size)
     return plan
 
@@ -109,16 +122,41 @@ def inplace_input(kernel: Kernel) -> int | None:
     return None
 
 
+def _view_trees(
+    views: dict[int, View], values: dict[int, Value], first: dict[int, int], last: dict[int, int]
+) -> dict[int, _Buffer]:
+    """One buffer per tree of views, holding each of its values at its offset, live while any of them is."""
+    trees: dict[int, _Buffer] = {}
+    home: dict[int, _Buffer] = {}
+    in_tree = {id(v) for view in views.values() for v in (view.child, view.parent)}
+    for key, v in values.items():
+        if key not in in_tree:
+            continue
+        root, offset = root_of(views, v)
+        buf = trees.setdefault(id(root), _Buffer(0, first.get(key, INF), last.get(key, -1), []))
+        buf.start = min(buf.start, first.get(key, INF))
+        buf.end = max(buf.end, last.get(key, -1))
+        buf.values.append(key)
+        buf.offsets[key] = offset
+        home[key] = buf
+    for buf in trees.values():
+        if buf.start == INF:
+            raise InternalError("a tree of views that no kernel writes")
+        buf.end = max(buf.end, buf.start)
+    return home
+
+
 def _share_in_place(
     steps: list[tuple[list[Value], list[Value]]],
     values: dict[int, Value],
     first: dict[int, int],
     last: dict[int, int],
     kernels: Sequence[Kernel | None],
+    home: dict[int, _Buffer],
 ) -> list[_Buffer]:
-    """One buffer per value, except that an in-place output joins the buffer of the input it overwrites."""
-    home: dict[int, _Buffer] = {}
-    buffers: list[_Buffer] = []
+    """One buffer per value (or tree of views: `home`), except that an in-place output joins the buffer of
+    the input it overwrites, at that input's offset."""
+    buffers: list[_Buffer] = list({id(b): b for b in home.values()}.values())
     for t, ((_, writes), kernel) in enumerate(zip(steps, kernels)):
         i = inplace_input(kernel) if kernel is not None else None
         if i is not None:
@@ -127,13 +165,14 @@ def _share_in_place(
                 buf = home[x]
                 buf.end = max(buf.end, last[y])
                 buf.values.append(y)
+                buf.offsets[y] = buf.offsets.get(x, 0)
                 home[y] = buf
         for key in (id(v) for v in writes):
             if key in values and key not in home:
                 home[key] = _Buffer(0, first[key], last[key], [key])
                 buffers.append(home[key])
     for buf in buffers:
-        buf.size = max(_align(max(values[k].nbytes, 1)) for k in buf.values)
+        buf.size = _align(max(buf.offsets.get(k, 0) + max(values[k].nbytes, 1) for k in buf.values))
     return buffers
 
 

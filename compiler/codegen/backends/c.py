@@ -124,7 +124,11 @@ class CBackend:
         functions: list[str] = []
         by_key: dict[str, str] = {}
         calls = []
-        for step in program.steps:
+        views: dict[int, list[Call]] = {}  # a copy the memory planner made a view: a comment where it was
+        for t, s, v in program.elided:
+            views.setdefault(t, []).append(Call("", [], f"{_describe(s)}: no copy, {v.name!r} is stored in place"))
+        for t, step in enumerate(program.steps):
+            calls += views.pop(t, [])
             k = step.kernel
             key = json.dumps([k.family, k.names(), [v.dtype.c for v in k.inputs + k.outputs], k.params], sort_keys=True)
             fn = by_key.get(key)
@@ -160,7 +164,7 @@ class CBackend:
             if k.params.get("strings"):
                 args.append("&m->strings")
             calls.append(Call(fn, args, _describe(step), self.launch(step)))
-        return functions, calls
+        return functions, calls + [c for rest in views.values() for c in rest]
 
     def tensor_info(self, v: Value, output: bool = False) -> dict:
         axis = -1 if v.dynamic_axis is None else v.dynamic_axis

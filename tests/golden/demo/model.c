@@ -716,14 +716,7 @@ static void k4_global_avgpool(const float *X, float *Y) {
   }
 }
 
-static void k5_flatten(const float *in0, float *out0) {
-  for (int64_t i0 = 0; i0 < 16; ++i0) {
-    const float v0 = in0[i0];
-    out0[i0] = (float)(v0);
-  }
-}
-
-struct k6_gemm_args {
+struct k5_gemm_args {
   const float *A;
   const float *B;
   const float *C;
@@ -732,9 +725,9 @@ struct k6_gemm_args {
   int64_t row_chunks, col_blocks, nc;
 };
 
-static void k6_gemm_task(void *ctx, int64_t task, int worker) {
+static void k5_gemm_task(void *ctx, int64_t task, int worker) {
   (void)worker;
-  const struct k6_gemm_args *args = (const struct k6_gemm_args *)ctx;
+  const struct k5_gemm_args *args = (const struct k5_gemm_args *)ctx;
   const float *A = args->A;
   const float *B = args->B;
   const float *C = args->C;
@@ -765,13 +758,13 @@ static void k6_gemm_task(void *ctx, int64_t task, int worker) {
   }
 }
 
-static void k6_gemm(const float *A, const float *B, const float *C, float *Y, mlcc_exec *x) {
-  struct k6_gemm_args args = { A, B, C, Y, x, 1, 1, 16 };
+static void k5_gemm(const float *A, const float *B, const float *C, float *Y, mlcc_exec *x) {
+  struct k5_gemm_args args = { A, B, C, Y, x, 1, 1, 16 };
   mlcc_split(x->threads, 1, 2, 8, 1, &args.col_blocks, &args.nc, &args.row_chunks);
-  mlcc_pool_run(x->pool, 1 * args.col_blocks * args.row_chunks, k6_gemm_task, &args);
+  mlcc_pool_run(x->pool, 1 * args.col_blocks * args.row_chunks, k5_gemm_task, &args);
 }
 
-static void k7_softmax(const float *X, float *Y) {
+static void k6_softmax(const float *X, float *Y) {
   for (int64_t o = 0; o < 1; ++o)
   for (int64_t i = 0; i < 1; ++i) {
     const int64_t xo = o * 10 + i;
@@ -901,9 +894,9 @@ API int demo_run(demo_model *m, const void *const *inputs, void *const *outputs)
   k2_maxpool((float *)(m->arena + 0), (float *)(m->arena + 32768)); /* MaxPool 'pool1' */
   k3_fused_conv_relu((float *)(m->arena + 32768), (const float *)(m->weights + 1536), (const float *)(m->weights + 6720), (float *)(m->arena + 0), &m->exec); /* Conv 'conv2' + Relu 'relu2' */
   k4_global_avgpool((float *)(m->arena + 0), (float *)(m->arena + 4096)); /* GlobalAveragePool 'gap' */
-  k5_flatten((float *)(m->arena + 4096), (float *)(m->arena + 0)); /* Flatten 'flatten' */
-  k6_gemm((float *)(m->arena + 0), (const float *)(m->weights + 6784), (const float *)(m->weights + 7808), (float *)(m->arena + 64), &m->exec); /* Gemm 'fc' */
-  k7_softmax((float *)(m->arena + 64), (float *)outputs[0]); /* Softmax 'softmax' */
+  /* Flatten 'flatten': no copy, 'f' is stored in place */
+  k5_gemm((float *)(m->arena + 4096), (const float *)(m->weights + 6784), (const float *)(m->weights + 7808), (float *)(m->arena + 0), &m->exec); /* Gemm 'fc' */
+  k6_softmax((float *)(m->arena + 0), (float *)outputs[0]); /* Softmax 'softmax' */
   return MLCC_OK;
 }
 
