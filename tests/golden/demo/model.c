@@ -675,14 +675,14 @@ static void k3_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
         const int64_t nr = nc - s < 8 ? nc - s : 8;
         mlcc_ukr_packed(kc, ap, 0, bp + s * kc, Y + run0 * 64 + j0 + s, 64, mr, nr, k0 > 0);
         if (k0 + kc < 72) continue;
-        for (int64_t i = 0; i < mr; ++i) {
+        for (int64_t i = 0; i < mr; ++i) { /* one pass: the bias (read once, held in a register) and the epilogue */
           float *row = Y + (run0 + i) * 64;
-          for (int64_t j = j0 + s; j < j0 + s + nr; ++j) row[j] += B[g * 16 + m0 + i];
+          const float bias = B[g * 16 + m0 + i];
           {
             const int64_t r = run0 + i;
             (void)r;
             for (int64_t j = j0 + s; j < j0 + s + nr; ++j) {
-              const float acc = row[j];
+              const float acc = row[j] + bias;
               row[j] = (float)((acc < 0 ? 0.0f : acc));
             }
           }
