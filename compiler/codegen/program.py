@@ -143,8 +143,14 @@ def build_program(graph: Graph, views: bool = False) -> Program:
 
     pinned = set(locations)
     stored_in, dropped = find_views(steps, pinned) if views else ({}, {})
-    elided = [(t - sum(1 for d in dropped if d < t), s, dropped[t]) for t, s in enumerate(steps) if t in dropped]
-    steps = [s for t, s in enumerate(steps) if t not in dropped]
+    kept: list[Step] = []
+    elided = []
+    for t, s in enumerate(steps):
+        if t in dropped:
+            elided.append((len(kept), s, dropped[t]))  # the copy sat before the kernel now at len(kept)
+        else:
+            kept.append(s)
+    steps = kept
     # string outputs are published after the last kernel: a final pseudo-step reads them
     uses = [(s.kernel.inputs, s.kernel.outputs) for s in steps] + [([v for _, v in published], [])]
     memory = plan_memory(uses, pinned, [s.kernel for s in steps] + [None], stored_in)

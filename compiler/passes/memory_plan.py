@@ -67,10 +67,10 @@ def plan_memory(
     if kernels is None:
         kernels = [None] * len(steps)
     views = views or {}
-    members = [v for view in views.values() for v in (view.child, view.parent)]
+    members = {id(v): v for view in views.values() for v in (view.child, view.parent)}
     first: dict[int, int] = {}
     last: dict[int, int] = {}
-    values: dict[int, Value] = {id(v): v for v in members}
+    values: dict[int, Value] = dict(members)
     for t, (reads, writes) in enumerate(steps):
         for v in writes:
             if id(v) in pinned or v.is_const:
@@ -81,7 +81,7 @@ def plan_memory(
         for v in reads:
             if id(v) in values:
                 last[id(v)] = t
-    home = _view_trees(views, values, first, last)
+    home = _view_trees(views, members, first, last)
     buffers = _share_in_place(steps, values, first, last, kernels, home)
     plan = MemoryPlan()
     plan.naive_bytes = sum(_align(max(v.nbytes, 1)) for v in values.values())
@@ -123,15 +123,12 @@ def inplace_input(kernel: Kernel) -> int | None:
 
 
 def _view_trees(
-    views: dict[int, View], values: dict[int, Value], first: dict[int, int], last: dict[int, int]
+    views: dict[int, View], members: dict[int, Value], first: dict[int, int], last: dict[int, int]
 ) -> dict[int, _Buffer]:
-    """One buffer per tree of views, holding each of its values at its offset, live while any of them is."""
+    """One buffer per tree of views, holding each of its `members` at its offset, live while any of them is."""
     trees: dict[int, _Buffer] = {}
     home: dict[int, _Buffer] = {}
-    in_tree = {id(v) for view in views.values() for v in (view.child, view.parent)}
-    for key, v in values.items():
-        if key not in in_tree:
-            continue
+    for key, v in members.items():
         root, offset = root_of(views, v)
         buf = trees.setdefault(id(root), _Buffer(0, first.get(key, INF), last.get(key, -1), []))
         buf.start = min(buf.start, first.get(key, INF))

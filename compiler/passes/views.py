@@ -66,7 +66,7 @@ def find_views(steps, pinned: set[int]) -> tuple[dict[int, View], dict[int, Valu
             child, parent, offset = y, x, 0
         else:
             continue
-        if id(child) in views or _ancestors(views, parent) & {id(child)}:
+        if id(child) in views or id(child) in _ancestors(views, parent):  # one parent each; no cycle
             continue
         views[id(child)] = View(child, parent, offset * x.dtype.itemsize)
         dropped[t] = child
