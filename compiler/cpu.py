@@ -107,3 +107,52 @@ def cpu_target(name: str) -> CpuTarget:
     if name == "native":
         return CpuTarget(name, _native_vector_bits(), "-march=native", _l2_bytes())
     raise MlccError(f"--cpu {name!r} is not known; use one of {', '.join(CPUS)}")
+
+
+@dataclass(frozen=True)
+class Shuffle:
+    """dst = lanes `lanes` of the concatenation of vectors a and b (b's lanes numbered from the width on)."""
+
+    dst: str
+    a: str
+    b: str
+    lanes: tuple[int, ...]
+
+
+def transpose_plan(mr: int, vw: int) -> tuple[list[Shuffle], list[tuple[str, int, int]]] | None:
+    """How the engine turns MR row vectors of VW lanes (rows t0..t{MR-1}, lane c = column c) into runs of MR
+    values per column, for a tile stored transposed (a pixel-major convolution writes each output channel's
+    run of MR pixels): log2(MR) stages of two-vector shuffles, each interleaving blocks of 1, 2, 4, ...
+    lanes of two vectors that hold the same columns, and then (vector, first lane, column) per run of MR.
+    None where MR is not a power of two at most VW (the engine then stores the tile lane by lane)."""
+    if mr < 2 or mr & (mr - 1) or mr > vw:
+        return None
+    vectors = {f"t{r}": [(r, c) for c in range(vw)] for r in range(mr)}
+    steps: list[Shuffle] = []
+    block, stage = 1, 0
+    while block < mr:
+        stage += 1
+        groups: dict[frozenset, list[str]] = {}
+        for name, lanes in vectors.items():
+            groups.setdefault(frozenset(c for _, c in lanes), []).append(name)
+        result = {}
+        for names in groups.values():
+            names.sort(key=lambda n: min(r for r, _ in vectors[n]))
+            for a, b in zip(names[::2], names[1::2]):
+                for half in (0, 1):
+                    lanes = []
+                    for i in range(half * vw // (2 * block), (half + 1) * vw // (2 * block)):
+                        lanes += [i * block + k for k in range(block)] + [vw + i * block + k for k in range(block)]
+                    dst = f"s{stage}_{len(steps)}"
+                    steps.append(Shuffle(dst, a, b, tuple(lanes)))
+                    both = vectors[a] + vectors[b]
+                    result[dst] = [both[x] for x in lanes]
+        vectors = result
+        block *= 2
+    runs = []
+    for name, lanes in vectors.items():
+        for first in range(0, vw, mr):
+            run = lanes[first : first + mr]
+            assert [r for r, _ in run] == list(range(mr)) and len({c for _, c in run}) == 1
+            runs.append((name, first, run[0][1]))
+    return steps, sorted(runs, key=lambda t: t[2])

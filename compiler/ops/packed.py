@@ -5,7 +5,11 @@ PackedConv(X, Wp[, B]) is Conv with W [M, C/group, k...] stored as Wp [group, pa
 [M/group, K = C/group * prod(k)] weight matrix cut into panels of MR rows (zero rows past M/group) and
 blocks of KC columns; block by block, the panels follow each other, each column-major (MR weights of one k
 together), so that one block of the A operand is one contiguous stream. The kernel computes Y[n, g] = Wg @ im2col(X[n, g]) with
-im2col packed on the fly into NR-wide strips, 1x1 stride-1 convolutions straight from X's rows.
+im2col packed on the fly into NR-wide strips, 1x1 stride-1 convolutions straight from X's rows. Variants:
+`direct` (stride 1, 2-D: X padded, read in place through a table of tap offsets, inputs [X, Wp, B, OFF]);
+`p_major` (pixel-major: Wp is W^T in NR-channel strips, tiles of MR pixels stored transposed), with `direct`
+reading X in place through OFF and a table PIX of each output pixel's window corner (inputs [X, Wp, B, OFF,
+PIX], B possibly absent).
 
 PackedMatMul(A, Bp[, C]) is Y = A @ B (+ C) for A [..., K] and a constant B [K, N] (alpha already folded
 in) stored as Bp [strips, K, NR]: B's columns cut into strips of NR, each strip row-major, zero past N. C
@@ -204,10 +208,10 @@ class PackedConv(OpDef):
         x, wp, y = node.inputs[0], node.inputs[1], node.outputs[0]
         b = node.input(2)
         group, kernel, out, begin, _, strides, dil = self._geometry(node)
-        if node.attr("direct", 0):
-            return [self._lower_direct(node, group, kernel, out, dil)]
         if node.attr("p_major", 0):
             return [self._lower_p_major(node, group, kernel, out, begin, strides, dil)]
+        if node.attr("direct", 0):
+            return [self._lower_direct(node, group, kernel, out, dil)]
         mr = node.attr("mr")
         panels, k = wp.shape[1] // mr, wp.shape[2]
         kc = node.attr("kc")
@@ -219,19 +223,31 @@ class PackedConv(OpDef):
         return [Kernel("conv_packed", "conv", inputs, [y], params, names)]
 
     def _lower_p_major(self, node, group, kernel, out, begin, strides, dil) -> Kernel:
-        """Pixel-major: tiles of MR pixels x NR output channels (ops/packed.py p_major_gain), the patch
-        matrix packed per K block as MR-pixel panels, the tile added into Y transposed (conv_pmajor.c.j2)."""
+        """Pixel-major: tiles of MR pixels x NR output channels (ops/packed.py p_major_gain), the tile added
+        into Y transposed (conv_pmajor.c.j2). The patch matrix is packed per K block as MR-pixel panels, or,
+        with `direct`, read in place from the padded X through the OFF and PIX tables (inputs 3 and 4)."""
         x, wp, y = node.inputs[0], node.inputs[1], node.outputs[0]
         b = node.input(2)
         mr, nr = node.attr("mr"), node.attr("nr")
+        direct = bool(node.attr("direct", 0))
         params = _im2col_params(node, group, kernel, out, begin, strides, dil)
         p_panels = -(-params["P"] // mr)
         channels = -(-params["M"] // group // nr) * nr  # of a group, in whole strips
-        # scratch: a K block of the patch matrix in panels, and the tiles of every strip and panel
-        params.update(strips=wp.shape[1], p_panels=p_panels, scratch_floats=(params["KC"] + channels) * p_panels * mr)
-        inputs = [x, wp] + ([b] if b is not None else [])
-        names = ["X", "W"] + (["B"] if b is not None else []) + ["Y"]
-        return Kernel("conv_pmajor", "conv", inputs, [y], params, names)
+        # scratch: with `direct` none; else a K block of the patch matrix in panels, and the tiles of
+        # every strip and panel
+        scratch = 0 if direct else (params["KC"] + channels) * p_panels * mr
+        params.update(strips=wp.shape[1], p_panels=p_panels, direct=direct, scratch_floats=scratch)
+        inputs, names = [x, wp], ["X", "W"]
+        if direct:
+            off, pix = need_input(node, 3), need_input(node, 4)
+            if off.shape != (params["K"],) or pix.shape != (p_panels * mr,) or not (off.is_const and pix.is_const):
+                raise ShapeError(
+                    f"PackedConv {node.name!r}: the offset tables {list(off.shape)}, {list(pix.shape)} do not fit"
+                )
+            inputs, names = inputs + [off, pix], names + ["OFF", "PIX"]
+        if b is not None:
+            inputs, names = inputs + [b], names + ["B"]
+        return Kernel("conv_pmajor", "conv", inputs, [y], params, names + ["Y"])
 
     def _lower_direct(self, node, group, kernel, out, dil) -> Kernel:
         """Stride-1, unpadded 2-D convolution (passes/pack_weights.py put the padding in a Pad before it):

@@ -1,7 +1,9 @@
 """Layout: constant weights re-laid out at compile time for the c target's GEMM engine (compiler/cpu.py).
 
   Conv with constant float32 W (not depthwise)      ->  PackedConv(X, W packed in MR-row panels[, B])
-  ... small output maps (7x7, 10x10)                 ->  PackedConv(p_major, W^T packed in NR strips)
+  ... small output maps (7x7, 10x10), and with AVX-512 deep ones
+                                                     ->  PackedConv(p_major, W^T packed in NR strips)
+      ... 2-D                                        ->  [PadPlanes(X) ->] PackedConv(p_major, direct, OFF, PIX)
   ... 2-D, stride 1, window > 1x1                    ->  PadPlanes(X) -> PackedConv(direct, offsets table)
   2-D depthwise float32 Conv (one channel per group) ->  DepthwiseConv(X, W[, B]) (ops/depthwise.py)
   Gemm (transA = 0) with constant B                 ->  PackedMatMul(A, alpha * B packed in NR strips[, C])
@@ -20,7 +22,7 @@ import math
 
 import numpy as np
 
-from ..cpu import CpuTarget, cpu_target
+from ..cpu import CpuTarget, cpu_target, transpose_plan
 from ..ir.dtypes import FLOAT32, INT32
 from ..ir.graph import Graph, Node, Value
 from ..ops.conv import conv_geometry
@@ -41,6 +43,14 @@ from .fold_batchnorm import FreshNames
 # stores, patch panels per K block) ate the gain in measurements: 10x10 maps (gain 1.08), densenet's
 # 128- and 32-channel 7x7 convolutions ran 1.5% slower, mobilenet_v2's shallow 7x7 ones no faster;
 # resnet50's 7x7 stage (gain 1.14, 512 and 2048 channels, depth 512 to 4608) 1.5% faster overall.
+# With the input read in place (2-D: _pixel_direct_conv) and the tile transposed in registers (AVX-512), the
+# pixel-major kernel has no packing cost and no waste but its partial last panel: it beat the channel-major
+# kernels on every window convolution of depth P_DIRECT_DEPTH or more (3x3 at stride 1 and 2, 13x13 to
+# 56x56 maps: 4-23% less time per convolution; the 7x7 stride-2 stem tied) and on 1x1 ones of depth
+# P_DIRECT_DEPTH_1X1 or more. Shallower ones lost: the per-tile transposed store is then a large part of the
+# tile's work (3x3 of 3 channels 1.5x, 1x1 of 64 to 256 channels 1.2-1.45x slower).
+P_DIRECT_DEPTH = 128
+P_DIRECT_DEPTH_1X1 = 1024
 P_MAJOR_GAIN = 1.10
 P_MAJOR_PIXELS = 128
 P_MAJOR_CHANNELS = 256
@@ -77,6 +87,48 @@ def _direct_conv(node: Node, packed: Node, cpu: CpuTarget, fresh: FreshNames) ->
     return [pad, conv]
 
 
+def _pixel_direct_conv(node: Node, packed: Node, fresh: FreshNames) -> list[Node] | None:
+    """A 2-D pixel-major PackedConv as [PadPlanes +] a direct one that reads the padded input in place:
+    A[p, k] = Xp[PIX[p] + OFF[k]], PIX[p] the corner of output pixel p's window in Xp, OFF[k] the offset of
+    k = (c, kh, kw) in it (conv_pmajor.c.j2). Any stride and dilation; nothing packed at run time."""
+    x = node.inputs[0]
+    group, kernel, out, begin, end, strides, dil = conv_geometry(node, x.shape, tuple(packed.attrs["w_shape"]))
+    if x.rank != 4 or min(begin + end) < 0:
+        return None
+    pads = [begin[0], begin[1], end[0], end[1]]
+    xp = x
+    if any(pads):
+        xp = Value(
+            fresh(x.name, "padded"),
+            FLOAT32,
+            x.shape[:2] + (x.shape[2] + pads[0] + pads[2], x.shape[3] + pads[1] + pads[3]),
+        )
+    height, width = xp.shape[2:]
+    cg, taps = x.shape[1] // group, kernel[0] * kernel[1]
+    k = np.arange(cg * taps)
+    offsets = (k // taps) * (height * width) + (k // kernel[1] % kernel[0]) * dil[0] * width + (k % kernel[1]) * dil[1]
+    mr, pixels = packed.attrs["mr"], out[0] * out[1]
+    p = np.minimum(np.arange(-(-pixels // mr) * mr), pixels - 1)  # past the last pixel: the last one again
+    corners = (p // out[1]) * strides[0] * width + (p % out[1]) * strides[1]
+    if offsets.max() + corners.max() + x.shape[1] * height * width >= 2**31:
+        return None
+    off = Value(fresh(node.name, "offsets"), INT32, (len(k),), offsets.astype(np.int32))
+    pix = Value(fresh(node.name, "pixels"), INT32, (len(p),), corners.astype(np.int32))
+    attrs = dict(packed.attrs, direct=1, pads=[0, 0, 0, 0], auto_pad="NOTSET")
+    conv = Node(
+        "PackedConv",
+        [xp, packed.inputs[1], packed.input(2), off, pix],
+        packed.outputs,
+        attrs,
+        packed.name,
+        PACKED_DOMAIN,
+        1,
+    )
+    if xp is x:
+        return [conv]
+    return [Node("PadPlanes", [x], [xp], {"pads": pads}, f"{node.name}:pad", PACKED_DOMAIN, 1), conv]
+
+
 def _packed_conv(node: Node, cpu: CpuTarget, fresh: FreshNames) -> Node | None:
     x, w = node.inputs[0], node.input(1)
     if w is None or not w.is_const or x.dtype != FLOAT32 or w.dtype != FLOAT32 or x.size == 0 or w.size == 0:
@@ -90,11 +142,18 @@ def _packed_conv(node: Node, cpu: CpuTarget, fresh: FreshNames) -> Node | None:
     kc = cpu.kc_for(math.prod(w.shape[1:]))
     pixels = math.prod(node.outputs[0].shape[2:])
     mg = w.shape[0] // group
+    depth = math.prod(w.shape[1:])
     p_major = (
         pixels <= P_MAJOR_PIXELS
         and mg >= P_MAJOR_CHANNELS
-        and math.prod(w.shape[1:]) >= P_MAJOR_DEPTH
+        and depth >= P_MAJOR_DEPTH
         and p_major_gain(pixels, mg, cpu.mr, cpu.nr) >= P_MAJOR_GAIN
+    ) or (
+        # read in place and stored transposed from registers (_pixel_direct_conv, cpu.transpose_plan)
+        transpose_plan(cpu.mr, cpu.vw) is not None
+        and group == 1
+        and len(w.shape) == 4
+        and (depth >= P_DIRECT_DEPTH_1X1 if w.shape[2:] == (1, 1) else depth >= P_DIRECT_DEPTH)
     )
     if p_major:
         packed = pack_conv_weights_p_major(w.data, group, cpu.nr)
@@ -169,7 +228,9 @@ def _rewrite(node: Node, cpu: CpuTarget, fresh: FreshNames) -> list[Node] | None
     """The nodes that replace `node`, or None to keep it."""
     if node.op == "Conv" and node.domain == "" and len(node.outputs) == 1:
         new = _packed_conv(node, cpu, fresh)
-        if new is not None and new.op == "PackedConv" and not new.attrs.get("p_major"):
+        if new is not None and new.op == "PackedConv" and new.attrs.get("p_major"):
+            return _pixel_direct_conv(node, new, fresh) or [new]
+        if new is not None and new.op == "PackedConv":
             return _direct_conv(node, new, cpu, fresh) or [new]
         return [new] if new is not None else None
     if node.op in ("Gemm", "MatMul", "MatMulBias"):

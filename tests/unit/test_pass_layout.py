@@ -102,16 +102,30 @@ CONVS = {
     "p_major_1x1": ((1, 40, 7, 7), (64, 40, 1, 1), {}),
     "p_major_3x3_s2_deep": ((1, KC_MAX + 9, 13, 13), (64, KC_MAX + 9, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
     "p_major_grouped": ((2, 32, 13, 13), (64, 16, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1], "group": 2}),
+    # pixel-major read in place (AVX-512) with strides, dilations and asymmetric pads: windows from every corner
+    "pixel_direct_strided": (
+        (1, 16, 20, 23),
+        (40, 16, 3, 3),
+        {"strides": [2, 1], "dilations": [1, 2], "pads": [2, 0, 1, 3]},
+    ),
+    # 49 pixels of a 1-D map: pixel-major with the patch panels packed (no in-place reads off 2-D maps)
+    "p_major_conv1d": ((1, 24, 51), (64, 24, 3), {}),
 }
-DIRECT = {
-    "3x3_pad",
-    "deep_k_blocks",
-    "grouped",
-    "wide_output",
-    "direct_dilated_asym",
-    "direct_unpadded_5x5",
-    "direct_same_lower",
+# the kernel each kind of PackedConv runs, as its call in the generated source
+ENGINE_CALLS = {
+    "packed": "mlcc_ukr_packed(kc, ap, 0, bp",  # im2col strips (conv_packed.c.j2)
+    "direct": "mlcc_ukr_direct(kc",  # the padded input read in place (conv_direct.c.j2)
+    "pixel-packed": "mlcc_ukr_packed(kc, ap + (q - q_lo)",  # pixel-major patch panels (conv_pmajor.c.j2)
+    "pixel-direct": "mlcc_ukr_gather(",  # pixel-major, read in place, stored transposed (conv_pmajor.c.j2)
 }
+
+
+def conv_kind(model: onnx.ModelProto, cpu: str) -> tuple[str, list[str]]:
+    """Which PackedConv kind the layout pass makes for `cpu`, and the ops it leaves."""
+    graph = pack_weights(import_onnx(model, {}), cpu_target(cpu))
+    conv = next(n for n in graph.nodes if n.op == "PackedConv")
+    kind = ("pixel-" if conv.attrs.get("p_major") else "") + ("direct" if conv.attrs.get("direct") else "packed")
+    return kind, [n.op for n in graph.nodes]
 
 
 def packed_ops(model: onnx.ModelProto) -> list[str]:
@@ -139,10 +153,12 @@ def test_packed_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkeypat
     model = conv_model(x_shape, w_shape, **attrs)
     monkeypatch.setenv("MLCC_NUM_THREADS", str(threads))
     x = np.random.default_rng(5).standard_normal(x_shape).astype(np.float32)
-    assert packed_ops(model) == (["PadPlanes", "PackedConv"] if name in DIRECT else ["PackedConv"])
+    kind, ops = conv_kind(model, cpu)
+    padded = kind == "direct" or (kind == "pixel-direct" and (any(attrs.get("pads", [0])) or "auto_pad" in attrs))
+    assert ops == (["PadPlanes", "PackedConv"] if padded else ["PackedConv"])  # the direct kernel: slack rows
     with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
         source = (tmp_path / "model.c").read_text()
-        assert ("mlcc_ukr_direct(kc" if name in DIRECT else "mlcc_ukr_packed(kc") in source  # the engine ran
+        assert ENGINE_CALLS[kind] in source  # the engine ran
         got = compiled.run({"x": x})["y"]
     assert_close([got], run_ort(model, {"x": x}), rtol=1e-4, atol=1e-4)
 
@@ -161,6 +177,38 @@ def test_packed_conv_takes_a_residual_relu_epilogue(cpu, tmp_path, monkeypatch):
         assert "fused_conv_add_relu" in source and "mlcc_ukr_packed" in source
         got = compiled.run(feeds)["y"]
     assert_close([got], run_ort(model, feeds), rtol=1e-4, atol=1e-4)
+
+
+def test_the_kernel_choice_per_cpu(monkeypatch):
+    """AVX-512 (tiles transposed in registers) takes the in-place pixel-major kernel for window convolutions
+    of depth 128 or more and 1x1 ones of depth 1024 or more; other targets keep it to small maps."""
+    chosen = {
+        cpu: {name: conv_kind(conv_model(*CONVS[name][:2], **CONVS[name][2]), cpu)[0] for name in CONVS}
+        for cpu in ("generic", "x86-64-v4")
+    }
+    assert chosen["x86-64-v4"]["deep_k_blocks"] == "pixel-direct"  # 3x3 of 33 channels: depth 297
+    assert chosen["x86-64-v4"]["3x3_pad"] == "direct"  # depth 45
+    assert chosen["x86-64-v4"]["pointwise"] == chosen["x86-64-v4"]["pointwise_deep"] == "packed"  # 1x1, depth < 1024
+    assert chosen["generic"]["deep_k_blocks"] == "direct"
+    assert chosen["x86-64-v4"]["pixel_direct_strided"] == "pixel-direct"
+    wide = conv_model((1, 1024, 14, 14), (256, 1024, 1, 1))  # resnet50's 1x1 of depth 1024
+    assert conv_kind(wide, "x86-64-v4")[0] == "pixel-direct" and conv_kind(wide, "generic")[0] == "packed"
+    small_pixel_major(monkeypatch)
+    chosen = {name: conv_kind(conv_model(*CONVS[name][:2], **CONVS[name][2]), "x86-64-v4")[0] for name in CONVS}
+    assert set(chosen.values()) == set(ENGINE_CALLS)  # the test convolutions run every kernel
+    assert chosen["p_major_conv1d"] == "pixel-packed" and chosen["p_major_1x1"] == "pixel-direct"
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+def test_pixel_direct_conv_without_bias(cpu, tmp_path, monkeypatch):
+    model = conv_model((1, 32, 9, 10), (64, 32, 3, 3), bias=False, pads=[1, 1, 1, 1])  # depth 288, 90 pixels
+    monkeypatch.setenv("MLCC_NUM_THREADS", "2")
+    x = np.random.default_rng(6).standard_normal((1, 32, 9, 10)).astype(np.float32)
+    with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
+        if cpu == "x86-64-v4":
+            assert ENGINE_CALLS["pixel-direct"] in (tmp_path / "model.c").read_text()
+        got = compiled.run({"x": x})["y"]
+    assert_close([got], run_ort(model, {"x": x}), rtol=1e-4, atol=1e-4)
 
 
 def small_pixel_major(monkeypatch) -> None:
@@ -196,7 +244,7 @@ def test_pixel_major_conv_takes_a_residual_relu_epilogue(cpu, tmp_path, monkeypa
         source = (tmp_path / "model.c").read_text()
         assert "fused_conv_add_relu" in source
         if cpu == "x86-64-v4":  # 8 x 32 tiles: 49 pixels fill 7 panels of 8 rows (gain 1.14)
-            assert "int64_t p0, int64_t mr, float *restrict dst)" in source  # the pixel-major panels
+            assert ENGINE_CALLS["pixel-direct"] in source
         got = compiled.run(feeds)["y"]
     assert_close([got], run_ort(model, feeds), rtol=1e-4, atol=1e-4)
 

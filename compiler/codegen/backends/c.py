@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...cpu import CpuTarget, cpu_target
+from ...cpu import CpuTarget, cpu_target, transpose_plan
 from ...errors import UnsupportedError
 from ...ir.dtypes import STRING
 from ...ir.graph import Value
@@ -215,6 +215,7 @@ class CBackend:
                 "MR": cpu.mr,
                 "NR": cpu.nr,
                 "VW": cpu.vw,
+                "transpose": transpose_plan(cpu.mr, cpu.vw),
                 "cpu": cpu.name,
                 "scratch_floats": max(k.params.get("scratch_floats", 0) for k in threaded) or 1,
             }

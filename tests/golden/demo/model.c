@@ -68,7 +68,8 @@ static inline void mlcc_ukr_packed(int64_t kc, const float *restrict a, int64_t 
     *(mlcc_vfu *)&t[4][0] = h4_0;
     *(mlcc_vfu *)&t[5][0] = h5_0;
     for (int64_t r = 0; r < mr; ++r)
-      for (int64_t j = 0; j < nr; ++j) c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
+      for (int64_t j = 0; j < nr; ++j)
+        c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
     return;
   }
   mlcc_vf c0_0 = {0}, c0_1 = {0};
@@ -146,7 +147,8 @@ static inline void mlcc_ukr_packed(int64_t kc, const float *restrict a, int64_t 
   *(mlcc_vfu *)&t[5][0] = c5_0;
   *(mlcc_vfu *)&t[5][4] = c5_1;
   for (int64_t r = 0; r < mr; ++r)
-    for (int64_t j = 0; j < nr; ++j) c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
+    for (int64_t j = 0; j < nr; ++j)
+      c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
 }
 
 /* C[0:mr, 0:nr] (+)= A[0:mr, 0:kc] * Bp[0:kc, 0:NR]; rows of A past mr are read but never stored. */
@@ -202,7 +204,8 @@ static inline void mlcc_ukr_rows(int64_t kc, const float *restrict a, int64_t ld
     *(mlcc_vfu *)&t[4][0] = h4_0;
     *(mlcc_vfu *)&t[5][0] = h5_0;
     for (int64_t r = 0; r < mr; ++r)
-      for (int64_t j = 0; j < nr; ++j) c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
+      for (int64_t j = 0; j < nr; ++j)
+        c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
     return;
   }
   mlcc_vf c0_0 = {0}, c0_1 = {0};
@@ -280,7 +283,8 @@ static inline void mlcc_ukr_rows(int64_t kc, const float *restrict a, int64_t ld
   *(mlcc_vfu *)&t[5][0] = c5_0;
   *(mlcc_vfu *)&t[5][4] = c5_1;
   for (int64_t r = 0; r < mr; ++r)
-    for (int64_t j = 0; j < nr; ++j) c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
+    for (int64_t j = 0; j < nr; ++j)
+      c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
 }
 
 /* B row k is NR floats at b + off[k]: a direct convolution's input read in place (conv_direct.c.j2). */
@@ -331,7 +335,8 @@ static inline void mlcc_ukr_direct(int64_t kc, const float *restrict a, int64_t 
     *(mlcc_vfu *)&t[4][0] = h4_0;
     *(mlcc_vfu *)&t[5][0] = h5_0;
     for (int64_t r = 0; r < mr; ++r)
-      for (int64_t j = 0; j < nr; ++j) c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
+      for (int64_t j = 0; j < nr; ++j)
+        c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
     return;
   }
   mlcc_vf c0_0 = {0}, c0_1 = {0};
@@ -409,13 +414,128 @@ static inline void mlcc_ukr_direct(int64_t kc, const float *restrict a, int64_t 
   *(mlcc_vfu *)&t[5][0] = c5_0;
   *(mlcc_vfu *)&t[5][4] = c5_1;
   for (int64_t r = 0; r < mr; ++r)
-    for (int64_t j = 0; j < nr; ++j) c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
+    for (int64_t j = 0; j < nr; ++j)
+      c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
+}
+
+/* A[r, k] is a[pix[r] + off[k]] (MR valid pixels): a pixel-major convolution's input read in place, one
+   tile row per output pixel, the tile stored transposed (conv_pmajor.c.j2). */
+/* C^T: C[r, j] = A[r, 0:kc] * Bp[0:kc, j] + bias[j] at c[j * ldc + r] (bias may be NULL); rows of A past
+   mr are read but never stored. */
+static inline void mlcc_ukr_gather(int64_t kc, const float *restrict a, int64_t lda, const float *restrict b, const int32_t *restrict off, const int32_t *restrict pix, const float *restrict bias,
+                              float *restrict c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
+  (void)lda;
+  (void)accumulate;
+  const float *a0 = a + pix[0];
+  const float *a1 = a + pix[1];
+  const float *a2 = a + pix[2];
+  const float *a3 = a + pix[3];
+  const float *a4 = a + pix[4];
+  const float *a5 = a + pix[5];
+
+  if (nr <= 4) { /* a narrow tail strip (P mod NR columns): half the vectors, half the FMAs */
+    mlcc_vf h0_0 = {0};
+    mlcc_vf h1_0 = {0};
+    mlcc_vf h2_0 = {0};
+    mlcc_vf h3_0 = {0};
+    mlcc_vf h4_0 = {0};
+    mlcc_vf h5_0 = {0};
+    for (int64_t k = 0; k < kc; ++k) {
+      const mlcc_vf b0 = *(const mlcc_vfu *)(b + k * 8 + 0);
+      {
+        const float a_ = a0[off[k]];
+        h0_0 += a_ * b0;
+      }
+      {
+        const float a_ = a1[off[k]];
+        h1_0 += a_ * b0;
+      }
+      {
+        const float a_ = a2[off[k]];
+        h2_0 += a_ * b0;
+      }
+      {
+        const float a_ = a3[off[k]];
+        h3_0 += a_ * b0;
+      }
+      {
+        const float a_ = a4[off[k]];
+        h4_0 += a_ * b0;
+      }
+      {
+        const float a_ = a5[off[k]];
+        h5_0 += a_ * b0;
+      }
+    }
+    float t[6][4];
+    *(mlcc_vfu *)&t[0][0] = h0_0;
+    *(mlcc_vfu *)&t[1][0] = h1_0;
+    *(mlcc_vfu *)&t[2][0] = h2_0;
+    *(mlcc_vfu *)&t[3][0] = h3_0;
+    *(mlcc_vfu *)&t[4][0] = h4_0;
+    *(mlcc_vfu *)&t[5][0] = h5_0;
+    for (int64_t r = 0; r < mr; ++r)
+      for (int64_t j = 0; j < nr; ++j)
+        c[j * ldc + r] = t[r][j] + (bias ? bias[j] : 0.0f);
+    return;
+  }
+  mlcc_vf c0_0 = {0}, c0_1 = {0};
+  mlcc_vf c1_0 = {0}, c1_1 = {0};
+  mlcc_vf c2_0 = {0}, c2_1 = {0};
+  mlcc_vf c3_0 = {0}, c3_1 = {0};
+  mlcc_vf c4_0 = {0}, c4_1 = {0};
+  mlcc_vf c5_0 = {0}, c5_1 = {0};
+  for (int64_t k = 0; k < kc; ++k) {
+    const mlcc_vf b0 = *(const mlcc_vfu *)(b + k * 8 + 0);
+    const mlcc_vf b1 = *(const mlcc_vfu *)(b + k * 8 + 4);
+    {
+      const float a_ = a0[off[k]];
+      c0_0 += a_ * b0; c0_1 += a_ * b1;
+    }
+    {
+      const float a_ = a1[off[k]];
+      c1_0 += a_ * b0; c1_1 += a_ * b1;
+    }
+    {
+      const float a_ = a2[off[k]];
+      c2_0 += a_ * b0; c2_1 += a_ * b1;
+    }
+    {
+      const float a_ = a3[off[k]];
+      c3_0 += a_ * b0; c3_1 += a_ * b1;
+    }
+    {
+      const float a_ = a4[off[k]];
+      c4_0 += a_ * b0; c4_1 += a_ * b1;
+    }
+    {
+      const float a_ = a5[off[k]];
+      c5_0 += a_ * b0; c5_1 += a_ * b1;
+    }
+  }
+  float t[6][8];
+  *(mlcc_vfu *)&t[0][0] = c0_0;
+  *(mlcc_vfu *)&t[0][4] = c0_1;
+  *(mlcc_vfu *)&t[1][0] = c1_0;
+  *(mlcc_vfu *)&t[1][4] = c1_1;
+  *(mlcc_vfu *)&t[2][0] = c2_0;
+  *(mlcc_vfu *)&t[2][4] = c2_1;
+  *(mlcc_vfu *)&t[3][0] = c3_0;
+  *(mlcc_vfu *)&t[3][4] = c3_1;
+  *(mlcc_vfu *)&t[4][0] = c4_0;
+  *(mlcc_vfu *)&t[4][4] = c4_1;
+  *(mlcc_vfu *)&t[5][0] = c5_0;
+  *(mlcc_vfu *)&t[5][4] = c5_1;
+  for (int64_t r = 0; r < mr; ++r)
+    for (int64_t j = 0; j < nr; ++j)
+      c[j * ldc + r] = t[r][j] + (bias ? bias[j] : 0.0f);
 }
 
 #else
 static inline void mlcc_ukr_packed(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
                        int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
+  (void)accumulate;
   for (int64_t r = 0; r < mr; ++r)
     for (int64_t j = 0; j < nr; ++j) {
       float acc = 0.0f;
@@ -427,6 +547,7 @@ static inline void mlcc_ukr_packed(int64_t kc, const float *a, int64_t lda, cons
 static inline void mlcc_ukr_rows(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
                        int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
+  (void)accumulate;
   for (int64_t r = 0; r < mr; ++r)
     for (int64_t j = 0; j < nr; ++j) {
       float acc = 0.0f;
@@ -438,11 +559,24 @@ static inline void mlcc_ukr_rows(int64_t kc, const float *a, int64_t lda, const 
 static inline void mlcc_ukr_direct(int64_t kc, const float *a, int64_t lda, const float *b, const int32_t *off, float *c, int64_t ldc,
                        int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
+  (void)accumulate;
   for (int64_t r = 0; r < mr; ++r)
     for (int64_t j = 0; j < nr; ++j) {
       float acc = 0.0f;
       for (int64_t k = 0; k < kc; ++k) acc += a[k * 6 + r] * b[off[k] + j];
       c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + acc;
+    }
+}
+
+static inline void mlcc_ukr_gather(int64_t kc, const float *a, int64_t lda, const float *b, const int32_t *off, const int32_t *pix, const float *bias, float *c, int64_t ldc,
+                       int64_t mr, int64_t nr, int accumulate) {
+  (void)lda;
+  (void)accumulate;
+  for (int64_t r = 0; r < mr; ++r)
+    for (int64_t j = 0; j < nr; ++j) {
+      float acc = 0.0f;
+      for (int64_t k = 0; k < kc; ++k) acc += a[pix[r] + off[k]] * b[k * 8 + j];
+      c[j * ldc + r] = acc + (bias ? bias[j] : 0.0f);
     }
 }
 
