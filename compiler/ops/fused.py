@@ -103,15 +103,46 @@ class Fused(OpDef):
             loads.append({"ctype": v.dtype.c, "index": index})
         names = host.names()
         n_in = len(host.inputs)
-        host.params = {
-            **host.params,
-            "epilogue": {"loads": loads, "lets": chain.lets, "expr": chain.expr, "run": run_length(host)},
-        }
+        epilogue = {"loads": loads, "lets": chain.lets, "expr": chain.expr, "run": run_length(host)}
+        epilogue["residual"] = _residual(host, body, chain)
+        host.params = {**host.params, "epilogue": epilogue}
         host.arg_names = names[:n_in] + [f"E{i}" for i in range(len(chain.operands))] + names[n_in:]
         host.inputs = host.inputs + chain.operands
         host.outputs = [out]
         host.name = kernel_name(body)
         return [host]
+
+
+# Hosts that can add their result onto a residual already in the output (Y stored over the operand's
+# buffer by the memory planner, passes/memory_plan.py inplace_input): per K block they accumulate into Y.
+RESIDUAL_HOSTS = {"conv_packed", "conv_direct", "conv_pmajor"}
+
+
+def _residual(host: Kernel, body: list[Node], chain: Chain) -> int | None:
+    """The epilogue operand the host may find already in its output: body = [host, Add/Sum(acc, E), ...]
+    with E of the output's shape read element for element, used nowhere else in the epilogue and not an
+    input of the host itself. Where the planner then stores Y over E, the host accumulates into Y and the
+    epilogue reads E as 0 (the template's `in_place`); elsewhere nothing changes."""
+    if host.family not in RESIDUAL_HOSTS or len(body) < 2:
+        return None
+    add, acc = body[1], body[0].outputs[0]
+    if add.domain != "" or add.op not in ("Add", "Sum") or len(add.inputs) != 2 or acc not in add.inputs:
+        return None
+    e = add.inputs[1] if add.inputs[0] is acc else add.inputs[0]
+    out = body[-1].outputs[0]
+    if e is acc or e.shape != acc.shape or e.shape != out.shape or e.dtype != out.dtype or e.is_const:
+        return None
+    if any(x is e for x in host.inputs):
+        return None
+    slots = [k for k, v in enumerate(chain.operands) if v is e]
+    dims = list(out.shape)
+    if len(slots) != 1 or chain.offsets[slots[0]]:
+        return None
+    if _walk(dims, list(chain.strides[slots[0]])) != _walk(dims, list(contiguous_strides(out.shape))):
+        return None
+    k = slots[0]
+    text = " ".join(chain.lets + [chain.expr])
+    return k if len(re.findall(rf"\bv{k}\b", text)) == 1 else None
 
 
 @dataclass

@@ -97,10 +97,19 @@ def plan_memory(
 def inplace_input(kernel: Kernel) -> int | None:
     """The index of an input the kernel's single output may overwrite, element for element; None if none.
 
-    Only "elementwise" loops: the output is stored contiguously over its whole extent and every load of
-    that input uses the very index of the store, so each element is read before it is overwritten.
+    "elementwise" loops where the output is stored contiguously over its whole extent and every load of
+    that input uses the very index of the store, so each element is read before it is overwritten; and
+    conv hosts whose epilogue adds a residual they can accumulate onto in place (ops/fused.py _residual).
     """
-    if kernel.family != "elementwise" or len(kernel.outputs) != 1:
+    if len(kernel.outputs) != 1:
+        return None
+    residual = (kernel.params.get("epilogue") or {}).get("residual")
+    if residual is not None:  # a conv adding onto a residual operand (ops/fused.py _residual)
+        i = len(kernel.inputs) - len(kernel.params["epilogue"]["loads"]) + residual
+        x, y = kernel.inputs[i], kernel.outputs[0]
+        alone = sum(v is x for v in kernel.inputs) == 1
+        return i if alone and x.shape == y.shape and x.dtype == y.dtype and x.dynamic_axis is None else None
+    if kernel.family != "elementwise":
         return None
     y, params = kernel.outputs[0], kernel.params
     dims = params.get("dims")

@@ -19,6 +19,7 @@
 #define MLCC_MR 6
 #define MLCC_NR 8
 #if defined(__GNUC__)
+#define MLCC_PREFETCH_L2(p) __builtin_prefetch((p), 0, 2)
 typedef float mlcc_vf __attribute__((vector_size(16)));
 typedef float mlcc_vfu __attribute__((vector_size(16), aligned(4))); /* unaligned access */
 /* C[0:mr, 0:nr] (+)= A[0:mr, 0:kc] * Bp[0:kc, 0:NR]; rows of A past mr are read but never stored. */
@@ -420,12 +421,11 @@ static inline void mlcc_ukr_direct(int64_t kc, const float *restrict a, int64_t 
 
 /* A[r, k] is a[pix[r] + off[k]] (MR valid pixels): a pixel-major convolution's input read in place, one
    tile row per output pixel, the tile stored transposed (conv_pmajor.c.j2). */
-/* C^T: C[r, j] = A[r, 0:kc] * Bp[0:kc, j] + bias[j] at c[j * ldc + r] (bias may be NULL); rows of A past
-   mr are read but never stored. */
+/* C^T: C[r, j] (+)= A[r, 0:kc] * Bp[0:kc, j] + bias[j] at c[j * ldc + r] (bias may be NULL); rows of A
+   past mr are read but never stored. */
 static inline void mlcc_ukr_gather(int64_t kc, const float *restrict a, int64_t lda, const float *restrict b, const int32_t *restrict off, const int32_t *restrict pix, const float *restrict bias,
                               float *restrict c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
-  (void)accumulate;
   const float *a0 = a + pix[0];
   const float *a1 = a + pix[1];
   const float *a2 = a + pix[2];
@@ -476,7 +476,7 @@ static inline void mlcc_ukr_gather(int64_t kc, const float *restrict a, int64_t 
     *(mlcc_vfu *)&t[5][0] = h5_0;
     for (int64_t r = 0; r < mr; ++r)
       for (int64_t j = 0; j < nr; ++j)
-        c[j * ldc + r] = t[r][j] + (bias ? bias[j] : 0.0f);
+        c[j * ldc + r] = (accumulate ? c[j * ldc + r] : 0.0f) + t[r][j] + (bias ? bias[j] : 0.0f);
     return;
   }
   mlcc_vf c0_0 = {0}, c0_1 = {0};
@@ -528,10 +528,11 @@ static inline void mlcc_ukr_gather(int64_t kc, const float *restrict a, int64_t 
   *(mlcc_vfu *)&t[5][4] = c5_1;
   for (int64_t r = 0; r < mr; ++r)
     for (int64_t j = 0; j < nr; ++j)
-      c[j * ldc + r] = t[r][j] + (bias ? bias[j] : 0.0f);
+      c[j * ldc + r] = (accumulate ? c[j * ldc + r] : 0.0f) + t[r][j] + (bias ? bias[j] : 0.0f);
 }
 
 #else
+#define MLCC_PREFETCH_L2(p) ((void)(p))
 static inline void mlcc_ukr_packed(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
                        int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
@@ -576,7 +577,7 @@ static inline void mlcc_ukr_gather(int64_t kc, const float *a, int64_t lda, cons
     for (int64_t j = 0; j < nr; ++j) {
       float acc = 0.0f;
       for (int64_t k = 0; k < kc; ++k) acc += a[pix[r] + off[k]] * b[k * 8 + j];
-      c[j * ldc + r] = acc + (bias ? bias[j] : 0.0f);
+      c[j * ldc + r] = (accumulate ? c[j * ldc + r] : 0.0f) + acc + (bias ? bias[j] : 0.0f);
     }
 }
 
