@@ -2,8 +2,10 @@
 multiplier), made by passes/pack_weights.py for the c target. Same inputs, attributes and numbers as the
 Conv; its kernel (templates/c/kernels/conv_dw.c.j2) computes each output row with every tap of the window
 in one pass: the row's interior as one vectorisable loop (unit-stride or strided loads, all taps known at
-compile time), the padded edge columns apart, rows above and below the input read from a zero row. The
-fused epilogue is applied to each finished row. Tasks are blocks of output channel planes."""
+compile time), the padded edge columns apart, rows above and below the input read from a zero row; or,
+for stride 1 and short rows (small maps), the plane copied into a zero-bordered stack buffer and computed as
+one loop over a grid as wide as the padded row. The fused epilogue is applied to each finished row (plane).
+Tasks are blocks of output channel planes."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from .registry import Kernel, register
 
 MAX_TAPS = 64  # larger windows keep the direct kernel (the row loop is unrolled over the taps)
 TASK_OUTPUTS = 4096  # outputs per task, at least: small planes are grouped
+SHORT_ROW = 28  # stride-1 output rows this short or shorter: the whole plane as one loop (plane mode)
+PLANE_FLOATS = 4096  # the padded plane of plane mode, on the stack, at most
 
 
 def is_depthwise_2d(x_shape: tuple[int, ...], w_shape: tuple[int, ...], group: int) -> bool:
@@ -43,6 +47,10 @@ class DepthwiseConv(Conv):
         # interior columns: every tap of the window inside the input row
         ow_lo = min(ow, -(-pw // sw))
         ow_hi = max(ow_lo, min(ow, (iw - 1 - (kw - 1) * dw + pw) // sw + 1))
+        # plane mode: short rows vectorise badly one by one; the plane padded into a stack buffer (IHP x IWP)
+        # is one loop over a virtual grid as wide as the padded row (the last (KW-1)*DW columns dropped)
+        ihp, iwp = oh + (kh - 1) * dh, ow + (kw - 1) * dw
+        plane = sh == sw == 1 and ow <= SHORT_ROW and ihp * iwp + (kw - 1) * dw <= PLANE_FLOATS
         params = {
             "ctype": "float",
             "N": x.shape[0],
@@ -64,6 +72,9 @@ class DepthwiseConv(Conv):
             "ow_lo": ow_lo,
             "ow_hi": ow_hi,
             "has_bias": b is not None,
+            "plane": plane,
+            "IHP": ihp,
+            "IWP": iwp,
             "planes_per_task": max(1, TASK_OUTPUTS // max(1, oh * ow)),
             "threaded": True,
             "scratch_floats": 0,

@@ -257,7 +257,12 @@ DEPTHWISE = {
     "multiplier3_stride3": ((1, 3, 11, 13), (9, 1, 3, 2), {"group": 3, "strides": [3, 2], "pads": [0, 1, 2, 0]}),
     "window_wider_than_input": ((1, 5, 3, 4), (5, 1, 3, 7), {"group": 5, "pads": [1, 3, 1, 3]}),
     "same_lower_no_bias": ((1, 6, 9, 9), (6, 1, 4, 4), {"group": 6, "auto_pad": "SAME_LOWER", "bias": False}),
+    "3x3_long_rows": ((1, 4, 9, 40), (8, 1, 3, 3), {"group": 4, "pads": [1, 2, 1, 0]}),  # stride 1, rows of 38
+    "2x4_dilated_tiny": ((1, 3, 4, 5), (3, 1, 2, 4), {"group": 3, "pads": [0, 2, 1, 1], "dilations": [3, 1]}),
 }
+# stride 1 and output rows of at most 28 (ops/depthwise.py SHORT_ROW): the padded plane in a stack buffer as
+# one loop; the others row by row, rows outside the input read from a zero row
+DEPTHWISE_PLANE = {"3x3_pad", "5x5_dilated_asym", "window_wider_than_input", "same_lower_no_bias", "2x4_dilated_tiny"}
 
 
 @pytest.mark.parametrize(("cpu", "threads"), RUNS)
@@ -268,22 +273,24 @@ def test_depthwise_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkey
     monkeypatch.setenv("MLCC_NUM_THREADS", str(threads))
     x = np.random.default_rng(6).standard_normal(x_shape).astype(np.float32)
     with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
-        assert "zero_row" in (tmp_path / "model.c").read_text()  # the depthwise kernel ran, not the direct one
+        # the depthwise kernel ran (not the direct one), in the mode its shape calls for
+        assert ("float xp[" if name in DEPTHWISE_PLANE else "zero_row") in (tmp_path / "model.c").read_text()
         got = compiled.run({"x": x})["y"]
     assert_close([got], run_ort(model, {"x": x}), rtol=1e-4, atol=1e-4)
 
 
-def test_depthwise_conv_takes_a_residual_relu_epilogue(tmp_path, monkeypatch):
-    model = conv_model((1, 8, 13, 11), (8, 1, 3, 3), residual=[1, 8, 13, 11], group=8, pads=[1, 1, 1, 1])
+@pytest.mark.parametrize("width", [11, 37])  # plane mode, row mode
+def test_depthwise_conv_takes_a_residual_relu_epilogue(width, tmp_path, monkeypatch):
+    model = conv_model((1, 8, 13, width), (8, 1, 3, 3), residual=[1, 8, 13, width], group=8, pads=[1, 1, 1, 1])
     monkeypatch.setenv("MLCC_NUM_THREADS", "2")
     rng = np.random.default_rng(3)
     feeds = {
-        "x": rng.standard_normal((1, 8, 13, 11)).astype(np.float32),
-        "r": rng.standard_normal((1, 8, 13, 11)).astype(np.float32),
+        "x": rng.standard_normal((1, 8, 13, width)).astype(np.float32),
+        "r": rng.standard_normal((1, 8, 13, width)).astype(np.float32),
     }
     with compile_and_load(model, tmp_path) as compiled:
         source = (tmp_path / "model.c").read_text()
-        assert "fused_conv_add_relu" in source and "zero_row" in source
+        assert "fused_conv_add_relu" in source and ("float xp[" if width < 28 else "zero_row") in source
         got = compiled.run(feeds)["y"]
     assert_close([got], run_ort(model, feeds), rtol=1e-4, atol=1e-4)
 
