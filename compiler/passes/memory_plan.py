@@ -167,7 +167,14 @@ def _share_in_place(
         i = inplace_input(kernel) if kernel is not None else None
         if i is not None:
             x, y = id(kernel.inputs[i]), id(kernel.outputs[0])
-            if x in home and home[x].end == t and y in values and y not in home and first[y] == t:
+            if (
+                x in home
+                and home[x].end == t
+                and y in values
+                and y not in home
+                and first[y] == t
+                and not _aliased(kernel, i, home, values)
+            ):
                 buf = home[x]
                 buf.end = max(buf.end, last[y])
                 buf.values.append(y)
@@ -180,6 +187,22 @@ def _share_in_place(
     for buf in buffers:
         buf.size = _align(max(buf.offsets.get(k, 0) + max(values[k].nbytes, 1) for k in buf.values))
     return buffers
+
+
+def _aliased(kernel: Kernel, i: int, home: dict[int, _Buffer], values: dict[int, Value]) -> bool:
+    """Whether another input of `kernel` shares bytes with input i through views (a reshape of it, or the
+    concatenation holding it): writing the output over input i would change what that input reads."""
+    x = kernel.inputs[i]
+    buf = home[id(x)]
+    lo = buf.offsets.get(id(x), 0)
+    hi = lo + x.nbytes
+    for v in kernel.inputs:
+        if v is None or v is x or home.get(id(v)) is not buf:
+            continue
+        at = buf.offsets.get(id(v), 0)
+        if at < hi and lo < at + values[id(v)].nbytes:
+            return True
+    return False
 
 
 def _peak_live(buffers: list[_Buffer], n_steps: int) -> int:

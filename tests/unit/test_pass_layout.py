@@ -104,7 +104,7 @@ CONVS = {
     "p_major_grouped": ((2, 32, 13, 13), (64, 16, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1], "group": 2}),
     # pixel-major read in place (AVX-512) with strides, dilations and asymmetric pads: windows from every corner
     "pixel_direct_strided": (
-        (1, 16, 20, 23),
+        (2, 16, 20, 23),  # batch 2
         (40, 16, 3, 3),
         {"strides": [2, 1], "dilations": [1, 2], "pads": [2, 0, 1, 3]},
     ),

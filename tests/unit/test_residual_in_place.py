@@ -28,7 +28,7 @@ CASES = {
     "packed_1x1": ((1, 24, 14, 15), (40, 24, 1, 1), {}),  # channel-major, X's rows packed
     "packed_k_blocks": ((1, 420, 5, 6), (16, 420, 1, 1), {}),  # depth 420: two K blocks, both accumulate
     "direct_3x3": ((1, 8, 13, 11), (14, 8, 3, 3), {"pads": [1, 1, 1, 1]}),  # channel-major, read in place
-    "pixel_direct_3x3": ((1, 32, 9, 10), (64, 32, 3, 3), {"pads": [1, 1, 1, 1]}),  # AVX-512: pixel-major
+    "pixel_direct_3x3": ((2, 32, 9, 10), (64, 32, 3, 3), {"pads": [1, 1, 1, 1]}),  # AVX-512: pixel-major, batch 2
     "pixel_direct_s2": ((1, 32, 15, 17), (40, 32, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
     "pixel_1d": ((1, 24, 51), (64, 24, 3), {"pads": [1, 1]}),  # 1-D, 51 pixels: pixel-major, packed panels
 }
@@ -142,6 +142,29 @@ def test_a_residual_that_lives_on_is_read_not_overwritten(name, residual, tmp_pa
         got = compiled.run({"x": x})
         names = [t.name for t in compiled.outputs]
     assert_close([got[n] for n in names], run_ort(model, {"x": x}), rtol=1e-4, atol=1e-4)
+
+
+def test_a_residual_also_read_through_a_view_is_not_overwritten(tmp_path, monkeypatch):
+    """Relu(Conv(x) + r + Reshape(r)): the reshape is a view, the same bytes as r under another name, read in
+    the same epilogue; storing Y over r would let it read the convolution's sum instead of r."""
+    x_shape, w_shape, attrs = CASES["packed_1x1"]
+    model = _model(x_shape, w_shape, attrs)
+    graph = model.graph
+    m, h, w = 40, 14, 15
+    graph.initializer.append(numpy_helper.from_array(np.array([m, h, w], np.int64), "shape3"))
+    add = next(n for n in graph.node if n.op_type == "Add")
+    add.output[0] = "s0"
+    at = list(graph.node).index(add)
+    graph.node.insert(at + 1, helper.make_node("Reshape", ["r", "shape3"], ["rv"]))
+    graph.node.insert(at + 2, helper.make_node("Add", ["s0", "rv"], ["s"]))
+    cpu = CPUS[-1]
+    family, same = _in_place(model, cpu)
+    assert family and not same  # the residual is marked, but the planner keeps Y apart
+    monkeypatch.setenv("MLCC_NUM_THREADS", "2")
+    x = np.random.default_rng(7).standard_normal(x_shape).astype(np.float32)
+    with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
+        got = compiled.run({"x": x})["y"]
+    assert_close([got], run_ort(model, {"x": x}), rtol=1e-4, atol=1e-4)
 
 
 def test_without_a_relu_the_sum_is_the_output(tmp_path, monkeypatch):
