@@ -139,10 +139,10 @@ def _packed_conv(node: Node, cpu: CpuTarget, fresh: FreshNames) -> Node | None:
         return Node("DepthwiseConv", node.inputs, node.outputs, attrs, node.name, PACKED_DOMAIN, 1)
     if w.shape[1] == 1 and w.shape[0] == group:
         return None  # 1-D or 3-D depthwise, or a large window: the direct kernel
-    kc = cpu.kc_for(math.prod(w.shape[1:]))
+    depth = math.prod(w.shape[1:])
+    kc = cpu.kc_for(depth)
     pixels = math.prod(node.outputs[0].shape[2:])
     mg = w.shape[0] // group
-    depth = math.prod(w.shape[1:])
     p_major = (
         pixels <= P_MAJOR_PIXELS
         and mg >= P_MAJOR_CHANNELS

@@ -536,7 +536,6 @@ static inline void mlcc_ukr_gather(int64_t kc, const float *restrict a, int64_t 
 static inline void mlcc_ukr_packed(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
                        int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
-  (void)accumulate;
   for (int64_t r = 0; r < mr; ++r)
     for (int64_t j = 0; j < nr; ++j) {
       float acc = 0.0f;
@@ -548,7 +547,6 @@ static inline void mlcc_ukr_packed(int64_t kc, const float *a, int64_t lda, cons
 static inline void mlcc_ukr_rows(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
                        int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
-  (void)accumulate;
   for (int64_t r = 0; r < mr; ++r)
     for (int64_t j = 0; j < nr; ++j) {
       float acc = 0.0f;
@@ -560,7 +558,6 @@ static inline void mlcc_ukr_rows(int64_t kc, const float *a, int64_t lda, const 
 static inline void mlcc_ukr_direct(int64_t kc, const float *a, int64_t lda, const float *b, const int32_t *off, float *c, int64_t ldc,
                        int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
-  (void)accumulate;
   for (int64_t r = 0; r < mr; ++r)
     for (int64_t j = 0; j < nr; ++j) {
       float acc = 0.0f;
@@ -572,7 +569,6 @@ static inline void mlcc_ukr_direct(int64_t kc, const float *a, int64_t lda, cons
 static inline void mlcc_ukr_gather(int64_t kc, const float *a, int64_t lda, const float *b, const int32_t *off, const int32_t *pix, const float *bias, float *c, int64_t ldc,
                        int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
-  (void)accumulate;
   for (int64_t r = 0; r < mr; ++r)
     for (int64_t j = 0; j < nr; ++j) {
       float acc = 0.0f;
