@@ -77,6 +77,12 @@ class MlccRep(BackendRep):
         self._bound: dict[str, np.ndarray] = {}  # graph inputs compiled in as constants
         self._dir: str | None = None
         self._model = None
+        # Sequence and optional graph inputs: their lengths, element shapes and presence are compiled in, so
+        # the first run() compiles and a run whose layout differs compiles again.
+        self._structured = {i.name for i in model.graph.input if not i.type.HasField("tensor_type")}
+        self._layout: dict[str, Any] | None = None
+        if self._structured:
+            return
         try:
             self._build({})
         except CompileTimeValueError as e:
@@ -96,13 +102,17 @@ class MlccRep(BackendRep):
                 model.graph.input.extend(kept)
                 model.graph.initializer.extend(numpy_helper.from_array(a, n) for n, a in bound.items())
             directory = tempfile.mkdtemp(prefix="mlcc-backend-")
+            options = dict(self._options)
+            if self._layout:
+                layout = {n: shape for n, shape in self._layout.items() if n not in bound}
+                options["input_shapes"] = {**options.get("input_shapes", {}), **layout}
             try:
-                _compile(model, target=self._target, out_dir=directory, force=True, **self._options)
+                _compile(model, target=self._target, out_dir=directory, force=True, **options)
                 loaded = _load(directory)
             except CompileTimeValueError as e:
                 shutil.rmtree(directory, ignore_errors=True)
                 wanted = [n for n in self._sources_of(e) if n not in bound]
-                if not wanted or any(n not in self._feeds for n in wanted):
+                if not wanted or any(n not in self._feeds or n in self._structured for n in wanted):
                     raise
                 bound.update((n, self._feeds[n]) for n in wanted)
                 continue
@@ -121,13 +131,21 @@ class MlccRep(BackendRep):
 
     def run(self, inputs: Any, **kwargs: Any) -> tuple[Any, ...]:
         if isinstance(inputs, Mapping):
-            feeds = {k: np.asarray(v) for k, v in inputs.items()}
+            feeds = {k: _feed(v) for k, v in inputs.items()}
         else:
             if isinstance(inputs, np.ndarray):
                 inputs = [inputs]
             if len(inputs) != len(self._input_names):
                 raise ValueError(f"the model has {len(self._input_names)} inputs, {len(inputs)} were given")
-            feeds = {n: np.asarray(a) for n, a in zip(self._input_names, inputs)}
+            feeds = {n: _feed(a) for n, a in zip(self._input_names, inputs)}
+        if self._structured:
+            layout = {n: _layout(a) for n, a in feeds.items() if n not in self._bound}  # symbolic dims too
+            if layout != self._layout:
+                self._release()
+                self._layout, self._feeds = layout, feeds
+                self._build({n: feeds[n] for n in self._bound if n in feeds})  # binds what it must (_build)
+                if self._bound:
+                    self._needs = set(self._bound)  # and recompiles when their values change (below)
         specialise = getattr(self, "_needs", None)
         if specialise is not None:
             self._feeds = feeds
@@ -138,7 +156,7 @@ class MlccRep(BackendRep):
             if stale:
                 self._build({n: feeds[n] for n in set(self._bound) | specialise if n in feeds})
         results = self._model.run({n: a for n, a in feeds.items() if n not in self._bound})
-        names = [t.name for t in self._model.outputs]
+        names = self._model.graph_outputs
         return namedtupledict("Outputs", [f"o{i}" for i in range(len(names))])(*[results[n] for n in names])
 
     def _release(self) -> None:
@@ -151,6 +169,25 @@ class MlccRep(BackendRep):
 
     def __del__(self) -> None:
         self._release()
+
+
+def _feed(a: Any) -> Any:
+    """One graph input as the loader takes it: an array, a list of arrays (a sequence), or None (an absent
+    optional)."""
+    if a is None:
+        return None
+    if isinstance(a, (list, tuple)):
+        return [np.asarray(x) for x in a]
+    return np.asarray(a)
+
+
+def _layout(a: Any) -> Any:
+    """What a sequence or optional input fixes at compile time: its element shapes, its shape, or None."""
+    if a is None:
+        return None
+    if isinstance(a, list):
+        return [list(x.shape) for x in a]
+    return list(a.shape)
 
 
 class MlccBackend(Backend):

@@ -88,7 +88,7 @@ def bench(out_dir: Path, compare: Path | None = None, threads: int = 1, runs: in
     if compiled.target != "c":
         raise MlccError(f"mlcc bench times c builds; {str(out_dir)!r} is a {compiled.target} build")
     feeds = _feeds(compiled)
-    ours = compiled.run(feeds)
+    ours = compiled.run_tensors(feeds)
     mlcc_rss = _rss_bytes() - before
     session, theirs, ort_rss = None, None, 0
     if compare is not None:
@@ -100,17 +100,17 @@ def bench(out_dir: Path, compare: Path | None = None, threads: int = 1, runs: in
         theirs = session.run(None, feeds)
         ort_rss = _rss_bytes() - before
     for _ in range(3):
-        compiled.run(feeds)
+        compiled.run_tensors(feeds)
         if session is not None:
             session.run(None, feeds)
     t = time.perf_counter()
-    compiled.run(feeds)
+    compiled.run_tensors(feeds)
     block = max(BLOCK, math.ceil(BLOCK_SECONDS / max(time.perf_counter() - t, 1e-6)))
     mine, other = [], []
     while (runs and len(mine) < runs) or (not runs and (len(mine) < 10 or sum(mine) < seconds)):
         # alternate in blocks, with a pause between blocks: both engines' worker threads spin for a while after
         # a run, and closer alternation would time each against the other's spinning (see the module docstring)
-        for times, call in ((mine, lambda: compiled.run(feeds)), (other, lambda: session.run(None, feeds))):
+        for times, call in ((mine, lambda: compiled.run_tensors(feeds)), (other, lambda: session.run(None, feeds))):
             if times is other and session is None:
                 continue
             if session is not None:

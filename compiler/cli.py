@@ -16,10 +16,25 @@ from .errors import MlccError
 from .version import __version__
 
 
-def _parse_shape(spec: str) -> tuple[str, list[int]]:
+def _parse_shape(spec: str):
+    """NAME=D0,D1,... (a tensor), NAME=[[D0,...],[D0,...]] (a sequence: each element's shape; NAME=[] if
+    empty) or NAME=none (an optional input that is absent)."""
     name, sep, dims = spec.rpartition("=")
     if not sep or not name:
         raise click.BadParameter(f"{spec!r}: expected NAME=D0,D1,... (e.g. input=1,3,224,224)")
+    dims = dims.strip()
+    if dims.lower() == "none":
+        return name, None
+    if dims.startswith("["):
+        try:
+            shapes = json.loads(dims)
+        except ValueError:
+            shapes = None
+        if not isinstance(shapes, list) or not all(
+            isinstance(s, list) and all(type(d) is int and d >= 0 for d in s) for s in shapes
+        ):
+            raise click.BadParameter(f"{spec!r}: a sequence is [[D0,D1,...],[D0,D1,...],...] (non-negative dims)")
+        return name, shapes
     try:
         shape = [int(d) for d in dims.split(",")] if dims else []
     except ValueError:
@@ -134,7 +149,8 @@ class _Mlcc(click.Command):
     "input_shapes",
     multiple=True,
     metavar="NAME=D0,D1,...",
-    help="Bind the shape of input NAME (repeatable); needed where the model's dims are symbolic.",
+    help="Bind the shape of input NAME (repeatable); needed where the model's dims are symbolic. A sequence "
+    "input takes each element's shape, NAME=[[D0,D1],[D0,D1]]; an absent optional input, NAME=none.",
 )
 @click.option(
     "--name", default="model", show_default=True, help="Symbol prefix of the C API and library name (libNAME)."

@@ -53,10 +53,17 @@ class CompileOptions:
         return {
             "target": self.target,
             "name": self.name,
-            "input_shapes": {k: list(v) for k, v in sorted(self.input_shapes.items())},
+            "input_shapes": {k: _plain(v) for k, v in sorted(self.input_shapes.items())},
             "opt_level": self.opt_level,
             "weights": self.weights,
             **({"cuda_graph": self.cuda_graph, "precision": self.precision} if self.target == "cuda" else {}),
             **({"cpu": self.cpu} if self.target == "c" and self.cpu != "generic" else {}),
             **({"disabled_passes": sorted(set(self.disabled_passes))} if self.disabled_passes else {}),
         }
+
+
+def _plain(shape):
+    """An --input-shape binding as JSON: dims, a list of element shapes (a sequence), or None (absent)."""
+    if shape is None:
+        return None
+    return [_plain(d) if isinstance(d, (list, tuple)) else int(d) for d in shape]

@@ -126,6 +126,8 @@ def compile_model(source, opts: CompileOptions) -> dict:
         "inputs": [{"name": v.name, "dtype": v.dtype.name, "shape": list(v.shape)} for v in graph.inputs],
         "outputs": [{"name": v.name, "dtype": v.dtype.name, "shape": list(v.shape)} for v in graph.outputs],
     }
+    if graph.signature is not None:  # sequence or optional graph inputs or outputs: their tensors' grouping
+        manifest["signature"] = graph.signature
     outdir.write(out / "model.json", json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=True) + "\n")
     codegen_s = time.perf_counter() - t
     progress("codegen", 1, 1)

@@ -28,6 +28,7 @@ from onnx import AttributeProto, helper
 from ..errors import CompileTimeValueError, ModelError, UnsupportedError
 from ..ir.dtypes import BOOL, INT64
 from ..ir.graph import Node, Value
+from .sequences import SequenceOps, uses_sequences
 
 CONTROL_FLOW = {"If", "Loop", "Scan"}
 MAX_INSTANCES = 4096
@@ -109,7 +110,7 @@ def _rename(graph: onnx.GraphProto, mapping: dict[str, str]) -> None:
             _rename(g, mapping)
 
 
-class Expander:
+class Expander(SequenceOps):
     """Imports control-flow nodes as flat nodes. `import_node` imports one ordinary node (registering its
     outputs in `values`), `order` sorts a node list topologically given the known names, `to_array` reads
     an initializer."""
@@ -146,10 +147,10 @@ class Expander:
         return self.import_node(helper.make_node(op, inputs, [out], **attrs)), out
 
     def name_of(self, value: Value) -> str:
-        """A name under which `value` is registered (registering it if needed)."""
-        if value.name and self.values.get(value.name) is value:
+        """A name under which `value` (a tensor, sequence or optional) is registered (registering it if needed)."""
+        if isinstance(value, Value) and value.name and self.values.get(value.name) is value:
             return value.name
-        name = self.fresh(value.name or "value")
+        name = self.fresh(getattr(value, "name", "") or "value")
         self.values[name] = value
         return name
 
@@ -158,6 +159,8 @@ class Expander:
         domain = "" if proto.domain in ("", "ai.onnx") else proto.domain
         if domain == "" and proto.op_type in CONTROL_FLOW:
             return getattr(self, f"_{proto.op_type.lower()}")(proto)
+        if domain == "" and uses_sequences(proto, self.values):
+            return self.sequence_node(proto)
         return [self.import_node(proto)]
 
     def instance(self, graph: onnx.GraphProto, bindings: list[Value], owner: str) -> tuple[list[Node], list[str]]:
@@ -189,11 +192,13 @@ class Expander:
         return nodes, outs
 
     def finish(self, sources: list[str], targets: list[str]) -> list[Node]:
-        """Identity nodes giving the node's own output names to the values computed for them."""
-        return [self.emit("Identity", [s], t)[0] for s, t in zip(sources, targets) if t]
+        """The node's own output names given to the values computed for them (Identity nodes for tensors)."""
+        return [node for s, t in zip(sources, targets) for node in self.bind(t, self.values[s])]
 
     def known(self, name: str, what: str, owner: str) -> np.ndarray:
         v = self.values[name]
+        if not isinstance(v, Value):
+            raise ModelError(f"{owner}: {what} {name!r} is a sequence or optional, not a tensor")
         if v.data is None:
             err = CompileTimeValueError(
                 f"{owner}: {what} {name!r} is computed at run time; mlcc unrolls control flow at compile time "
@@ -214,8 +219,8 @@ class Expander:
         cond = _text(proto.input[0])
         outputs = [_text(o) for o in proto.output]
         value = self.values[cond]
-        if value.size != 1 or value.dtype != BOOL:
-            raise ModelError(f"{owner}: the condition must be a single bool, not {value.dtype}{list(value.shape)}")
+        if not isinstance(value, Value) or value.size != 1 or value.dtype != BOOL:
+            raise ModelError(f"{owner}: the condition must be a single bool tensor")
         if value.data is not None:
             taken = branches["then_branch" if bool(value.data.reshape(-1)[0]) else "else_branch"]
             nodes, outs = self.instance(taken, [], owner)
@@ -230,13 +235,7 @@ class Expander:
         scalar, c = self.emit("Reshape", [cond, self.const(np.zeros(0, np.int64), INT64)])
         nodes.append(scalar)
         for t, e, out in zip(then_outs, else_outs, outputs):
-            tv, ev = self.values[t], self.values[e]
-            if tv.dtype != ev.dtype or tv.shape != ev.shape:
-                raise UnsupportedError(
-                    f"{owner}: with a condition computed at run time both branches must give the same type and "
-                    f"shape; output {out!r} is {tv.dtype}{list(tv.shape)} or {ev.dtype}{list(ev.shape)}"
-                )
-            nodes.append(self.emit("Where", [c, t, e], out or None)[0])
+            nodes += self.select(c, self.values[t], self.values[e], owner, out)
         return nodes
 
     def _loop(self, proto: onnx.NodeProto) -> list[Node]:

@@ -18,12 +18,13 @@ from ..ir.graph import Graph, Node, Value
 from ..ops import registry
 from .control_flow import CONTROL_FLOW, Expander, all_nodes, node_inputs, runtime_sources
 from .functions import expand_functions
+from .sequences import MAX_LENGTH, SEQUENCE_OPS, SINCE, Opt, Seq, elements, form_of
 
 MAX_ELEMENTS = 2**31 - 1  # per tensor; larger shapes are rejected before anything is allocated
 MAX_TENSOR_BYTES = 4 << 30  # per tensor
 MAX_FOLDED_BYTES = 8 << 30  # all values computed at compile time together: bounds the compiler's memory
 _MALFORMED = (TypeError, ValueError, IndexError, KeyError, AttributeError, AssertionError, ArithmeticError)
-InputShapes = Mapping[str, Sequence[int]]
+InputShapes = Mapping[str, Sequence[int] | Sequence[Sequence[int]] | None]  # see _graph_input
 
 
 def text(s: str | bytes) -> str:
@@ -142,37 +143,75 @@ def _attr_value(attr: AttributeProto, base_dir: Path | None, where: str):
     )
 
 
-def _input_value(vi: onnx.ValueInfoProto, bound: InputShapes) -> Value:
-    name = text(vi.name)
-    if not vi.type.HasField("tensor_type"):
-        raise UnsupportedError(f"graph input {name!r}: only tensor inputs are supported")
-    tt = vi.type.tensor_type
+def _tensor_input(name: str, tt: onnx.TypeProto.Tensor, given, flag: str) -> Value:
+    """A tensor graph input (or one element of a sequence input): its shape as declared, or `given`
+    (checked against what the model declares)."""
     dtype = BY_ONNX.get(tt.elem_type)
     if dtype is None:
         raise UnsupportedError(f"graph input {name!r}: element type code {tt.elem_type} is not supported")
     declared = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in tt.shape.dim]
-    if name in bound:
-        given = [int(d) for d in bound[name]]
+    if given is not None:
+        if any(isinstance(d, (list, tuple)) or d is None for d in given):
+            raise ShapeError(f"--input-shape {flag}: {name!r} is a tensor; give D0,D1,...")
+        given = [int(d) for d in given]
         if tt.HasField("shape") and len(given) != len(declared):
             raise ShapeError(
-                f"--input-shape {name}: rank {len(given)} given, the model declares rank {len(declared)} {declared}"
+                f"--input-shape {flag}: rank {len(given)} given, the model declares rank {len(declared)} {declared}"
             )
         for axis, (g, d) in enumerate(zip(given, declared)):
             if isinstance(d, int) and d != g:
-                raise ShapeError(f"--input-shape {name}: dim {axis} is {g}, the model fixes it to {d}")
+                raise ShapeError(f"--input-shape {flag}: dim {axis} is {g}, the model fixes it to {d}")
         shape = given
     else:
         if not tt.HasField("shape"):
-            raise ShapeError(f"graph input {name!r} has no shape; bind it with --input-shape {name}=D0,D1,...")
+            raise ShapeError(f"graph input {name!r} has no shape; bind it with --input-shape {flag}=D0,D1,...")
         for axis, d in enumerate(declared):
             if not isinstance(d, int):
                 raise ShapeError(
                     f"graph input {name!r} dim {axis} is symbolic ({d!r}) in {declared}; "
-                    f"bind it with --input-shape {name}=D0,D1,..."
+                    f"bind it with --input-shape {flag}=D0,D1,..."
                 )
         shape = declared
     _check_dims(f"graph input {name!r}", shape)
     return Value(name, dtype, tuple(shape))
+
+
+def _graph_input(name: str, t: onnx.TypeProto, bound: InputShapes, optional: bool = False):
+    """A graph input as a tensor Value, a sequence (Seq of Values named NAME[i]) or an optional (Opt).
+
+    A sequence's length and element shapes are bound at compile time (--input-shape NAME=[[D0,..],[..]]);
+    an optional is present unless bound to None (--input-shape NAME=none)."""
+    given = bound.get(name)
+    if t.HasField("optional_type"):
+        if optional:
+            raise UnsupportedError(f"graph input {name!r}: an optional of an optional")
+        inner = t.optional_type.elem_type
+        kind = "sequence" if inner.HasField("sequence_type") else "tensor"
+        if name in bound and given is None:
+            return Opt(None, kind)
+        return Opt(_graph_input(name, inner, bound, optional=True), kind)
+    if name in bound and given is None:
+        raise ShapeError(f"--input-shape {name}=none: only an optional input can be absent")
+    if t.HasField("tensor_type"):
+        return _tensor_input(name, t.tensor_type, given, name)
+    if t.HasField("sequence_type") and t.sequence_type.elem_type.HasField("tensor_type"):
+        tt = t.sequence_type.elem_type.tensor_type
+        if given is None or not all(isinstance(s, (list, tuple)) for s in given):
+            raise ShapeError(
+                f"graph input {name!r} is a sequence, whose length mlcc fixes at compile time: give each "
+                f"element's shape, --input-shape '{name}=[[D0,D1,...],[D0,D1,...]]' ('{name}=[]' if empty)"
+            )
+        if len(given) > MAX_LENGTH:
+            raise ShapeError(f"graph input {name!r}: a sequence of {len(given)} tensors; mlcc allows {MAX_LENGTH}")
+        items = [_tensor_input(f"{name}[{i}]", tt, shape, name) for i, shape in enumerate(given)]
+        dtype = BY_ONNX.get(tt.elem_type)
+        if dtype is None:
+            raise UnsupportedError(f"graph input {name!r}: element type code {tt.elem_type} is not supported")
+        return Seq(dtype, items)
+    kind = t.WhichOneof("value") or "no type"
+    raise UnsupportedError(
+        f"graph input {name!r}: {kind} inputs are not supported (tensors, sequences of tensors and optionals are)"
+    )
 
 
 def _check_supported(graph: onnx.GraphProto, opsets: Mapping[str, int]) -> None:
@@ -183,6 +222,8 @@ def _check_supported(graph: onnx.GraphProto, opsets: Mapping[str, int]) -> None:
         version = opsets.get(domain)
         if domain == "" and node.op_type in CONTROL_FLOW and version is not None:
             continue  # resolved by the importer (control_flow.py)
+        if domain == "" and node.op_type in SEQUENCE_OPS and (version or 0) >= SINCE[node.op_type]:
+            continue  # resolved by the importer (sequences.py)
         internal = domain == registry.INTERNAL_DOMAIN  # compiler-made ops: their attributes are trusted
         if internal or version is None or registry.lookup(node.op_type, domain, version) is None:
             missing.setdefault((text(node.op_type), text(domain), version), []).append(text(node.name))
@@ -271,17 +312,24 @@ def import_onnx(
         array = tensor_to_array(tensor, base_dir)
         values[text(tensor.name)] = Value(text(tensor.name), BY_ONNX[tensor.data_type], array.shape, array)
 
-    inputs = []
-    names = {text(vi.name) for vi in graph.input}
+    inputs, signature = [], {"inputs": [], "outputs": []}
+    names = [text(vi.name) for vi in graph.input if text(vi.name) not in values]
     for vi in graph.input:
-        if text(vi.name) in values:
+        name = text(vi.name)
+        if name in values:
             continue  # an initializer listed as input: a weight, fixed at compile time
-        value = _input_value(vi, bound)
-        values[value.name] = value
-        inputs.append(value)
-    unknown = sorted(set(bound) - names)
+        obj = _graph_input(name, vi.type, bound)
+        for item in elements(obj):
+            if item.name != name:  # a sequence's element NAME[i]: registered so that no node may take the name
+                if item.name in values:
+                    raise ModelError(f"graph input {name!r}: its element's name {item.name!r} is taken")
+                values[item.name] = item
+        values[name] = obj
+        inputs.extend(elements(obj))
+        signature["inputs"].append(_entry(name, obj))
+    unknown = sorted(set(bound) - set(names))
     if unknown:
-        raise ShapeError(f"--input-shape names {unknown}, but the model's inputs are {[v.name for v in inputs]}")
+        raise ShapeError(f"--input-shape names {unknown}, but the model's inputs are {names}")
 
     nodes = []
     ordered = _topological(graph.node, set(values))
@@ -300,10 +348,38 @@ def import_onnx(
 
     outputs = []
     for vi in graph.output:
-        if text(vi.name) not in values:
-            raise ModelError(f"graph output {text(vi.name)!r} is not produced by any node")
-        outputs.append(values[text(vi.name)])
-    return Graph(text(graph.name) or "model", inputs, outputs, nodes, opsets)
+        name = text(vi.name)
+        if name not in values:
+            raise ModelError(f"graph output {name!r} is not produced by any node")
+        obj = values[name]
+        if isinstance(obj, Opt) and isinstance(obj.item, Value):  # a present optional tensor: output NAME
+            del values[name]
+            nodes.extend(expander.bind(name, obj.item))
+            obj = Opt(values[name], "tensor")
+        elif not isinstance(obj, Value):  # a sequence's elements become outputs NAME[0], NAME[1], ...
+            items = elements(obj)
+            for i, item in enumerate(items):
+                if f"{name}[{i}]" in values:
+                    raise ModelError(f"graph output {name!r}: its element's name '{name}[{i}]' is taken")
+                nodes.extend(expander.bind(f"{name}[{i}]", item))
+            obj = _renamed(obj, [values[f"{name}[{i}]"] for i in range(len(items))])
+        outputs.extend(elements(obj))
+        signature["outputs"].append(_entry(name, obj))
+    plain = all(e["form"] == "tensor" for e in signature["inputs"] + signature["outputs"])
+    return Graph(text(graph.name) or "model", inputs, outputs, nodes, opsets, None if plain else signature)
+
+
+def _renamed(obj, items: list[Value]):
+    """`obj` (a sequence or optional graph output) with its elements replaced by `items`, in order."""
+    if isinstance(obj, Opt):
+        return obj if obj.item is None else Opt(_renamed(obj.item, items), obj.kind)
+    if isinstance(obj, Seq):
+        return Seq(obj.dtype, list(items))
+    return items[0]
+
+
+def _entry(name: str, obj) -> dict:
+    return {"name": name, "form": form_of(obj), "items": [v.name for v in elements(obj)]}
 
 
 def _import_node(
@@ -318,6 +394,9 @@ def _import_node(
     entry = registry.lookup(proto.op_type, domain, opsets[domain])
     assert entry is not None  # _check_supported ran first
     inputs = [values[name] if name else None for name in map(text, proto.input)]
+    for name, v in zip(map(text, proto.input), inputs):
+        if v is not None and not isinstance(v, Value):
+            raise UnsupportedError(f"{where}: input {name!r} is a sequence or optional; the operator takes tensors")
     for v in inputs:
         if v is not None and v.dynamic_axis is not None:
             raise UnsupportedError(

@@ -77,6 +77,9 @@ class Graph:
     outputs: list[Value]
     nodes: list[Node]
     opsets: dict[str, int] = field(default_factory=dict)
+    # Where graph inputs or outputs are sequences or optionals: how the tensors of `inputs` and `outputs`
+    # group into them ({"inputs": [{"name", "form", "items"}], "outputs": [...]}, importer/sequences.py).
+    signature: dict | None = None
 
     def constants(self) -> list[Value]:
         """Constants used by nodes or outputs, in first-use order."""

@@ -82,6 +82,9 @@ class CompiledModel:
             self._fn(f"{kind}_info", ctypes.POINTER(_TensorInfo), [ctypes.c_int])
         self.inputs = self._infos("input")
         self.outputs = self._infos("output")
+        plain = {kind: [{"name": t.name, "form": "tensor", "items": [t.name]} for t in getattr(self, kind)]
+                 for kind in ("inputs", "outputs")}  # fmt: skip
+        self.signature = manifest.get("signature") or plain
         self._handle = handle()
         if manifest["weights"] == "external":
             status = self._call(
@@ -112,8 +115,56 @@ class CompiledModel:
             infos.append(TensorInfo(info.name.decode("utf-8", "surrogateescape"), BY_ONNX[info.dtype].np, shape, axis))
         return infos
 
-    def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Run once; every input by name, with its exact shape and dtype. Returns new output arrays."""
+    @property
+    def graph_inputs(self) -> list[str]:
+        """The model's own inputs, as run() takes them (a sequence is one input, its tensors are several)."""
+        return [e["name"] for e in self.signature["inputs"]]
+
+    @property
+    def graph_outputs(self) -> list[str]:
+        return [e["name"] for e in self.signature["outputs"]]
+
+    def run(self, feeds: dict) -> dict:
+        """Run once with the model's own inputs by name: an array per tensor, a list of arrays per sequence,
+        None for an absent optional. Returns the outputs the same way (new arrays).
+
+        Tensor-only models take and give what run_tensors() does."""
+        if self._handle is None:
+            raise ValueError("this model instance has been closed")
+        unknown = sorted(set(feeds) - set(self.graph_inputs))
+        missing = [n for n in self.graph_inputs if n not in feeds]
+        if unknown or missing:
+            raise ValueError(f"inputs do not match: missing {missing}, unknown {unknown}; expected {self.graph_inputs}")
+        flat = {}
+        for e in self.signature["inputs"]:
+            value, items = feeds[e["name"]], e["items"]
+            if e["form"] in ("sequence", "optional sequence"):
+                if value is None or isinstance(value, np.ndarray) or len(value) != len(items):
+                    got = "None" if value is None else f"{len(value)} arrays"
+                    raise ValueError(
+                        f"input {e['name']!r}: a sequence of {len(items)} tensors was compiled, {got} given"
+                    )
+                flat.update(zip(items, value))
+            elif e["form"] == "empty optional":
+                if value is not None:
+                    raise ValueError(f"input {e['name']!r}: compiled as an absent optional, give None")
+            elif value is None:
+                raise ValueError(f"input {e['name']!r}: None given for a tensor")
+            else:
+                flat[items[0]] = value
+        results = self.run_tensors(flat)
+        grouped = {}
+        for e in self.signature["outputs"]:
+            parts = [results[n] for n in e["items"]]
+            if e["form"] in ("sequence", "optional sequence"):
+                grouped[e["name"]] = parts
+            else:
+                grouped[e["name"]] = parts[0] if parts else None
+        return grouped
+
+    def run_tensors(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run once; every tensor of the C API by name (a sequence's elements are NAME[0], NAME[1], ...),
+        with its exact shape and dtype. Returns new output arrays, by C API name."""
         if self._handle is None:
             raise ValueError("this model instance has been closed")
         names = [t.name for t in self.inputs]

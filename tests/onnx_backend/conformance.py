@@ -28,6 +28,8 @@ from node_cases import node_cases, run_case  # noqa: E402
 
 import mlcc.ops  # noqa: E402
 from mlcc.errors import MlccError  # noqa: E402
+from mlcc.importer.control_flow import CONTROL_FLOW  # noqa: E402
+from mlcc.importer.sequences import SEQUENCE_OPS  # noqa: E402
 
 # Element-type categories, most exotic first: a case belongs to the first whose types it uses.
 EXOTIC = [
@@ -204,7 +206,8 @@ def report(results: dict[str, tuple[str, str]], cases, target: str = "c") -> str
         "## Operators",
         "",
         "Status: **all** (every case passes), **partial**, **none** (no case passes), **no cases** (the suite has",
-        "none). Kernel: `registry` (mlcc has a kernel), `function` (expanded from the ONNX function body), `-`.",
+        "none). Kernel: `registry` (mlcc has a kernel), `importer` (resolved while importing: control flow,",
+        "sequences and optionals), `function` (expanded from the ONNX function body), `-`.",
         "",
         "| operator | domain | kernel | status | passed/total | by category |",
         "|---|---|---|---|---:|---|",
@@ -213,6 +216,8 @@ def report(results: dict[str, tuple[str, str]], cases, target: str = "c") -> str
         names = by_op.pop((domain, op), [])
         if (domain, op) in registered:
             kernel = "registry"
+        elif domain == "" and (op in CONTROL_FLOW or op in SEQUENCE_OPS):
+            kernel = "importer"
         else:
             try:
                 schema = defs.get_schema(op, domain)

@@ -16,20 +16,10 @@ from node_cases import node_cases, op_types, run_case
 from mlcc.errors import MlccError
 
 # Operators mlcc neither implements (registry) nor expands from an ONNX function body yet. Issue 3 takes them.
-UNIMPLEMENTED_OPS = {
-    # domain ai.onnx
-    "Optional", "SequenceConstruct", "ImageDecoder", "SequenceEmpty", "SequenceInsert",
-    "SequenceLength", "SequenceMap", "SplitToSequence",
-}  # fmt: skip
+UNIMPLEMENTED_OPS = {"ImageDecoder"}  # domain ai.onnx
 
 # Test-name patterns (re.search on the case name), by reason.
-EXCLUDED = {
-    "optional and sequence graph inputs (only tensors are supported)": [
-        r"^test_identity_(opt|sequence)$",
-        r"^test_optional_get_element_(optional_\w+|sequence)$",
-        r"^test_optional_has_element_(empty_optional|optional|tensor)_input$",
-    ],
-}
+EXCLUDED: dict[str, list[str]] = {}
 
 
 # Cases that compile but whose outputs differ from the expected ones beyond the suite's tolerance, by reason.
