@@ -51,6 +51,7 @@ from .fold_batchnorm import FreshNames
 # tile's work (3x3 of 3 channels 1.5x, 1x1 of 64 to 256 channels 1.2-1.45x slower).
 P_DIRECT_DEPTH = 128
 P_DIRECT_DEPTH_1X1 = 1024
+P_DIRECT_MIN_GAIN = 0.75
 P_MAJOR_GAIN = 1.10
 P_MAJOR_PIXELS = 128
 P_MAJOR_CHANNELS = 256
@@ -154,6 +155,7 @@ def _packed_conv(node: Node, cpu: CpuTarget, fresh: FreshNames) -> Node | None:
         and group == 1
         and len(w.shape) == 4
         and (depth >= P_DIRECT_DEPTH_1X1 if w.shape[2:] == (1, 1) else depth >= P_DIRECT_DEPTH)
+        and p_major_gain(pixels, mg, cpu.mr, cpu.nr) >= P_DIRECT_MIN_GAIN
     )
     if p_major:
         packed = pack_conv_weights_p_major(w.data, group, cpu.nr)

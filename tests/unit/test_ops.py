@@ -175,6 +175,12 @@ CASES = {
     "maxpool_rows_asymmetric": pool("MaxPool", kernel_shape=[3, 2], pads=[1, 0, 0, 1], strides=[2, 1]),
     "maxpool_rows_ceil": pool("MaxPool", x=(1, 2, 7, 6), kernel_shape=[2, 3], strides=[3, 1], ceil_mode=1),
     "maxpool_rows_1d": pool("MaxPool", x=(2, 3, 10), kernel_shape=[4], pads=[3, 1]),
+    "maxpool_rows_stride2_ceil": pool(
+        "MaxPool", x=(1, 2, 9, 8), kernel_shape=[3, 3], pads=[1, 1, 0, 1], strides=[2, 2], ceil_mode=1
+    ),
+    "maxpool_rows_stride2_wide": pool(
+        "MaxPool", x=(1, 2, 6, 37), kernel_shape=[2, 4], pads=[0, 2, 1, 1], strides=[1, 2]
+    ),
     "averagepool_exclude_pad": pool("AveragePool", kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
     "averagepool_include_pad": pool(
         "AveragePool", kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=1, strides=[2, 2]

@@ -87,7 +87,7 @@ CONVS = {
     "3x3_pad": ((1, 5, 17, 19), (13, 5, 3, 3), {"pads": [1, 1, 1, 1]}),
     "pointwise": ((2, 40, 9, 9), (11, 40, 1, 1), {}),
     "pointwise_deep": ((1, KC_MAX + 37, 7, 5), (7, KC_MAX + 37, 1, 1), {}),
-    "deep_k_blocks": ((1, 33, 8, 8), (9, 33, 3, 3), {"pads": [1, 1, 1, 1]}),
+    "deep_k_blocks": ((1, 33, 8, 8), (32, 33, 3, 3), {"pads": [1, 1, 1, 1]}),
     "stride2_dilated": ((1, 4, 23, 21), (8, 4, 3, 3), {"strides": [2, 2], "dilations": [2, 1], "pads": [2, 1, 0, 1]}),
     "grouped": ((1, 12, 10, 10), (9, 4, 3, 3), {"group": 3, "pads": [1, 1, 1, 1]}),
     "wide_output": ((1, 3, 40, 41), (16, 3, 5, 5), {"pads": [2, 2, 2, 2]}),
@@ -105,7 +105,7 @@ CONVS = {
     # pixel-major read in place (AVX-512) with strides, dilations and asymmetric pads: windows from every corner
     "pixel_direct_strided": (
         (2, 16, 20, 23),  # batch 2
-        (40, 16, 3, 3),
+        (56, 16, 3, 3),
         {"strides": [2, 1], "dilations": [1, 2], "pads": [2, 0, 1, 3]},
     ),
     # 49 pixels of a 1-D map: pixel-major with the patch panels packed (no in-place reads off 2-D maps)
@@ -181,7 +181,8 @@ def test_packed_conv_takes_a_residual_relu_epilogue(cpu, tmp_path, monkeypatch):
 
 def test_the_kernel_choice_per_cpu(monkeypatch):
     """AVX-512 (tiles transposed in registers) takes the in-place pixel-major kernel for window convolutions
-    of depth 128 or more and 1x1 ones of depth 1024 or more; other targets keep it to small maps."""
+    of depth 128 or more and 1x1 ones of depth 1024 or more, unless too few output channels fill its NR-wide
+    columns; other targets keep it to small maps."""
     chosen = {
         cpu: {name: conv_kind(conv_model(*CONVS[name][:2], **CONVS[name][2]), cpu)[0] for name in CONVS}
         for cpu in ("generic", "x86-64-v4")
@@ -191,6 +192,8 @@ def test_the_kernel_choice_per_cpu(monkeypatch):
     assert chosen["x86-64-v4"]["pointwise"] == chosen["x86-64-v4"]["pointwise_deep"] == "packed"  # 1x1, depth < 1024
     assert chosen["generic"]["deep_k_blocks"] == "direct"
     assert chosen["x86-64-v4"]["pixel_direct_strided"] == "pixel-direct"
+    few = conv_model((1, 33, 8, 8), (9, 33, 3, 3), pads=[1, 1, 1, 1])  # 9 channels would fill 9 of 32 columns
+    assert conv_kind(few, "x86-64-v4")[0] == "direct"
     wide = conv_model((1, 1024, 14, 14), (256, 1024, 1, 1))  # resnet50's 1x1 of depth 1024
     assert conv_kind(wide, "x86-64-v4")[0] == "pixel-direct" and conv_kind(wide, "generic")[0] == "packed"
     small_pixel_major(monkeypatch)

@@ -673,12 +673,13 @@ static void k1_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
           const float *t = tile + i * 8 + (q - q0);
           const int64_t lo = oh * 32 + ow;
           const float bias = B[g * 8 + m0 + i];
-          for (int64_t e = 0; e < len; ++e) row[lo + e] = t[e] + bias;
+          /* one pass from the tile: a second pass over row would load what this one just stored, at other
+             offsets than the stores, which store forwarding cannot serve */
           {
             const int64_t r = plane;
             (void)r;
             for (int64_t j = lo; j < lo + len; ++j) {
-              const float acc = row[j];
+              const float acc = t[j - lo] + bias;
               row[j] = (float)((acc < 0 ? 0.0f : acc));
             }
           }
