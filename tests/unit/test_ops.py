@@ -175,6 +175,8 @@ CASES = {
     "maxpool_rows_asymmetric": pool("MaxPool", kernel_shape=[3, 2], pads=[1, 0, 0, 1], strides=[2, 1]),
     "maxpool_rows_ceil": pool("MaxPool", x=(1, 2, 7, 6), kernel_shape=[2, 3], strides=[3, 1], ceil_mode=1),
     "maxpool_rows_1d": pool("MaxPool", x=(2, 3, 10), kernel_shape=[4], pads=[3, 1]),
+    "maxpool_plane_same_upper": pool("MaxPool", x=(2, 3, 7, 9), kernel_shape=[4, 2], auto_pad="SAME_UPPER"),
+    "maxpool_plane_1d": pool("MaxPool", x=(2, 3, 10), kernel_shape=[5], pads=[1, 3]),
     "maxpool_rows_stride2_ceil": pool(
         "MaxPool", x=(1, 2, 9, 8), kernel_shape=[3, 3], pads=[1, 1, 0, 1], strides=[2, 2], ceil_mode=1
     ),
@@ -348,3 +350,43 @@ def test_op_mix_matches_onnxruntime(tmp_path):
     x = {"x": np.random.default_rng(5).standard_normal((2, 3, 8)).astype(F32)}
     model = op_mix()
     assert_close(run_mlcc(model, x, tmp_path / "out"), run_ort(model, x))
+
+
+def _max_fold(x: np.ndarray, k: tuple[int, int], pads: tuple[int, int, int, int], strides: tuple[int, int]):
+    """mlcc's max pooling as defined by its general kernel: per window, from the first element inside the
+    input, m = v if v > m (so NaN counts only as the window's first element)."""
+    (kh_n, kw_n), (ph, pw, eh, ew), (sh, sw) = k, pads, strides
+    n, c, h, w = x.shape
+    oh_n, ow_n = (h + ph + eh - kh_n) // sh + 1, (w + pw + ew - kw_n) // sw + 1
+    y = np.empty((n, c, oh_n, ow_n), x.dtype)
+    for oh in range(oh_n):
+        for ow in range(ow_n):
+            m = None
+            for kh in range(kh_n):
+                for kw in range(kw_n):
+                    ih, iw = oh * sh - ph + kh, ow * sw - pw + kw
+                    if 0 <= ih < h and 0 <= iw < w:
+                        v = x[:, :, ih, iw]
+                        m = v.copy() if m is None else np.where(v > m, v, m)
+            y[:, :, oh, ow] = m
+    return y
+
+
+@pytest.mark.parametrize(
+    "k, pads, strides",
+    [((5, 5), (2, 2, 2, 2), (1, 1)), ((3, 3), (1, 1, 1, 1), (2, 2)), ((3, 3), (0, 0, 0, 0), (2, 2))],
+    ids=["plane", "rows_stride2", "general"],
+)
+def test_max_pooling_kernels_agree_on_nan(k, pads, strides, tmp_path):
+    """The plane, row and general max-pooling kernels take a window's elements in the same order."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((1, 4, 10, 12)).astype(F32)
+    x[rng.random(x.shape) < 0.15] = np.nan
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=list(k), pads=list(pads), strides=list(strides))
+    graph = helper.make_graph(
+        [node], "p", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    got = run_mlcc(model, {"x": x}, tmp_path / "out")[0]
+    np.testing.assert_array_equal(got, _max_fold(x, k, pads, strides))
