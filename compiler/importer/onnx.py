@@ -209,6 +209,8 @@ def _graph_input(name: str, t: onnx.TypeProto, bound: InputShapes, optional: boo
             raise UnsupportedError(f"graph input {name!r}: element type code {tt.elem_type} is not supported")
         return Seq(dtype, items)
     kind = t.WhichOneof("value") or "no type"
+    if kind == "sequence_type":
+        kind = f"sequence_type of {t.sequence_type.elem_type.WhichOneof('value') or 'no type'}"
     raise UnsupportedError(
         f"graph input {name!r}: {kind} inputs are not supported (tensors, sequences of tensors and optionals are)"
     )
