@@ -25,8 +25,39 @@ STRICT = "-std=c11 -Wall -Wextra -Werror -g -fno-omit-frame-pointer"
 SANITIZE = "-fsanitize=address,undefined -fno-sanitize-recover=all"
 
 
+def kernel_mix() -> onnx.ModelProto:
+    """The kernels whose loops index by hand with masks, ranges and stack buffers: the channel-major direct
+    convolution's one-pass epilogue, max pooling by planes and by rows at stride 2, depthwise convolutions
+    in plane and row mode with epilogues."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+
+    def weight(name, shape):
+        return numpy_helper.from_array((rng.standard_normal(shape) * 0.3).astype(np.float32), name)
+
+    nodes = [
+        helper.make_node("Conv", ["x", "w16", "b16"], ["c"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("MaxPool", ["r"], ["same"], kernel_shape=[5, 5], pads=[2, 2, 2, 2]),
+        helper.make_node("MaxPool", ["same"], ["half"], kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Conv", ["half", "wd", "b16"], ["d"], pads=[1, 1, 1, 1], group=16),
+        helper.make_node("Clip", ["d", "lo", "hi"], ["y1"]),
+        helper.make_node("Conv", ["x2", "wd8", "b8"], ["e"], pads=[1, 1, 1, 1], group=8),
+        helper.make_node("Sigmoid", ["e"], ["y2"]),
+    ]
+    inits = [weight("w16", (16, 16, 3, 3)), weight("b16", (16,)), weight("wd", (16, 1, 3, 3)),
+             weight("wd8", (8, 1, 3, 3)), weight("b8", (8,)),
+             numpy_helper.from_array(np.float32(0), "lo"), numpy_helper.from_array(np.float32(6), "hi")]  # fmt: skip
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 20, 20]),
+              helper.make_tensor_value_info("x2", TensorProto.FLOAT, [1, 8, 5, 40])]  # fmt: skip
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y1", "y2")]
+    graph = helper.make_graph(nodes, "kernel_mix", inputs, outputs, inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
 def models() -> dict[str, tuple[object, dict]]:
-    found = {"demo": (ROOT / "examples" / "demo.onnx", {"image": [2, 3, 32, 32]})}
+    found = {"demo": (ROOT / "examples" / "demo.onnx", {"image": [2, 3, 32, 32]}), "kernel_mix": (kernel_mix(), {})}
     for name in (
         "squeezenet",
         "shufflenet",
@@ -43,7 +74,7 @@ def models() -> dict[str, tuple[object, dict]]:
 
 
 MODELS = models()
-SELECTED = os.environ.get("MLCC_SANITIZE_MODELS", "demo,squeezenet")
+SELECTED = os.environ.get("MLCC_SANITIZE_MODELS", "demo,kernel_mix,squeezenet")
 CHOSEN = list(MODELS) if SELECTED == "all" else SELECTED.split(",")
 
 
