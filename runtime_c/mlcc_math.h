@@ -1,4 +1,5 @@
-/* mlcc runtime: expf, tanhf and erff for float32 arithmetic in generated code (compiler/ops/common.py cmath).
+/* mlcc runtime: expf, tanhf, erff and 1 + exp(-x) for float32 arithmetic in generated code (compiler/ops/common.py
+ * cmath, logistic_den).
  *
  * Written without branches or calls, so that the compiler vectorises the loops that use them (libm's
  * scalar calls stop that, and an activation such as SiLU or GELU fused into a GEMM then costs more than the
@@ -7,6 +8,7 @@
  *   mlcc_expf   <= 1.5 ulp; inf past 88.72, 0 below -103.97, subnormal results in between
  *   mlcc_tanhf  <= 2 ulp
  *   mlcc_erff   <= 8 ulp (at most 4e-7 absolute, near |x| = 3.4)
+ *   mlcc_logistic_denf <= 2 ulp (1 + exp(-x))
  * NaN in gives NaN out; the limits at +-inf are exact.
  * The coefficients are least-squares fits made for mlcc. CUDA device code uses the CUDA math library. */
 #ifndef MLCC_MATH_H
@@ -20,6 +22,7 @@
 static __host__ __device__ inline float mlcc_expf(float x) { return expf(x); }
 static __host__ __device__ inline float mlcc_tanhf(float x) { return tanhf(x); }
 static __host__ __device__ inline float mlcc_erff(float x) { return erff(x); }
+static __host__ __device__ inline float mlcc_logistic_denf(float x) { return 1.0f + expf(-x); }
 #else
 
 static inline float mlcc_float_of_bits(int32_t bits) {
@@ -28,11 +31,9 @@ static inline float mlcc_float_of_bits(int32_t bits) {
   return f;
 }
 
-/* exp(x) = 2^n * exp(r), n = round(x / ln 2), |r| <= ln 2 / 2 (Cody-Waite: ln 2 split in two). */
-static inline float mlcc_expf(float x) {
-  const float lo = -103.972076f, hi = 88.7228394f;
-  float xc = x < lo ? lo : x;
-  xc = xc > hi ? hi : xc;
+/* exp(x) for x already clamped to [-103.97, 88.72]: 2^n * exp(r), n = round(x / ln 2), |r| <= ln 2 / 2
+   (Cody-Waite: ln 2 split in two). */
+static inline float mlcc_exp_clamped(float xc) {
   const float shift = 12582912.0f; /* 1.5 * 2^23: the sum's low mantissa bits hold round(x / ln 2) */
   const float t = xc * 1.44269504f + shift;
   const float n = t - shift;
@@ -48,10 +49,28 @@ static inline float mlcc_expf(float x) {
   int32_t ti;
   memcpy(&ti, &t, sizeof ti);
   const int32_t ni = ti - 0x4B400000, n1 = ni >> 1; /* 2^n as 2^n1 * 2^(n - n1): both factors normal */
-  const float y = e * mlcc_float_of_bits((n1 + 127) << 23) * mlcc_float_of_bits((ni - n1 + 127) << 23);
+  return e * mlcc_float_of_bits((n1 + 127) << 23) * mlcc_float_of_bits((ni - n1 + 127) << 23);
+}
+
+static inline float mlcc_expf(float x) {
+  const float lo = -103.972076f, hi = 88.7228394f;
+  float xc = x < lo ? lo : x;
+  xc = xc > hi ? hi : xc;
+  const float y = mlcc_exp_clamped(xc);
   float out = x > hi ? INFINITY : y;
   out = x < lo ? 0.0f : out;
   return x != x ? x : out;
+}
+
+/* 1 + exp(-x), the logistic function's denominator (Sigmoid is 1 / it, SiLU x / it): 1 + mlcc_expf(-x) without
+   its selects. The clamp's ends give what they give: exp at 88.72 rounds to inf (as past it), and below
+   -103.97 the tiny result is lost in the 1 +; a clamp keeps NaN. About a seventh less work in SiLU. */
+static inline float mlcc_logistic_denf(float x) {
+  const float lo = -103.972076f, hi = 88.7228394f;
+  float z = -x;
+  z = z < lo ? lo : z;
+  z = z > hi ? hi : z;
+  return 1.0f + mlcc_exp_clamped(z);
 }
 
 /* |x| < 0.625: x + x^3 R(x^2); above: 1 - 2 / (exp(2|x|) + 1), sign restored. */

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import ShapeError
 from ..ir.dtypes import FLOAT64
-from .common import broadcast_shapes, c_literal, cmath
+from .common import broadcast_shapes, c_literal, cmath, logistic_den
 from .elementwise import pointwise
 
 _erf = np.vectorize(math.erf, otypes=[np.float64])
@@ -116,7 +116,7 @@ pointwise("Gelu", [20], _gelu_expr, _gelu_ref)
 pointwise(
     "Swish",
     [24],
-    lambda n, t: f"v0 / (1 + {cmath('exp', t[0])}(-{_f(n, 'alpha', 1.0, t[0])} * v0))",
+    lambda n, t: f"v0 / {logistic_den(_f(n, 'alpha', 1.0, t[0]) + ' * v0', t[0])}",
     lambda n, x: x / (1 + np.exp(-_a(n, "alpha", 1.0) * x.astype(np.float64))),
 )
 

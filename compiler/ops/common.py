@@ -224,6 +224,11 @@ def cmath(fn: str, dtype: DType) -> str:
     return f"mlcc_{fn}f" if fn in FAST_FLOAT_MATH else fn + "f"
 
 
+def logistic_den(arg: str, dtype: DType) -> str:
+    """1 + exp(-arg) in C: mlcc_logistic_denf (mlcc_math.h) for float."""
+    return f"mlcc_logistic_denf({arg})" if dtype.c == "float" else f"(1 + exp(-({arg})))"
+
+
 def require_c(node: Node, *values: Value | None) -> None:
     for v in values:
         if v is not None and v.dtype.c is None:

@@ -18,6 +18,7 @@ from .common import (
     cast_mode,
     cmath,
     convert_expr,
+    logistic_den,
     loop_kernel,
     require_c,
 )
@@ -241,7 +242,7 @@ _unary(
     lambda n, t: f"(v0 < 0 ? {_lit(n, 'alpha', 0.01, t)} * v0 : v0)",
     lambda n, x: np.where(x < 0, np.float32(n.attr("alpha", 0.01)) * x, x),
 )
-_unary("Sigmoid", [6, 13], lambda n, t: f"1 / (1 + {cmath('exp', t)}(-v0))", lambda n, x: 1 / (1 + np.exp(-x)))
+_unary("Sigmoid", [6, 13], lambda n, t: f"1 / {logistic_den('v0', t)}", lambda n, x: 1 / (1 + np.exp(-x)))
 _unary("Tanh", [6, 13], lambda n, t: f"{cmath('tanh', t)}(v0)", lambda n, x: np.tanh(x))
 _unary("Exp", [6, 13], lambda n, t: f"{cmath('exp', t)}(v0)", lambda n, x: np.exp(x))
 _unary("Log", [6, 13], lambda n, t: f"{cmath('log', t)}(v0)", lambda n, x: np.log(x))

@@ -31,18 +31,22 @@ static double ulps(float got, double ref) { /* |got - ref| in units of the float
     if (u > worst) worst = u; \
   } \
   printf(#F " %.3f\n", worst); }
+static double logistic_den(double x) { return 1.0 + exp(-x); }
 int main(void) {
   SWEEP(mlcc_expf, exp, -110.0f, 100.0f)
+  SWEEP(mlcc_logistic_denf, logistic_den, -100.0f, 110.0f)
   SWEEP(mlcc_tanhf, tanh, -30.0f, 30.0f)
   SWEEP(mlcc_erff, erf, -30.0f, 30.0f)
   const float specials[] = {NAN, INFINITY, -INFINITY, 0.0f, -0.0f, 88.8f, -104.0f, 89.0f, -200.0f};
   for (int i = 0; i < 9; ++i)
     printf("special %a %a %a\n", (double)mlcc_expf(specials[i]), (double)mlcc_tanhf(specials[i]),
            (double)mlcc_erff(specials[i]));
+  printf("logistic %a %a %a %a\n", (double)mlcc_logistic_denf(NAN), (double)mlcc_logistic_denf(INFINITY),
+         (double)mlcc_logistic_denf(-INFINITY), (double)(1.0f / mlcc_logistic_denf(-200.0f)));
   return 0;
 }
 """
-BOUNDS = {"mlcc_expf": 1.5, "mlcc_tanhf": 2.0, "mlcc_erff": 8.0}  # ulp, as documented in mlcc_math.h
+BOUNDS = {"mlcc_expf": 1.5, "mlcc_tanhf": 2.0, "mlcc_erff": 8.0, "mlcc_logistic_denf": 2.0}  # ulp (mlcc_math.h)
 
 
 def _run_sweep(tmp_path: Path, flags: list[str]) -> dict[str, object]:
@@ -51,9 +55,10 @@ def _run_sweep(tmp_path: Path, flags: list[str]) -> dict[str, object]:
     exe = tmp_path / "sweep"
     subprocess.run(["cc", "-std=c11", "-O2", *flags, f"-I{RUNTIME}", str(src), "-o", str(exe), "-lm"], check=True)
     lines = subprocess.run([str(exe)], check=True, capture_output=True, text=True).stdout.splitlines()
-    worst = {line.split()[0]: float(line.split()[1]) for line in lines if not line.startswith("special")}
+    worst = {line.split()[0]: float(line.split()[1]) for line in lines if line.split()[0].startswith("mlcc_")}
     specials = [line.split()[1:] for line in lines if line.startswith("special")]
-    return {"worst": worst, "specials": specials}
+    logistic = next(line.split()[1:] for line in lines if line.startswith("logistic"))
+    return {"worst": worst, "specials": specials, "logistic": logistic}
 
 
 @pytest.mark.parametrize(
@@ -72,6 +77,9 @@ def test_accuracy_against_libm(tmp_path, flags):
     assert mzero == ["0x1p+0", "-0x0p+0", "-0x0p+0"]
     assert big[0] == "inf" and over[0] == "inf"  # past the float range
     assert tiny[0] == "0x0p+0" and under[0] == "0x0p+0"
+    # 1 + exp(-x): NaN stays NaN, +inf gives 1 (Sigmoid 1), -inf and -200 give inf (Sigmoid 0)
+    den_nan, den_inf, den_minf, sigmoid_far = got["logistic"]
+    assert "nan" in den_nan and den_inf == "0x1p+0" and den_minf == "inf" and sigmoid_far == "0x0p+0"
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="the vectorisation report is gcc's")
