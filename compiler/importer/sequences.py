@@ -190,15 +190,11 @@ class SequenceOps:
         if p.data is not None or n == 0 or len({(v.dtype, v.shape) for v in s.items}) != 1:
             return [], s.items[self._position(ins, 1, where, n, 0, insert=False)]
         # a run-time position over elements of one type and shape: stack them and gather
-        nodes, stacked = [], []
-        for v in s.items:
-            node, name = self.emit("Unsqueeze", [self.name_of(v), self._int_const([0])])
-            nodes.append(node)
-            stacked.append(name)
-        node, table = self.emit("Concat", stacked, axis=0)
+        table = self.fresh("sequence_table")
+        nodes = self._stack([self.name_of(v) for v in s.items], 0, table)
         index_node, index = self.emit("Reshape", [ins[1], self._int_const([])])
         gather, out = self.emit("Gather", [table, index], axis=0)
-        return [*nodes, node, index_node, gather], self.values[out]
+        return [*nodes, index_node, gather], self.values[out]
 
     def _op_splittosequence(self, where, ins, attrs):
         x = self._tensor(ins, 0, where)

@@ -125,13 +125,14 @@ def test_sequence_graph_input_and_output(tmp_path):
         mlcc.compile(m, out_dir=tmp_path / "unbound")
 
 
-def test_sequence_at_with_a_run_time_position_gathers(tmp_path):
+@pytest.mark.parametrize("opset", [11, 18])  # Unsqueeze takes its axes as an attribute before opset 13
+def test_sequence_at_with_a_run_time_position_gathers(tmp_path, opset):
     """Elements of one shape: SequenceAt takes a run-time position (negative too) without recompiling."""
     nodes = [
         helper.make_node("SequenceConstruct", ["a", "b", "c"], ["s"]),
         helper.make_node("SequenceAt", ["s", "p"], ["y"]),
     ]
-    m = model(nodes, [vi("a", [2, 3]), vi("b", [2, 3]), vi("c", [2, 3]), vi("p", [], I64)], [vi("y", [2, 3])])
+    m = model(nodes, [vi("a", [2, 3]), vi("b", [2, 3]), vi("c", [2, 3]), vi("p", [], I64)], [vi("y", [2, 3])], opset)
     arrays = {k: RNG.standard_normal((2, 3)).astype(np.float32) for k in "abc"}
     mlcc.compile(m, out_dir=tmp_path / "out")
     with mlcc.load(tmp_path / "out") as compiled:
