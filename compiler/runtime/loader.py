@@ -129,8 +129,6 @@ class CompiledModel:
         None for an absent optional. Returns the outputs the same way (new arrays).
 
         Tensor-only models take and give what run_tensors() does."""
-        if self._handle is None:
-            raise ValueError("this model instance has been closed")
         unknown = sorted(set(feeds) - set(self.graph_inputs))
         missing = [n for n in self.graph_inputs if n not in feeds]
         if unknown or missing:
