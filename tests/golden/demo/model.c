@@ -807,18 +807,35 @@ static void k3_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
         const int64_t nr = nc - s < 8 ? nc - s : 8;
         mlcc_ukr_packed(kc, ap, 0, bp + s * kc, Y + run0 * 64 + j0 + s, 64, mr, nr, k0 > 0);
         if (k0 + kc < 72) continue;
-        for (int64_t i = 0; i < mr; ++i) { /* one pass: the bias (read once, held in a register) and the epilogue */
-          float *row = Y + (run0 + i) * 64;
-          const float bias = B[g * 16 + m0 + i];
-          {
-            const int64_t r = run0 + i;
-            (void)r;
-            for (int64_t j = j0 + s; j < j0 + s + nr; ++j) {
-              const float acc = row[j] + bias;
-              row[j] = (float)((acc < 0 ? 0.0f : acc));
+        /* one pass per row: the bias (read once, held in a register) and the epilogue; a whole strip is a
+           loop of constant length, kept apart from the tail's (the compiler's code for one loop serving
+           both is slower) */
+        if (nr == 8) {
+          for (int64_t i = 0; i < mr; ++i) {
+            float *row = Y + (run0 + i) * 64;
+            const float bias = B[g * 16 + m0 + i];
+            {
+              const int64_t r = run0 + i;
+              (void)r;
+              for (int64_t j = j0 + s; j < j0 + s + 8; ++j) {
+                const float acc = row[j] + bias;
+                row[j] = (float)((acc < 0 ? 0.0f : acc));
+              }
             }
           }
-
+        } else {
+          for (int64_t i = 0; i < mr; ++i) {
+            float *row = Y + (run0 + i) * 64;
+            const float bias = B[g * 16 + m0 + i];
+            {
+              const int64_t r = run0 + i;
+              (void)r;
+              for (int64_t j = j0 + s; j < j0 + s + nr; ++j) {
+                const float acc = row[j] + bias;
+                row[j] = (float)((acc < 0 ? 0.0f : acc));
+              }
+            }
+          }
         }
       }
     }
@@ -881,9 +898,18 @@ static void k5_gemm_task(void *ctx, int64_t task, int worker) {
         const float *bs = B + ((j0 + s) / 8 * 16 + k0) * 8;
         mlcc_ukr_rows(kc, A + i0 * 16 + k0, 16, bs, Y + i0 * 10 + j0 + s, 10, mr, nr, k0 > 0);
         if (k0 + kc < 16) continue;
-        for (int64_t i = 0; i < mr; ++i) {
-          float *row = Y + (i0 + i) * 10;
-          for (int64_t j = j0 + s; j < j0 + s + nr; ++j) row[j] += C[(i0 + i) * 0 + j * 1];
+        /* one pass per row: C and the epilogue; a whole strip is a loop of constant length, kept apart from
+           the tail's (the compiler's code for one loop serving both is slower) */
+        if (nr == 8) {
+          for (int64_t i = 0; i < mr; ++i) {
+            float *row = Y + (i0 + i) * 10;
+            for (int64_t j = j0 + s; j < j0 + s + 8; ++j) row[j] += C[(i0 + i) * 0 + j * 1];
+          }
+        } else {
+          for (int64_t i = 0; i < mr; ++i) {
+            float *row = Y + (i0 + i) * 10;
+            for (int64_t j = j0 + s; j < j0 + s + nr; ++j) row[j] += C[(i0 + i) * 0 + j * 1];
+          }
         }
       }
     }
