@@ -62,6 +62,15 @@ class CpuTarget:
         blocks = -(-k // self.kc)
         return -(-k // blocks)
 
+    def pixel_rows(self, pixels: int) -> int:
+        """The rows of a pixel-major tile that reads its input in place (conv_pmajor.c.j2), for a map of
+        `pixels`: MR, or MR - 1 where that computes fewer rows in all, each tile's fixed cost (its transposed
+        store) counted as half a row; 49 pixels are then 7 tiles of 7 rather than 7 of 8 with one pixel in
+        the last. Fewer rows than MR store their runs masked (AVX-512), so only where MR has a transpose."""
+        if transpose_plan(self.mr, self.vw) is None:
+            return self.mr
+        return min((self.mr, self.mr - 1), key=lambda rows: -(-pixels // rows) * (rows + 0.5))
+
     def nc(self, k: int) -> int:
         """Columns of a packed B block: KC x NC floats fill about half of L2."""
         cols = (self.l2_bytes // 2) // (4 * min(k, self.kc))

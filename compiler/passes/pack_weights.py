@@ -88,7 +88,7 @@ def _direct_conv(node: Node, packed: Node, cpu: CpuTarget, fresh: FreshNames) ->
     return [pad, conv]
 
 
-def _pixel_direct_conv(node: Node, packed: Node, fresh: FreshNames) -> list[Node] | None:
+def _pixel_direct_conv(node: Node, packed: Node, cpu: CpuTarget, fresh: FreshNames) -> list[Node] | None:
     """A 2-D pixel-major PackedConv as [PadPlanes +] a direct one that reads the padded input in place:
     A[p, k] = Xp[PIX[p] + OFF[k]], PIX[p] the corner of output pixel p's window in Xp, OFF[k] the offset of
     k = (c, kh, kw) in it (conv_pmajor.c.j2). Any stride and dilation; nothing packed at run time."""
@@ -108,14 +108,15 @@ def _pixel_direct_conv(node: Node, packed: Node, fresh: FreshNames) -> list[Node
     cg, taps = x.shape[1] // group, kernel[0] * kernel[1]
     k = np.arange(cg * taps)
     offsets = (k // taps) * (height * width) + (k // kernel[1] % kernel[0]) * dil[0] * width + (k % kernel[1]) * dil[1]
-    mr, pixels = packed.attrs["mr"], out[0] * out[1]
+    pixels = out[0] * out[1]
+    mr = cpu.pixel_rows(pixels)
     p = np.minimum(np.arange(-(-pixels // mr) * mr), pixels - 1)  # past the last pixel: the last one again
     corners = (p // out[1]) * strides[0] * width + (p % out[1]) * strides[1]
     if offsets.max() + corners.max() + x.shape[1] * height * width >= 2**31:
         return None
     off = Value(fresh(node.name, "offsets"), INT32, (len(k),), offsets.astype(np.int32))
     pix = Value(fresh(node.name, "pixels"), INT32, (len(p),), corners.astype(np.int32))
-    attrs = dict(packed.attrs, direct=1, pads=[0, 0, 0, 0], auto_pad="NOTSET")
+    attrs = dict(packed.attrs, direct=1, mr=mr, pads=[0, 0, 0, 0], auto_pad="NOTSET")
     conv = Node(
         "PackedConv",
         [xp, packed.inputs[1], packed.input(2), off, pix],
@@ -231,7 +232,7 @@ def _rewrite(node: Node, cpu: CpuTarget, fresh: FreshNames) -> list[Node] | None
     if node.op == "Conv" and node.domain == "" and len(node.outputs) == 1:
         new = _packed_conv(node, cpu, fresh)
         if new is not None and new.op == "PackedConv" and new.attrs.get("p_major"):
-            return _pixel_direct_conv(node, new, fresh) or [new]
+            return _pixel_direct_conv(node, new, cpu, fresh) or [new]
         if new is not None and new.op == "PackedConv":
             return _direct_conv(node, new, cpu, fresh) or [new]
         return [new] if new is not None else None

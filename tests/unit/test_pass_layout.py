@@ -116,7 +116,7 @@ ENGINE_CALLS = {
     "packed": "mlcc_ukr_packed(kc, ap, 0, bp",  # im2col strips (conv_packed.c.j2)
     "direct": "mlcc_ukr_direct(kc",  # the padded input read in place (conv_direct.c.j2)
     "pixel-packed": "mlcc_ukr_packed(kc, ap + (q - q_lo)",  # pixel-major patch panels (conv_pmajor.c.j2)
-    "pixel-direct": "mlcc_ukr_gather(",  # pixel-major, read in place, stored transposed (conv_pmajor.c.j2)
+    "pixel-direct": ", xg, 0, bs, OFF, PIX + p0,",  # pixel-major, read in place, stored transposed (conv_pmajor.c.j2)
 }
 
 
@@ -208,8 +208,11 @@ def test_pixel_direct_conv_without_bias(cpu, tmp_path, monkeypatch):
     monkeypatch.setenv("MLCC_NUM_THREADS", "2")
     x = np.random.default_rng(6).standard_normal((1, 32, 9, 10)).astype(np.float32)
     with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
-        if cpu == "x86-64-v4":
-            assert ENGINE_CALLS["pixel-direct"] in (tmp_path / "model.c").read_text()
+        if cpu == "x86-64-v4":  # 90 pixels: 13 tiles of 7 rows (the last of 6), not 12 of 8 and one of 2
+            assert (
+                "mlcc_ukr_gather7" + ENGINE_CALLS["pixel-direct"].replace(",", "(288,", 1)
+                in (tmp_path / "model.c").read_text()
+            )
         got = compiled.run({"x": x})["y"]
     assert_close([got], run_ort(model, {"x": x}), rtol=1e-4, atol=1e-4)
 
@@ -218,6 +221,15 @@ def small_pixel_major(monkeypatch) -> None:
     """Let the pixel-major kernel take the small test convolutions (by default only wide, deep ones)."""
     monkeypatch.setattr(layout, "P_MAJOR_CHANNELS", 1)
     monkeypatch.setattr(layout, "P_MAJOR_DEPTH", 1)
+
+
+def test_pixel_tiles_of_seven_rows_where_fewer_rows_are_computed():
+    v4 = cpu_target("x86-64-v4")
+    assert v4.pixel_rows(49) == 7  # 7x7: 7 tiles of 7, not 7 of 8 (the last with one pixel)
+    assert v4.pixel_rows(196) == 7  # 14x14: 28 tiles of 7 rather than 25 of 8
+    assert v4.pixel_rows(3136) == v4.pixel_rows(784) == 8  # as many rows either way: fewer tiles
+    assert v4.pixel_rows(3025) == v4.pixel_rows(169) == 8  # one row saved does not pay for the extra tiles
+    assert cpu_target("x86-64-v3").pixel_rows(49) == cpu_target("generic").pixel_rows(49) == 6  # no transpose
 
 
 def test_pixel_major_gain_picks_small_maps(monkeypatch):

@@ -216,6 +216,10 @@ class CBackend:
                 "NR": cpu.nr,
                 "VW": cpu.vw,
                 "transpose": transpose_plan(cpu.mr, cpu.vw),
+                # the row counts of the pixel-major tiles that read their input in place (conv_pmajor.c.j2)
+                "gather_rows": sorted(
+                    {cpu.mr} | {k.params["MR"] for k in threaded if k.family == "conv_pmajor" and k.params["direct"]}
+                ),
                 "cpu": cpu.name,
                 "scratch_floats": max(k.params.get("scratch_floats", 0) for k in threaded) or 1,
             }

@@ -423,7 +423,7 @@ static inline void mlcc_ukr_direct(int64_t kc, const float *restrict a, int64_t 
    tile row per output pixel, the tile stored transposed (conv_pmajor.c.j2). */
 /* C^T: C[r, j] (+)= A[r, 0:kc] * Bp[0:kc, j] + bias[j] at c[j * ldc + r] (bias may be NULL); rows of A
    past mr are read but never stored. */
-static inline void mlcc_ukr_gather(int64_t kc, const float *restrict a, int64_t lda, const float *restrict b, const int32_t *restrict off, const int32_t *restrict pix, const float *restrict bias,
+static inline void mlcc_ukr_gather6(int64_t kc, const float *restrict a, int64_t lda, const float *restrict b, const int32_t *restrict off, const int32_t *restrict pix, const float *restrict bias,
                               float *restrict c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
   const float *a0 = a + pix[0];
@@ -566,7 +566,7 @@ static inline void mlcc_ukr_direct(int64_t kc, const float *a, int64_t lda, cons
     }
 }
 
-static inline void mlcc_ukr_gather(int64_t kc, const float *a, int64_t lda, const float *b, const int32_t *off, const int32_t *pix, const float *bias, float *c, int64_t ldc,
+static inline void mlcc_ukr_gather6(int64_t kc, const float *a, int64_t lda, const float *b, const int32_t *off, const int32_t *pix, const float *bias, float *c, int64_t ldc,
                        int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
   for (int64_t r = 0; r < mr; ++r)
