@@ -20,6 +20,7 @@
 #define MLCC_NR 8
 #if defined(__GNUC__)
 #define MLCC_PREFETCH_L2(p) __builtin_prefetch((p), 0, 2)
+#define MLCC_PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
 typedef float mlcc_vf __attribute__((vector_size(16)));
 typedef float mlcc_vfu __attribute__((vector_size(16), aligned(4))); /* unaligned access */
 /* C[0:mr, 0:nr] (+)= A[0:mr, 0:kc] * Bp[0:kc, 0:NR]; rows of A past mr are read but never stored. */
@@ -27,6 +28,12 @@ static inline void mlcc_ukr_packed(int64_t kc, const float *restrict a, int64_t 
                               float *restrict c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
 
+  if (accumulate) { /* the old values the tile adds to (a residual from memory, or the last K block's) */
+    for (int64_t r = 0; r < mr; ++r) {
+      MLCC_PREFETCH_W(c + r * ldc + 0);
+      MLCC_PREFETCH_W(c + r * ldc + 7);
+    }
+  }
   if (nr <= 4) { /* a narrow tail strip (P mod NR columns): half the vectors, half the FMAs */
     mlcc_vf h0_0 = {0};
     mlcc_vf h1_0 = {0};
@@ -163,6 +170,12 @@ static inline void mlcc_ukr_rows(int64_t kc, const float *restrict a, int64_t ld
   const float *a4 = a + (4 < mr ? 4 : 0) * lda;
   const float *a5 = a + (5 < mr ? 5 : 0) * lda;
 
+  if (accumulate) { /* the old values the tile adds to (a residual from memory, or the last K block's) */
+    for (int64_t r = 0; r < mr; ++r) {
+      MLCC_PREFETCH_W(c + r * ldc + 0);
+      MLCC_PREFETCH_W(c + r * ldc + 7);
+    }
+  }
   if (nr <= 4) { /* a narrow tail strip (P mod NR columns): half the vectors, half the FMAs */
     mlcc_vf h0_0 = {0};
     mlcc_vf h1_0 = {0};
@@ -294,6 +307,12 @@ static inline void mlcc_ukr_direct(int64_t kc, const float *restrict a, int64_t 
                               float *restrict c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
 
+  if (accumulate) { /* the old values the tile adds to (a residual from memory, or the last K block's) */
+    for (int64_t r = 0; r < mr; ++r) {
+      MLCC_PREFETCH_W(c + r * ldc + 0);
+      MLCC_PREFETCH_W(c + r * ldc + 7);
+    }
+  }
   if (nr <= 4) { /* a narrow tail strip (P mod NR columns): half the vectors, half the FMAs */
     mlcc_vf h0_0 = {0};
     mlcc_vf h1_0 = {0};
@@ -433,6 +452,12 @@ static inline void mlcc_ukr_gather6(int64_t kc, const float *restrict a, int64_t
   const float *a4 = a + pix[4];
   const float *a5 = a + pix[5];
 
+  if (accumulate) { /* the old values the tile adds to (a residual from memory, or the last K block's) */
+    for (int64_t j = 0; j < nr; ++j) {
+      MLCC_PREFETCH_W(c + j * ldc);
+      MLCC_PREFETCH_W(c + j * ldc + 5);
+    }
+  }
   if (nr <= 4) { /* a narrow tail strip (P mod NR columns): half the vectors, half the FMAs */
     mlcc_vf h0_0 = {0};
     mlcc_vf h1_0 = {0};
