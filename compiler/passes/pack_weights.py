@@ -48,9 +48,12 @@ from .fold_batchnorm import FreshNames
 # kernels on every window convolution of depth P_DIRECT_DEPTH or more (3x3 at stride 1 and 2, 13x13 to
 # 56x56 maps: 4-23% less time per convolution; the 7x7 stride-2 stem tied) and on 1x1 ones of depth
 # P_DIRECT_DEPTH_1X1 or more. Shallower ones lost: the per-tile transposed store is then a large part of the
-# tile's work (3x3 of 3 channels 1.5x, 1x1 of 64 to 256 channels 1.2-1.45x slower).
+# tile's work (3x3 of 3 channels 1.5x, 1x1 of 64 to 256 channels 1.2-1.45x slower), except where the
+# channel-major tiles waste P_DIRECT_1X1_GAIN or more of their work: 1x1 convolutions of depth 160 to 960
+# on 7x7 maps (49 pixels in 64 columns, but in 7 tiles of 7 rows) took 10-23% less time.
 P_DIRECT_DEPTH = 128
 P_DIRECT_DEPTH_1X1 = 1024
+P_DIRECT_1X1_GAIN = 1.15
 P_DIRECT_MIN_GAIN = 0.75
 P_MAJOR_GAIN = 1.10
 P_MAJOR_PIXELS = 128
@@ -155,8 +158,15 @@ def _packed_conv(node: Node, cpu: CpuTarget, fresh: FreshNames) -> Node | None:
         transpose_plan(cpu.mr, cpu.vw) is not None
         and group == 1
         and len(w.shape) == 4
-        and (depth >= P_DIRECT_DEPTH_1X1 if w.shape[2:] == (1, 1) else depth >= P_DIRECT_DEPTH)
-        and p_major_gain(pixels, mg, cpu.mr, cpu.nr) >= P_DIRECT_MIN_GAIN
+        and (
+            depth >= P_DIRECT_DEPTH
+            and (
+                w.shape[2:] != (1, 1)
+                or depth >= P_DIRECT_DEPTH_1X1
+                or p_major_gain(pixels, mg, cpu.pixel_rows(pixels), cpu.nr) >= P_DIRECT_1X1_GAIN
+            )
+        )
+        and p_major_gain(pixels, mg, cpu.pixel_rows(pixels), cpu.nr) >= P_DIRECT_MIN_GAIN
     )
     if p_major:
         packed = pack_conv_weights_p_major(w.data, group, cpu.nr)

@@ -232,6 +232,12 @@ def test_pixel_tiles_of_seven_rows_where_fewer_rows_are_computed():
     assert cpu_target("x86-64-v3").pixel_rows(49) == cpu_target("generic").pixel_rows(49) == 6  # no transpose
 
 
+def test_shallow_1x1_convs_on_7x7_maps_read_their_pixels_in_place():
+    """49 pixels waste 15 of 64 channel-major columns but none of 7 pixel rows: mobilenet_v2's 160->960."""
+    assert conv_kind(conv_model((1, 160, 7, 7), (960, 160, 1, 1)), "x86-64-v4")[0] == "pixel-direct"
+    assert conv_kind(conv_model((1, 64, 14, 14), (384, 64, 1, 1)), "x86-64-v4")[0] == "packed"  # 196 in 208
+
+
 def test_pixel_major_gain_picks_small_maps(monkeypatch):
     assert p_major_gain(49, 512, 8, 32) == pytest.approx((49 / 56) / (49 / 64))  # 7x7: 64 columns for 49
     assert p_major_gain(100, 256, 8, 32) > 1.05  # 10x10: 112 columns (a half tail) for 100
