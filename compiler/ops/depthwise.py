@@ -4,7 +4,9 @@ Conv; its kernel (templates/c/kernels/conv_dw.c.j2) computes each output row wit
 in one pass: the row's interior as one vectorisable loop (unit-stride or strided loads, all taps known at
 compile time), the padded edge columns apart, rows above and below the input read from a zero row; or,
 for stride 1 and short rows (small maps), the plane copied into a zero-bordered stack buffer and computed as
-one loop over a grid as wide as the padded row. The fused epilogue is applied to each finished row (plane).
+one loop over a grid as wide as the padded row; or, for stride 1 and small maps (at most BLOCK_PIXELS outputs),
+in blocks of 16 channels copied pixel-major, each output pixel of the block a vector multiply-add per tap.
+The fused epilogue is applied to each finished row (plane, block).
 Tasks are blocks of output channel planes."""
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ MAX_TAPS = 64  # larger windows keep the direct kernel (the row loop is unrolled
 TASK_OUTPUTS = 4096  # outputs per task, at least: small planes are grouped
 SHORT_ROW = 28  # stride-1 output rows this short or shorter: the whole plane as one loop (plane mode)
 PLANE_FLOATS = 4096  # the padded plane of plane mode, on the stack, at most
+BLOCK_PIXELS = 64  # stride-1 output maps this small or smaller: blocks of 16 channels (blocked mode)
+BLOCK_FLOATS = 8192  # the input window of a block of blocked mode, on the stack, at most
 
 
 def is_depthwise_2d(x_shape: tuple[int, ...], w_shape: tuple[int, ...], group: int) -> bool:
@@ -51,6 +55,10 @@ class DepthwiseConv(Conv):
         # is one loop over a virtual grid as wide as the padded row (the last (KW-1)*DW columns dropped)
         ihp, iwp = oh + (kh - 1) * dh, ow + (kw - 1) * dw
         plane = sh == sw == 1 and ow <= SHORT_ROW and ihp * iwp + (kw - 1) * dw <= PLANE_FLOATS
+        # blocked mode: small maps in blocks of 16 channels, pixel-major (the window's input for all 16
+        # channels on the stack: at most BLOCK_FLOATS)
+        xh, xw = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
+        blocked = w.shape[0] == group and sh == sw == 1 and oh * ow <= BLOCK_PIXELS and xh * xw * 16 <= BLOCK_FLOATS
         params = {
             "ctype": "float",
             "N": x.shape[0],
@@ -73,6 +81,7 @@ class DepthwiseConv(Conv):
             "ow_hi": ow_hi,
             "has_bias": b is not None,
             "plane": plane,
+            "blocked": blocked,
             "IHP": ihp,
             "IWP": iwp,
             "planes_per_task": max(1, TASK_OUTPUTS // max(1, oh * ow)),

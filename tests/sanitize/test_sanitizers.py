@@ -28,7 +28,7 @@ SANITIZE = "-fsanitize=address,undefined -fno-sanitize-recover=all"
 def kernel_mix() -> onnx.ModelProto:
     """The kernels whose loops index by hand with masks, ranges and stack buffers: the channel-major direct
     convolution's one-pass epilogue, max pooling by planes and by rows at stride 2, depthwise convolutions
-    in plane and row mode with epilogues."""
+    in plane, row and blocked mode with epilogues."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(5)
@@ -45,13 +45,16 @@ def kernel_mix() -> onnx.ModelProto:
         helper.make_node("Clip", ["d", "lo", "hi"], ["y1"]),
         helper.make_node("Conv", ["x2", "wd8", "b8"], ["e"], pads=[1, 1, 1, 1], group=8),
         helper.make_node("Sigmoid", ["e"], ["y2"]),
+        helper.make_node("MaxPool", ["half"], ["quarter"], kernel_shape=[2, 2], strides=[2, 2]),  # 5x5
+        helper.make_node("Conv", ["quarter", "wd", "b16"], ["q"], pads=[1, 2, 1, 0], group=16),  # blocked
+        helper.make_node("Relu", ["q"], ["y3"]),
     ]
     inits = [weight("w16", (16, 16, 3, 3)), weight("b16", (16,)), weight("wd", (16, 1, 3, 3)),
              weight("wd8", (8, 1, 3, 3)), weight("b8", (8,)),
              numpy_helper.from_array(np.float32(0), "lo"), numpy_helper.from_array(np.float32(6), "hi")]  # fmt: skip
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 20, 20]),
               helper.make_tensor_value_info("x2", TensorProto.FLOAT, [1, 8, 5, 40])]  # fmt: skip
-    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y1", "y2")]
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y1", "y2", "y3")]
     graph = helper.make_graph(nodes, "kernel_mix", inputs, outputs, inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 

@@ -280,10 +280,14 @@ DEPTHWISE = {
     "same_lower_no_bias": ((1, 6, 9, 9), (6, 1, 4, 4), {"group": 6, "auto_pad": "SAME_LOWER", "bias": False}),
     "3x3_long_rows": ((1, 4, 9, 40), (8, 1, 3, 3), {"group": 4, "pads": [1, 2, 1, 0]}),  # stride 1, rows of 38
     "2x4_dilated_tiny": ((1, 3, 4, 5), (3, 1, 2, 4), {"group": 3, "pads": [0, 2, 1, 1], "dilations": [3, 1]}),
+    "7x7_map_21_channels": ((2, 21, 7, 7), (21, 1, 3, 3), {"group": 21, "pads": [1, 1, 1, 1]}),  # 16 + 5
+    "6x6_map_5x5_no_bias": ((1, 16, 6, 6), (16, 1, 5, 5), {"group": 16, "pads": [2, 1, 3, 3], "bias": False}),
 }
-# stride 1 and output rows of at most 28 (ops/depthwise.py SHORT_ROW): the padded plane in a stack buffer as
-# one loop; the others row by row, rows outside the input read from a zero row
-DEPTHWISE_PLANE = {"3x3_pad", "5x5_dilated_asym", "window_wider_than_input", "same_lower_no_bias", "2x4_dilated_tiny"}
+# stride 1 and maps of at most 64 outputs (ops/depthwise.py BLOCK_PIXELS), one channel per group: blocks of
+# 16 channels, pixel-major on the stack; other stride-1 maps with output rows of at most 28 (SHORT_ROW): the
+# padded plane in a stack buffer as one loop; the others row by row, rows outside the input read from a zero row
+DEPTHWISE_BLOCKED = {"window_wider_than_input", "2x4_dilated_tiny", "7x7_map_21_channels", "6x6_map_5x5_no_bias"}
+DEPTHWISE_PLANE = {"3x3_pad", "5x5_dilated_asym", "same_lower_no_bias"}
 
 
 @pytest.mark.parametrize(("cpu", "threads"), RUNS)
@@ -295,12 +299,19 @@ def test_depthwise_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkey
     x = np.random.default_rng(6).standard_normal(x_shape).astype(np.float32)
     with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
         # the depthwise kernel ran (not the direct one), in the mode its shape calls for
-        assert ("float xp[" if name in DEPTHWISE_PLANE else "zero_row") in (tmp_path / "model.c").read_text()
+        mode = (
+            "_Alignas(64) float xt["
+            if name in DEPTHWISE_BLOCKED
+            else "float xp["
+            if name in DEPTHWISE_PLANE
+            else "zero_row"
+        )
+        assert mode in (tmp_path / "model.c").read_text()
         got = compiled.run({"x": x})["y"]
     assert_close([got], run_ort(model, {"x": x}), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("width", [11, 37])  # plane mode, row mode
+@pytest.mark.parametrize("width", [4, 11, 37])  # blocked mode, plane mode, row mode
 def test_depthwise_conv_takes_a_residual_relu_epilogue(width, tmp_path, monkeypatch):
     model = conv_model((1, 8, 13, width), (8, 1, 3, 3), residual=[1, 8, 13, width], group=8, pads=[1, 1, 1, 1])
     monkeypatch.setenv("MLCC_NUM_THREADS", "2")
@@ -311,7 +322,8 @@ def test_depthwise_conv_takes_a_residual_relu_epilogue(width, tmp_path, monkeypa
     }
     with compile_and_load(model, tmp_path) as compiled:
         source = (tmp_path / "model.c").read_text()
-        assert "fused_conv_add_relu" in source and ("float xp[" if width < 28 else "zero_row") in source
+        mode = "_Alignas(64) float xt[" if width == 4 else "float xp[" if width < 28 else "zero_row"
+        assert "fused_conv_add_relu" in source and mode in source
         got = compiled.run(feeds)["y"]
     assert_close([got], run_ort(model, feeds), rtol=1e-4, atol=1e-4)
 
