@@ -143,6 +143,22 @@ def _attr_value(attr: AttributeProto, base_dir: Path | None, where: str):
     )
 
 
+def _check_attribute_types(proto: onnx.NodeProto, domain: str, version: int, where: str) -> None:
+    """Each attribute the operator's ONNX schema declares must come with the declared type: an `axis` given as
+    a string would otherwise reach the passes as one."""
+    try:
+        declared = onnx.defs.get_schema(proto.op_type, version, domain).attributes
+    except onnx.defs.SchemaError:
+        return  # mlcc's own domain: its ops check their attributes themselves
+    for a in proto.attribute:
+        spec = declared.get(a.name)
+        if spec is not None and a.type != spec.type:
+            name = AttributeProto.AttributeType.Name
+            raise ModelError(
+                f"{where}: attribute {text(a.name)!r} is {name(a.type)}; the operator takes {name(spec.type)}"
+            )
+
+
 def _tensor_input(name: str, tt: onnx.TypeProto.Tensor, given, flag: str) -> Value:
     """A tensor graph input (or one element of a sequence input): its shape as declared, or `given`
     (checked against what the model declares)."""
@@ -405,6 +421,7 @@ def _import_node(
                 f"{where} reads {v.name!r}, whose shape depends on the data ({v.producer.op if v.producer else '?'} "
                 "output); mlcc supports such values only as graph outputs so far"
             )
+    _check_attribute_types(proto, domain, opsets[domain], where)
     attrs = {text(a.name): _attr_value(a, base_dir, where) for a in proto.attribute}
     node = Node(proto.op_type, inputs, [], attrs, text(proto.name), domain, opsets[domain])
     for name in map(text, proto.output):  # typed below; ops read the declared output count during inference

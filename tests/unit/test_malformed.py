@@ -38,6 +38,23 @@ def _wrong_attribute_type() -> bytes:
     return _model([node], [_x([1, 1, 4, 4])], [_y()], [w])
 
 
+def _string_axis_in_attention() -> bytes:  # found by `make fuzz`: the attention pass read the axis as given
+    q = _x([1, 4, 8], "q")
+    k = numpy_helper.from_array(np.ones((1, 8, 4), np.float32), "k")
+    v = numpy_helper.from_array(np.ones((1, 4, 8), np.float32), "v")
+    softmax = helper.make_node("Softmax", ["s"], ["p"])
+    softmax.attribute.append(helper.make_attribute("axis", "last"))
+    nodes = [helper.make_node("MatMul", ["q", "k"], ["s"]), softmax, helper.make_node("MatMul", ["p", "v"], ["y"])]
+    return _model(nodes, [q], [_y()], [k, v])
+
+
+def _float_axis_in_layer_norm() -> bytes:  # found by `make fuzz`: the kernel took it as a slice bound
+    node = helper.make_node("LayerNormalization", ["x", "g"], ["y"])
+    node.attribute.append(helper.make_attribute("axis", 1.5))
+    g = numpy_helper.from_array(np.ones((4,), np.float32), "g")
+    return _model([node], [_x([2, 4])], [_y()], [g])
+
+
 def _lying_initializer() -> bytes:
     t = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[HUGE, HUGE])
     t.raw_data = b"\0" * 16
@@ -70,6 +87,8 @@ MALFORMED = {
     ),
     "initializer that lies about its size": _lying_initializer(),
     "wrong attribute type": _wrong_attribute_type(),
+    "string axis of a Softmax between MatMuls": _string_axis_in_attention(),
+    "float axis of a LayerNormalization": _float_axis_in_layer_norm(),
     "dangling node input": _model([helper.make_node("Add", ["x", "nowhere"], ["y"])], [_x([2])], [_y()]),
     "output nobody produces": _model([helper.make_node("Relu", ["x"], ["r"])], [_x([2])], [_y("missing")]),
     "cycle": _model(
