@@ -143,20 +143,30 @@ def _attr_value(attr: AttributeProto, base_dir: Path | None, where: str):
     )
 
 
-def _check_attribute_types(proto: onnx.NodeProto, domain: str, version: int, where: str) -> None:
-    """Each attribute the operator's ONNX schema declares must come with the declared type: an `axis` given as
-    a string would otherwise reach the passes as one."""
+def _attributes(proto: onnx.NodeProto, domain: str, version: int, base_dir: Path | None, where: str) -> dict:
+    """The node's attributes. Each one the operator's ONNX schema declares must come with the declared type
+    (an `axis` given as a string would otherwise reach the passes as one), except that a whole FLOAT given
+    for an INT, or an INT for a FLOAT, is taken as the declared type (what onnxruntime's readers accept)."""
     try:
         declared = onnx.defs.get_schema(proto.op_type, version, domain).attributes
     except onnx.defs.SchemaError:
-        return  # mlcc's own domain: its ops check their attributes themselves
+        declared = {}  # mlcc's own domain: its ops check their attributes themselves
+    attrs = {}
     for a in proto.attribute:
+        value = _attr_value(a, base_dir, where)
         spec = declared.get(a.name)
         if spec is not None and a.type != spec.type:
-            name = AttributeProto.AttributeType.Name
-            raise ModelError(
-                f"{where}: attribute {text(a.name)!r} is {name(a.type)}; the operator takes {name(spec.type)}"
-            )
+            if a.type == AttributeProto.FLOAT and spec.type == AttributeProto.INT and float(value).is_integer():
+                value = int(value)
+            elif a.type == AttributeProto.INT and spec.type == AttributeProto.FLOAT:
+                value = float(value)
+            else:
+                kind = AttributeProto.AttributeType.Name
+                raise ModelError(
+                    f"{where}: attribute {text(a.name)!r} is {kind(a.type)}; the operator takes {kind(spec.type)}"
+                )
+        attrs[text(a.name)] = value
+    return attrs
 
 
 def _tensor_input(name: str, tt: onnx.TypeProto.Tensor, given, flag: str) -> Value:
@@ -421,8 +431,7 @@ def _import_node(
                 f"{where} reads {v.name!r}, whose shape depends on the data ({v.producer.op if v.producer else '?'} "
                 "output); mlcc supports such values only as graph outputs so far"
             )
-    _check_attribute_types(proto, domain, opsets[domain], where)
-    attrs = {text(a.name): _attr_value(a, base_dir, where) for a in proto.attribute}
+    attrs = _attributes(proto, domain, opsets[domain], base_dir, where)
     node = Node(proto.op_type, inputs, [], attrs, text(proto.name), domain, opsets[domain])
     for name in map(text, proto.output):  # typed below; ops read the declared output count during inference
         if name and name in values:
