@@ -148,6 +148,7 @@ def _packed_conv(node: Node, cpu: CpuTarget, fresh: FreshNames) -> Node | None:
     kc = cpu.kc_for(depth)
     pixels = math.prod(node.outputs[0].shape[2:])
     mg = w.shape[0] // group
+    direct_gain = p_major_gain(pixels, mg, cpu.pixel_rows(pixels), cpu.nr)  # with the in-place kernel's tiles
     p_major = (
         pixels <= P_MAJOR_PIXELS
         and mg >= P_MAJOR_CHANNELS
@@ -158,15 +159,9 @@ def _packed_conv(node: Node, cpu: CpuTarget, fresh: FreshNames) -> Node | None:
         transpose_plan(cpu.mr, cpu.vw) is not None
         and group == 1
         and len(w.shape) == 4
-        and (
-            depth >= P_DIRECT_DEPTH
-            and (
-                w.shape[2:] != (1, 1)
-                or depth >= P_DIRECT_DEPTH_1X1
-                or p_major_gain(pixels, mg, cpu.pixel_rows(pixels), cpu.nr) >= P_DIRECT_1X1_GAIN
-            )
-        )
-        and p_major_gain(pixels, mg, cpu.pixel_rows(pixels), cpu.nr) >= P_DIRECT_MIN_GAIN
+        and depth >= P_DIRECT_DEPTH
+        and (w.shape[2:] != (1, 1) or depth >= P_DIRECT_DEPTH_1X1 or direct_gain >= P_DIRECT_1X1_GAIN)
+        and direct_gain >= P_DIRECT_MIN_GAIN
     )
     if p_major:
         packed = pack_conv_weights_p_major(w.data, group, cpu.nr)
