@@ -12,6 +12,13 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import mlcc
+from mlcc.cpu import cpu_target
+
+# The --cpu choices whose code this machine can run (besides native): generic everywhere, x86-64-v3 with
+# 256-bit vectors (AVX2), x86-64-v4 with 512-bit ones (AVX-512). Tests that run code for every --cpu take
+# these; an AVX2 host would die of an illegal instruction in x86-64-v4 code.
+HOST_BITS = cpu_target("native").vector_bits
+HOST_CPUS = ["generic"] + (["x86-64-v3"] if HOST_BITS >= 256 else []) + (["x86-64-v4"] if HOST_BITS >= 512 else [])
 
 
 def compile_and_load(model: onnx.ModelProto | str | Path, out_dir: Path, **options) -> mlcc.CompiledModel:

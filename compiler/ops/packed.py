@@ -283,7 +283,7 @@ class PackedConv(OpDef):
             "KC": min(kc, k),
             "NC": _block_cols(node.attr("nc"), virtual, nr),
             "threaded": True,
-            "scratch_floats": mr * nr,  # the tile
+            "scratch_floats": wp.shape[1] * nr,  # a tile per row panel
         }
         off = need_input(node, 3)
         if off.shape != (k,) or not off.is_const:

@@ -10,8 +10,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import mlcc
-from helpers import assert_close, compile_and_load, run_ort
-from mlcc.cpu import CPUS, cpu_target
+from helpers import HOST_CPUS, assert_close, compile_and_load, run_ort
+from mlcc.cpu import cpu_target
 from mlcc.importer.onnx import import_onnx
 from mlcc.ir.printer import print_graph
 from mlcc.ir.verify import verify
@@ -20,7 +20,7 @@ from mlcc.passes.attention import recognize_attention
 from mlcc.passes.recognize import recognize
 
 F = TensorProto.FLOAT
-RUNS = [("generic", 1), ("generic", 3)] + [(cpu, 2) for cpu in CPUS[1:]]  # (--cpu, MLCC_NUM_THREADS)
+RUNS = [("generic", 1), ("generic", 3)] + [(cpu, 2) for cpu in HOST_CPUS[1:] + ["native"]]  # (--cpu, MLCC_NUM_THREADS)
 
 
 def build(q, k, v, mask=None, scale="div_scores", mask_first=False, opset=17, extra_outputs=(), axis=-1):

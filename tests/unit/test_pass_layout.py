@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from helpers import assert_close, compile_and_load, run_ort
+from helpers import HOST_CPUS, assert_close, compile_and_load, run_ort
 from mlcc.cpu import cpu_target
 from mlcc.importer.onnx import import_onnx
 from mlcc.ops.packed import (
@@ -25,8 +25,7 @@ from mlcc.ops.packed import (
 from mlcc.passes import pack_weights as layout
 from mlcc.passes.pack_weights import pack_weights
 
-HOST_BITS = cpu_target("native").vector_bits
-CPUS = ["generic"] + (["x86-64-v3"] if HOST_BITS >= 256 else []) + (["x86-64-v4"] if HOST_BITS >= 512 else [])
+CPUS = HOST_CPUS
 KC_MAX = 384  # deeper than any target's KC: at least two K blocks
 RUNS = [("generic", 1), ("generic", 3)] + [(cpu, 2) for cpu in CPUS[1:]]  # (--cpu, MLCC_NUM_THREADS)
 

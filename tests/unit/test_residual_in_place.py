@@ -12,15 +12,14 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import mlcc.pipeline
-from helpers import assert_close, compile_and_load, run_ort
+from helpers import HOST_BITS, HOST_CPUS, assert_close, compile_and_load, run_ort
 from mlcc.codegen.program import build_program
 from mlcc.context import PassContext
 from mlcc.cpu import cpu_target
 from mlcc.importer.onnx import import_onnx
 from mlcc.passes import pack_weights as layout
 
-HOST_BITS = cpu_target("native").vector_bits
-CPUS = ["generic"] + (["x86-64-v3"] if HOST_BITS >= 256 else []) + (["x86-64-v4"] if HOST_BITS >= 512 else [])
+CPUS = HOST_CPUS
 
 # name: (x shape, w shape of the conv that takes the residual, its attrs); the residual comes from a 1x1
 # conv of x with as many channels, so it lives in the arena and dies at the add
