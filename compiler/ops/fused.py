@@ -100,10 +100,11 @@ class Fused(OpDef):
             index = run_index(out.shape, st, host_trailing(host), off)
             if index is None:
                 raise InternalError(f"fused node {node.name!r}: {v.name!r} cannot be read in {host.family}'s epilogue")
-            loads.append({"ctype": v.dtype.c, "index": index})
+            loads.append({"ctype": v.dtype.c, "index": index, "per_element": "j" in index})
         names = host.names()
         n_in = len(host.inputs)
         epilogue = {"loads": loads, "lets": chain.lets, "expr": chain.expr, "run": run_length(host)}
+        epilogue["per_element_loads"] = any(load["per_element"] for load in loads)
         epilogue["residual"] = _residual(host, body, chain)
         host.params = {**host.params, "epilogue": epilogue}
         host.arg_names = names[:n_in] + [f"E{i}" for i in range(len(chain.operands))] + names[n_in:]

@@ -570,6 +570,7 @@ static inline void mlcc_ukr_gather6(int64_t kc, const float *restrict a, int64_t
 
 #else
 #define MLCC_PREFETCH_L2(p) ((void)(p))
+#define MLCC_PREFETCH_W(p) ((void)(p))
 static inline void mlcc_ukr_packed(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
                        int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
@@ -837,6 +838,7 @@ static void k3_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
   const int64_t p_lo = mb * 3 / chunks, p_hi = (mb + 1) * 3 / chunks;
   float *bp = args->x->scratch + (int64_t)worker * args->x->scratch_floats;
   const float *xg = X + (n * 8 + g * 8) * 256;
+  float tb[48]; /* the tile */
   for (int64_t k0 = 0; k0 < 72; k0 += 72) {
     const int64_t kc = 72 - k0 < 72 ? 72 - k0 : 72;
     k3_fused_conv_relu_pack(xg, k0, kc, j0, nc, bp);
@@ -848,8 +850,7 @@ static void k3_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
       const int64_t run0 = n * 16 + g * 16 + m0; /* output channel plane of the tile's first row */
       for (int64_t s = 0; s < nc; s += 8) {
         const int64_t nr = nc - s < 8 ? nc - s : 8;
-        mlcc_ukr_packed(kc, ap, 0, bp + s * kc, Y + run0 * 64 + j0 + s, 64, mr, nr, k0 > 0);
-        if (k0 + kc < 72) continue;
+        mlcc_ukr_packed(kc, ap, 0, bp + s * kc, tb, 8, mr, nr, 0);
         /* one pass per row: the bias (read once, held in a register) and the epilogue; a whole strip is a
            loop of constant length, kept apart from the tail's (the compiler's code for one loop serving
            both is slower) */
@@ -861,7 +862,7 @@ static void k3_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
               const int64_t r = run0 + i;
               (void)r;
               for (int64_t j = j0 + s; j < j0 + s + 8; ++j) {
-                const float acc = row[j] + bias;
+                const float acc = tb[i * 8 + (j - j0 - s)] + bias;
                 row[j] = (float)((acc < 0 ? 0.0f : acc));
               }
             }
@@ -874,7 +875,7 @@ static void k3_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
               const int64_t r = run0 + i;
               (void)r;
               for (int64_t j = j0 + s; j < j0 + s + nr; ++j) {
-                const float acc = row[j] + bias;
+                const float acc = tb[i * 8 + (j - j0 - s)] + bias;
                 row[j] = (float)((acc < 0 ? 0.0f : acc));
               }
             }
