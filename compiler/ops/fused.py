@@ -104,7 +104,6 @@ class Fused(OpDef):
         names = host.names()
         n_in = len(host.inputs)
         epilogue = {"loads": loads, "lets": chain.lets, "expr": chain.expr, "run": run_length(host)}
-        epilogue["per_element_loads"] = any(load["per_element"] for load in loads)
         epilogue["residual"] = _residual(host, body, chain)
         host.params = {**host.params, "epilogue": epilogue}
         host.arg_names = names[:n_in] + [f"E{i}" for i in range(len(chain.operands))] + names[n_in:]

@@ -570,7 +570,6 @@ static inline void mlcc_ukr_gather6(int64_t kc, const float *restrict a, int64_t
 
 #else
 #define MLCC_PREFETCH_L2(p) ((void)(p))
-#define MLCC_PREFETCH_W(p) ((void)(p))
 static inline void mlcc_ukr_packed(int64_t kc, const float *a, int64_t lda, const float *b, float *c, int64_t ldc,
                        int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
