@@ -260,6 +260,7 @@ class PackedConv(OpDef):
         oh, ow = out
         virtual = oh * iw  # virtual columns: every output row padded to the input's width
         k = wp.shape[2]
+        sg = node.attr("strip_group", 1)
         params = {
             "ctype": "float",
             "N": x.shape[0],
@@ -283,7 +284,8 @@ class PackedConv(OpDef):
             "KC": min(kc, k),
             "NC": _block_cols(node.attr("nc"), virtual, nr),
             "threaded": True,
-            "scratch_floats": wp.shape[1] * nr,  # a tile per row panel
+            "SG": sg,
+            "scratch_floats": sg * wp.shape[1] * nr,  # a tile per row panel and strip of a group
         }
         off = need_input(node, 3)
         if off.shape != (k,) or not off.is_const:

@@ -22,7 +22,7 @@ import math
 
 import numpy as np
 
-from ..cpu import CpuTarget, cpu_target, transpose_plan
+from ..cpu import L1_BYTES, CpuTarget, cpu_target, transpose_plan
 from ..ir.dtypes import FLOAT32, INT32
 from ..ir.graph import Graph, Node, Value
 from ..ops.conv import conv_geometry
@@ -62,12 +62,35 @@ P_MAJOR_DEPTH = 512
 DIRECT_MAX_WASTE = 0.3  # the share of virtual columns a direct convolution may compute and discard
 
 
+def _strip_group(packed: Node, kernel, dil, width: int, virtual: int, cpu: CpuTarget) -> int:
+    """How many NR-column strips a direct convolution computes per pass over its weights (conv_direct.c.j2).
+    One where a group's weights fit in half of L2. Else the most whose input rows of one K block fit in
+    half of L1, counted per channel of the block as the virtual columns the strips span plus the window's
+    reach (or, where that runs over whole rows, a run of NR + (KW - 1) * DW floats and a cache line per
+    window row), and whose tiles (the worker's scratch) fit in a third of L2. resnet50's last stage (7x7
+    maps, 4 strips) then reads its 9.4 MB weight matrices from memory once per run instead of 4 times."""
+    wp = packed.inputs[1]
+    if wp.size * 4 // wp.shape[0] <= cpu.l2_bytes // 2:
+        return 1
+    kc, nr = packed.attrs["kc"], cpu.nr
+    channels = -(-kc // (kernel[0] * kernel[1])) + 1
+    reach_rows, reach_cols = (kernel[0] - 1) * dil[0], (kernel[1] - 1) * dil[1]
+    group, strips, tiles = 1, -(-virtual // nr), wp.shape[1] * nr * 4  # a strip's tiles: one per row panel
+    while group < strips and (group + 1) * tiles <= cpu.l2_bytes // 3:
+        cols = (group + 1) * nr
+        span = min(cols + reach_rows * width + reach_cols, kernel[0] * (cols + reach_cols + 16))
+        if channels * span * 4 > L1_BYTES // 2:
+            break
+        group += 1
+    return group
+
+
 def _direct_conv(node: Node, packed: Node, cpu: CpuTarget, fresh: FreshNames) -> list[Node] | None:
     """A stride-1 2-D PackedConv as PadPlanes + a direct PackedConv that reads the padded input in place
     (ops/packed.py): no im2col. The padded input has slack rows at the bottom, so that the micro-kernel's
     full-width reads past the last virtual column stay inside it."""
     x = node.inputs[0]
-    group, kernel, _, begin, end, strides, dil = conv_geometry(node, x.shape, tuple(packed.attrs["w_shape"]))
+    group, kernel, out, begin, end, strides, dil = conv_geometry(node, x.shape, tuple(packed.attrs["w_shape"]))
     if x.rank != 4 or strides != [1, 1] or list(kernel) == [1, 1] or min(begin + end) < 0:
         return None
     width = x.shape[3] + begin[1] + end[1]
@@ -86,6 +109,7 @@ def _direct_conv(node: Node, packed: Node, cpu: CpuTarget, fresh: FreshNames) ->
         return None
     off = Value(fresh(node.name, "offsets"), INT32, (len(k),), offsets.astype(np.int32))
     attrs = dict(packed.attrs, direct=1, slack_rows=slack, pads=[0, 0, 0, 0], auto_pad="NOTSET")
+    attrs["strip_group"] = _strip_group(packed, kernel, dil, width, out[0] * width, cpu)
     b = packed.input(2)
     conv = Node("PackedConv", [xp, packed.inputs[1], b, off], packed.outputs, attrs, packed.name, PACKED_DOMAIN, 1)
     return [pad, conv]

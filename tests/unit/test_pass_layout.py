@@ -5,6 +5,8 @@ register tiles, several K blocks and several column blocks."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import onnx
 import pytest
@@ -22,6 +24,7 @@ from mlcc.ops.packed import (
     unpack_conv_weights_p_major,
     unpack_gemm_weights,
 )
+from mlcc.ops.registry import lookup
 from mlcc.passes import pack_weights as layout
 from mlcc.passes.pack_weights import pack_weights
 
@@ -97,6 +100,8 @@ CONVS = {
     "direct_dilated_asym": ((2, 6, 15, 17), (10, 6, 3, 3), {"dilations": [2, 3], "pads": [2, 0, 1, 3]}),
     "direct_unpadded_5x5": ((1, 7, 12, 30), (9, 7, 5, 5), {}),
     "direct_same_lower": ((1, 4, 10, 11), (6, 4, 2, 3), {"auto_pad": "SAME_LOWER"}),
+    # weights larger than L2: strips in groups per pass over them (conv_direct.c.j2), the last group partial
+    "direct_strip_groups": ((1, 256, 14, 14), (256, 256, 3, 3), {"pads": [1, 1, 1, 1]}),
     # 7x7 maps: pixel-major tiles (ops/packed.py p_major_gain) where the CPU's tile shape favours them
     "p_major_1x1": ((1, 40, 7, 7), (64, 40, 1, 1), {}),
     "p_major_3x3_s2_deep": ((1, KC_MAX + 9, 13, 13), (64, KC_MAX + 9, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
@@ -160,6 +165,27 @@ def test_packed_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkeypat
         assert ENGINE_CALLS[kind] in source  # the engine ran
         got = compiled.run({"x": x})["y"]
     assert_close([got], run_ort(model, {"x": x}), rtol=1e-4, atol=1e-4)
+
+
+def direct_kernels(graph) -> list:
+    conv = next(n for n in graph.nodes if n.op == "PackedConv")
+    return lookup(conv.op, conv.domain, conv.version).lower(conv)
+
+
+def test_direct_conv_strips_are_grouped_where_the_weights_do_not_fit_in_l2():
+    # with a 512 KiB L2: resnet50's stage 3 (2.4 MB of weights, 14 strips of 16 virtual columns) in groups
+    # of 6 (their K block's input rows fill half of L1), its last stage (9.4 MB, 4 strips) in one group
+    # (the weights read once), its first (147 KB of weights) strip by strip
+    cpu = dataclasses.replace(cpu_target("x86-64-v3"), l2_bytes=512 * 1024)
+    for (x_shape, w_shape), group in [
+        (CONVS["direct_strip_groups"][:2], 6),
+        (((1, 512, 7, 7), (512, 512, 3, 3)), 4),
+        (((1, 64, 56, 56), (64, 64, 3, 3)), 1),
+    ]:
+        graph = pack_weights(import_onnx(conv_model(x_shape, w_shape, pads=[1, 1, 1, 1]), {}), cpu)
+        conv = next(n for n in graph.nodes if n.op == "PackedConv")
+        (kernel,) = lookup(conv.op, conv.domain, conv.version).lower(conv)
+        assert (kernel.params["NR"], kernel.params["SG"]) == (16, group)
 
 
 @pytest.mark.parametrize("cpu", CPUS)
