@@ -14,6 +14,13 @@
 #include "mlcc_pool.h"
 
 #define API __attribute__((visibility("default")))
+/* Before a loop along a row of a kernel's output: vectorise that loop. GCC otherwise unrolls a short loop
+   of constant length completely and vectorises across the rows around it, storing element by element. */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MLCC_ROW_LOOP _Pragma("GCC unroll 1")
+#else
+#define MLCC_ROW_LOOP
+#endif
 
 /* ---- GEMM engine: 6 x 8 register tile, 4-float vectors (generic) ---- */
 #define MLCC_MR 6
@@ -21,10 +28,14 @@
 #if defined(__GNUC__)
 #define MLCC_PREFETCH_L2(p) __builtin_prefetch((p), 0, 2)
 #define MLCC_PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
+/* a micro-kernel is a function of its own: inlined into a kernel, its 15 vector registers (16 with AVX2)
+   compete with what the kernel's other loops hoist, and an accumulator spilled to the stack costs a
+   store-to-load round trip per step (resnet50's stem convolution ran 1.5x slower) */
+#define MLCC_UKERNEL __attribute__((noinline, unused))
 typedef float mlcc_vf __attribute__((vector_size(16)));
 typedef float mlcc_vfu __attribute__((vector_size(16), aligned(4))); /* unaligned access */
 /* C[0:mr, 0:nr] (+)= A[0:mr, 0:kc] * Bp[0:kc, 0:NR]; rows of A past mr are read but never stored. */
-static inline void mlcc_ukr_packed(int64_t kc, const float *restrict a, int64_t lda, const float *restrict b,
+static MLCC_UKERNEL void mlcc_ukr_packed(int64_t kc, const float *restrict a, int64_t lda, const float *restrict b,
                               float *restrict c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
 
@@ -163,7 +174,7 @@ static inline void mlcc_ukr_packed(int64_t kc, const float *restrict a, int64_t 
 }
 
 /* C[0:mr, 0:nr] (+)= A[0:mr, 0:kc] * Bp[0:kc, 0:NR]; rows of A past mr are read but never stored. */
-static inline void mlcc_ukr_rows(int64_t kc, const float *restrict a, int64_t lda, const float *restrict b,
+static MLCC_UKERNEL void mlcc_ukr_rows(int64_t kc, const float *restrict a, int64_t lda, const float *restrict b,
                               float *restrict c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
   const float *a0 = a + (0 < mr ? 0 : 0) * lda;
@@ -309,7 +320,7 @@ static inline void mlcc_ukr_rows(int64_t kc, const float *restrict a, int64_t ld
 
 /* B row k is NR floats at b + off[k]: a direct convolution's input read in place (conv_direct.c.j2). */
 /* C[0:mr, 0:nr] (+)= A[0:mr, 0:kc] * Bp[0:kc, 0:NR]; rows of A past mr are read but never stored. */
-static inline void mlcc_ukr_direct(int64_t kc, const float *restrict a, int64_t lda, const float *restrict b, const int32_t *restrict off,
+static MLCC_UKERNEL void mlcc_ukr_direct(int64_t kc, const float *restrict a, int64_t lda, const float *restrict b, const int32_t *restrict off,
                               float *restrict c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
 
@@ -451,7 +462,7 @@ static inline void mlcc_ukr_direct(int64_t kc, const float *restrict a, int64_t 
    tile row per output pixel, the tile stored transposed (conv_pmajor.c.j2). */
 /* C^T: C[r, j] (+)= A[r, 0:kc] * Bp[0:kc, j] + bias[j] at c[j * ldc + r] (bias may be NULL); rows of A
    past mr are read but never stored. */
-static inline void mlcc_ukr_gather6(int64_t kc, const float *restrict a, int64_t lda, const float *restrict b, const int32_t *restrict off, const int32_t *restrict pix, const float *restrict bias,
+static MLCC_UKERNEL void mlcc_ukr_gather6(int64_t kc, const float *restrict a, int64_t lda, const float *restrict b, const int32_t *restrict off, const int32_t *restrict pix, const float *restrict bias,
                               float *restrict c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
   const float *a0 = a + pix[0];
@@ -723,6 +734,7 @@ static void k1_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
             {
               const int64_t r = plane;
               (void)r;
+              MLCC_ROW_LOOP
               for (int64_t j = lo; j < lo + len; ++j) {
                 const float acc = t[j - lo] + bias;
                 row[j] = (float)((acc < 0 ? 0.0f : acc));
@@ -867,6 +879,7 @@ static void k3_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
             {
               const int64_t r = run0 + i;
               (void)r;
+              MLCC_ROW_LOOP
               for (int64_t j = j0 + s; j < j0 + s + 8; ++j) {
                 const float acc = tb[i * 8 + (j - j0 - s)] + bias;
                 row[j] = (float)((acc < 0 ? 0.0f : acc));
@@ -880,6 +893,7 @@ static void k3_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
             {
               const int64_t r = run0 + i;
               (void)r;
+              MLCC_ROW_LOOP
               for (int64_t j = j0 + s; j < j0 + s + nr; ++j) {
                 const float acc = tb[i * 8 + (j - j0 - s)] + bias;
                 row[j] = (float)((acc < 0 ? 0.0f : acc));
@@ -953,11 +967,13 @@ static void k5_gemm_task(void *ctx, int64_t task, int worker) {
         if (nr == 8) {
           for (int64_t i = 0; i < mr; ++i) {
             float *row = Y + (i0 + i) * 10;
+            MLCC_ROW_LOOP
             for (int64_t j = j0 + s; j < j0 + s + 8; ++j) row[j] += C[(i0 + i) * 0 + j * 1];
           }
         } else {
           for (int64_t i = 0; i < mr; ++i) {
             float *row = Y + (i0 + i) * 10;
+            MLCC_ROW_LOOP
             for (int64_t j = j0 + s; j < j0 + s + nr; ++j) row[j] += C[(i0 + i) * 0 + j * 1];
           }
         }
