@@ -168,6 +168,7 @@ def test_packed_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkeypat
 
 
 def direct_kernels(graph) -> list:
+    """The kernels the graph's (first) PackedConv lowers to."""
     conv = next(n for n in graph.nodes if n.op == "PackedConv")
     return lookup(conv.op, conv.domain, conv.version).lower(conv)
 
@@ -183,8 +184,7 @@ def test_direct_conv_strips_are_grouped_where_the_weights_do_not_fit_in_l2():
         (((1, 64, 56, 56), (64, 64, 3, 3)), 1),
     ]:
         graph = pack_weights(import_onnx(conv_model(x_shape, w_shape, pads=[1, 1, 1, 1]), {}), cpu)
-        conv = next(n for n in graph.nodes if n.op == "PackedConv")
-        (kernel,) = lookup(conv.op, conv.domain, conv.version).lower(conv)
+        (kernel,) = direct_kernels(graph)
         assert (kernel.params["NR"], kernel.params["SG"]) == (16, group)
 
 
