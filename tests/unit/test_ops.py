@@ -47,8 +47,8 @@ def conv(x, w, b=None, **attrs):
     return Case([node("Conv", ["x", "w"] + (["b"] if b else []), **attrs)], {"x": (x, F32)}, w=weights)
 
 
-def pool(op, x=(1, 2, 9, 9), **attrs):
-    return Case([node(op, ["x"], **attrs)], {"x": (x, F32)})
+def pool(op, x=(1, 2, 9, 9), dtype=F32, **attrs):
+    return Case([node(op, ["x"], **attrs)], {"x": (x, dtype)})
 
 
 def const(a):
@@ -183,6 +183,15 @@ CASES = {
     "maxpool_rows_stride2_wide": pool(
         "MaxPool", x=(1, 2, 6, 37), kernel_shape=[2, 4], pads=[0, 2, 1, 1], strides=[1, 2]
     ),
+    "maxpool_rows_stride3_ceil": pool(
+        "MaxPool", x=(1, 2, 11, 13), kernel_shape=[2, 4], pads=[1, 2, 0, 1], strides=[3, 3], ceil_mode=1
+    ),
+    "maxpool_rows_int8": pool(
+        "MaxPool", x=(1, 3, 9, 10), dtype=np.int8, kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]
+    ),
+    "maxpool_rows_uint8": pool("MaxPool", x=(1, 3, 9, 40), dtype=np.uint8, kernel_shape=[3, 3], strides=[2, 2]),
+    "maxpool_rows_stride2_unpadded": pool("MaxPool", x=(1, 2, 8, 35), kernel_shape=[3, 3], strides=[2, 2]),
+    "maxpool_general_wide_kernel": pool("MaxPool", x=(1, 2, 9, 20), kernel_shape=[3, 17], pads=[0, 3, 0, 3]),
     "averagepool_exclude_pad": pool("AveragePool", kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
     "averagepool_include_pad": pool(
         "AveragePool", kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=1, strides=[2, 2]
@@ -317,6 +326,9 @@ def feeds(case: Case, seed: int) -> dict[str, np.ndarray]:
     for n, (shape, dtype) in case.x.items():
         if dtype is I64:
             out[n] = rng.integers(-50, 50, size=shape, dtype=I64)
+        elif np.dtype(dtype).kind in "iu":
+            info = np.iinfo(dtype)
+            out[n] = rng.integers(info.min, info.max, size=shape, endpoint=True, dtype=dtype)
         elif case.positive:
             out[n] = rng.uniform(0.1, 2.0, size=shape).astype(dtype)
         else:
@@ -373,15 +385,26 @@ def _max_fold(x: np.ndarray, k: tuple[int, int], pads: tuple[int, int, int, int]
 
 
 @pytest.mark.parametrize(
-    "k, pads, strides",
-    [((5, 5), (2, 2, 2, 2), (1, 1)), ((3, 3), (1, 1, 1, 1), (2, 2)), ((3, 3), (0, 0, 0, 0), (2, 2))],
-    ids=["plane", "rows_stride2", "general"],
+    "k, pads, strides, width",
+    [
+        ((5, 5), (2, 2, 2, 2), (1, 1), 12),
+        ((3, 3), (1, 1, 1, 1), (2, 2), 12),
+        ((3, 3), (0, 0, 0, 0), (2, 2), 36),
+        ((2, 4), (1, 2, 0, 1), (3, 3), 12),
+        ((3, 3), (0, 0, 0, 0), (2, 2), 12),
+        ((3, 17), (0, 3, 0, 3), (1, 1), 12),
+    ],
+    ids=["plane", "rows_padded_stride2", "rows_stride2", "rows_stride3", "general", "general_wide_kernel"],
 )
-def test_max_pooling_kernels_agree_on_nan(k, pads, strides, tmp_path):
-    """The plane, row and general max-pooling kernels take a window's elements in the same order."""
+def test_max_pooling_kernels_agree_on_nan(k, pads, strides, width, tmp_path, request):
+    """The plane, row and general max-pooling kernels agree: a NaN counts only as a window's first element
+    (in the row kernel, rows whose first window row holds a NaN go window by window, the others separably;
+    both happen here)."""
     rng = np.random.default_rng(11)
-    x = rng.standard_normal((1, 4, 10, 12)).astype(F32)
+    x = rng.standard_normal((1, 4, 10, width)).astype(F32)
     x[rng.random(x.shape) < 0.15] = np.nan
+    x[:, 1] = np.where(np.isnan(x[:, 1]), 0.5, x[:, 1])  # a plane with no NaN
+    x[:, 2, ::2] = np.where(np.isnan(x[:, 2, ::2]), 0.5, x[:, 2, ::2])  # NaN only in odd rows
     node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=list(k), pads=list(pads), strides=list(strides))
     graph = helper.make_graph(
         [node], "p", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
@@ -390,3 +413,6 @@ def test_max_pooling_kernels_agree_on_nan(k, pads, strides, tmp_path):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     got = run_mlcc(model, {"x": x}, tmp_path / "out")[0]
     np.testing.assert_array_equal(got, _max_fold(x, k, pads, strides))
+    source = (tmp_path / "out" / "model.c").read_text()
+    kernel = "rows" if "separably" in source else "plane" if "the whole plane as one run" in source else "general"
+    assert request.node.callspec.id.startswith(kernel)

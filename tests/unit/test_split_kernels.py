@@ -20,8 +20,9 @@ def model():
         helper.make_node("Add", ["x", "bias"], ["s"]),
         helper.make_node("Sigmoid", ["s"], ["g"]),
         helper.make_node("Concat", ["g", "x"], ["c"], axis=1),
-        helper.make_node("MaxPool", ["c"], ["p1"], kernel_shape=[3, 3], strides=[2, 2]),  # the general kernel
-        helper.make_node("MaxPool", ["x"], ["p2"], kernel_shape=[5, 5], pads=[2, 2, 2, 2]),  # the row kernel
+        helper.make_node("MaxPool", ["c"], ["p1"], kernel_shape=[3, 3], strides=[2, 1]),  # the row kernel
+        helper.make_node("MaxPool", ["x"], ["p2"], kernel_shape=[5, 5], pads=[2, 2, 2, 2]),  # its plane form
+        helper.make_node("MaxPool", ["c"], ["p3"], kernel_shape=[3, 3], dilations=[2, 2]),  # the general kernel
         helper.make_node("Split", ["c"], ["a", "b"], axis=1, num_outputs=2),
         helper.make_node("Mul", ["a", "b"], ["ab"]),
         helper.make_node("Relu", ["small"], ["tiny"]),  # too small to split
@@ -31,7 +32,7 @@ def model():
         nodes,
         "split",
         [helper.make_tensor_value_info("x", F, [1, 37, 33, 29]), helper.make_tensor_value_info("small", F, [3, 5])],
-        [helper.make_tensor_value_info(n, F, None) for n in ("p1", "p2", "ab", "c", "tiny")],
+        [helper.make_tensor_value_info(n, F, None) for n in ("p1", "p2", "p3", "ab", "c", "tiny")],
         [numpy_helper.from_array(bias, "bias")],
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
@@ -51,4 +52,4 @@ def test_split_kernels_match_onnxruntime(threads, tmp_path, monkeypatch):
     assert {"maxpool", "concat", "split"} <= {re.sub(r"^k\d+_", "", f).split("_")[0] for f in split}, split
     assert not any("relu" in f for f in split)  # 15 elements: on the calling thread
     want = run_ort(m, feeds)
-    assert_close([got[n] for n in ("p1", "p2", "ab", "c", "tiny")], want, rtol=1e-5, atol=1e-6)
+    assert_close([got[n] for n in ("p1", "p2", "p3", "ab", "c", "tiny")], want, rtol=1e-5, atol=1e-6)

@@ -758,32 +758,50 @@ static void k1_fused_conv_relu(const float *X, const float *W, const int32_t *OF
 
 static void k2_maxpool(const float *X, float *Y) {
   const int64_t nc_lo = 0, nc_hi = 8;
+  /* one output row at a time, separably: the column maxima over the window's rows into v (input column c at
+     v[0 + c], padding columns -INFINITY), then the row maxima of v over the window's columns */
+  float v[32];
   for (int64_t nc = nc_lo; nc < nc_hi; ++nc) {
     const float *x = X + nc * 1024;
-    float *y = Y + nc * 256;
-    for (int64_t od = 0; od < 1; ++od)
-    for (int64_t oh = 0; oh < 16; ++oh)
-    for (int64_t ow = 0; ow < 16; ++ow) {
-      float acc = 0;
-      int64_t arg = -1;
-      for (int64_t kd = 0; kd < 1; ++kd) {
-        const int64_t id = od * 1 - 0 + kd * 1;
-        for (int64_t kh = 0; kh < 2; ++kh) {
-          const int64_t ih = oh * 2 - 0 + kh * 1;
-          for (int64_t kw = 0; kw < 2; ++kw) {
-            const int64_t iw = ow * 2 - 0 + kw * 1;
-            const int inside = id >= 0 && id < 1 && ih >= 0 && ih < 32 && iw >= 0 && iw < 32;
-            if (!inside) continue;
-            const int64_t at = (id * 32 + ih) * 32 + iw;
-            if (arg < 0 || x[at] > acc) {
-              acc = x[at];
-              arg = at;
-            }
-          }
+    for (int64_t oh = 0; oh < 16; ++oh) {
+      const int64_t h0 = oh * 2 - 0;
+      const int64_t kh_lo = h0 < 0 ? -h0 : 0, kh_hi = 32 - h0 < 2 ? 32 - h0 : 2;
+      const float *r = x + (h0 + kh_lo) * 32; /* the first row inside the input */
+      int nan = 0; /* a NaN in the windows' first row: then this output row goes window by window (below) */
+      if (kh_lo == 0 && kh_hi == 2) {
+        MLCC_ROW_LOOP
+        for (int64_t i = 0; i < 32; ++i) {
+          float a = r[i];
+          nan |= a != a;
+          a = r[32 + i] > a ? r[32 + i] : a;
+          v[0 + i] = a;
         }
+      } else {
+        for (int64_t i = 0; i < 32; ++i) v[0 + i] = r[i];
+        for (int64_t i = 0; i < 32; ++i) nan |= v[0 + i] != v[0 + i];
+        for (int64_t k = 1; k < kh_hi - kh_lo; ++k)
+          for (int64_t i = 0; i < 32; ++i) v[0 + i] = r[k * 32 + i] > v[0 + i] ? r[k * 32 + i] : v[0 + i];
       }
-      const int64_t o = (od * 16 + oh) * 16 + ow;
-      y[o] = acc;
+      if (nan) {
+        /* a NaN counts only as a window's first element: window by window, in the general kernel's order */
+        for (int64_t o = 0; o < 16; ++o) {
+          const int64_t w0 = o * 2 - 0;
+          const int64_t kw_lo = w0 < 0 ? -w0 : 0, kw_hi = 32 - w0 < 2 ? 32 - w0 : 2;
+          float a = r[w0 + kw_lo];
+          for (int64_t k = 0; k < kh_hi - kh_lo; ++k)
+            for (int64_t kw = kw_lo; kw < kw_hi; ++kw) a = r[k * 32 + w0 + kw] > a ? r[k * 32 + w0 + kw] : a;
+          Y[nc * 256 + oh * 16 + o] = a;
+        }
+        continue;
+      }
+      float m[16]; /* OW = 16 rounded up to whole vectors */
+      MLCC_ROW_LOOP
+      for (int64_t o = 0; o < 16; ++o) {
+        float a = v[o * 2];
+        a = v[o * 2 + 1] > a ? v[o * 2 + 1] : a;
+        m[o] = a;
+      }
+      memcpy(Y + nc * 256 + oh * 16, m, 16 * sizeof *m);
     }
   }
 }
