@@ -5,7 +5,10 @@ in one pass: the row's interior as one vectorisable loop (unit-stride or strided
 compile time), the padded edge columns apart, rows above and below the input read from a zero row; or,
 for stride 1 and short rows (small maps), the plane copied into a zero-bordered stack buffer and computed as
 one loop over a grid as wide as the padded row; or, for stride 1 and small maps (at most BLOCK_PIXELS outputs),
-in blocks of 16 channels copied pixel-major, each output pixel of the block a vector multiply-add per tap.
+in blocks of 16 channels copied pixel-major, each output pixel of the block a vector multiply-add per tap;
+or, for column stride 2 or more and rows of at least PHASE_MIN_ROW outputs, each input row split once into
+its column phases (a row of stride-2 loads becomes two unit-stride rows), the output row computed from
+them into a stack row and stored with its epilogue in one pass.
 The fused epilogue is applied to each finished row (plane, block).
 Tasks are blocks of output channel planes."""
 
@@ -25,7 +28,11 @@ TASK_OUTPUTS = 4096  # outputs per task, at least: small planes are grouped
 SHORT_ROW = 28  # stride-1 output rows this short or shorter: the whole plane as one loop (plane mode)
 PLANE_FLOATS = 4096  # the padded plane of plane mode, on the stack, at most
 BLOCK_PIXELS = 64  # stride-1 output maps this small or smaller: blocks of 16 channels (blocked mode)
-BLOCK_FLOATS = 8192  # the input window of a block of blocked mode, on the stack, at most
+BLOCK_FLOATS = 8192
+# column phases: mobilenet_v2's stride-2 3x3 depthwise convolutions (1 thread, Zen 3) 96 channels to 56x56
+# 0.465 -> 0.351 ms, 144 to 28x28 0.172 -> 0.140; on rows of 14 and 7 they were slower (0.057 -> 0.070,
+# 0.049 -> 0.091): the strided row loop stays there
+PHASE_MIN_ROW = 16  # the input window of a block of blocked mode, on the stack, at most
 
 
 def is_depthwise_2d(x_shape: tuple[int, ...], w_shape: tuple[int, ...], group: int) -> bool:
@@ -59,6 +66,9 @@ class DepthwiseConv(Conv):
         # channels on the stack: at most BLOCK_FLOATS)
         xh, xw = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
         blocked = w.shape[0] == group and sh == sw == 1 and oh * ow <= BLOCK_PIXELS and xh * xw * 16 <= BLOCK_FLOATS
+        # phase mode: column stride 2 or more (no dilation), each input row split into its column phases
+        phases = not plane and not blocked and sw > 1 and dh == dw == 1 and ow >= PHASE_MIN_ROW
+        pl = ow + (kw - 1) // max(sw, 1)  # a phase row's length: every output's taps
         params = {
             "ctype": "float",
             "N": x.shape[0],
@@ -82,6 +92,9 @@ class DepthwiseConv(Conv):
             "has_bias": b is not None,
             "plane": plane,
             "blocked": blocked,
+            "phases": phases,
+            "PL": pl,
+            "FC": max(0, min(iw, sw * pl - pw)),  # the input columns any window reads
             "IHP": ihp,
             "IWP": iwp,
             "planes_per_task": max(1, TASK_OUTPUTS // max(1, oh * ow)),

@@ -304,12 +304,22 @@ DEPTHWISE = {
     "2x4_dilated_tiny": ((1, 3, 4, 5), (3, 1, 2, 4), {"group": 3, "pads": [0, 2, 1, 1], "dilations": [3, 1]}),
     "7x7_map_21_channels": ((2, 21, 7, 7), (21, 1, 3, 3), {"group": 21, "pads": [1, 1, 1, 1]}),  # 16 + 5
     "6x6_map_5x5_no_bias": ((1, 16, 6, 6), (16, 1, 5, 5), {"group": 16, "pads": [2, 1, 3, 3], "bias": False}),
+    # column stride 2 or more, output rows of 16 or more (PHASE_MIN_ROW): column phases
+    "3x3_stride2_phases": ((1, 5, 36, 37), (5, 1, 3, 3), {"group": 5, "pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    "5x5_multiplier2_phases": ((1, 4, 20, 40), (8, 1, 5, 5), {"group": 4, "pads": [2, 0, 1, 3], "strides": [2, 2]}),
+    "3x4_stride3_phases": ((1, 3, 10, 53), (3, 1, 3, 4), {"group": 3, "pads": [1, 2, 0, 0], "strides": [1, 3]}),
+    "2x2_phases_last_column_unread": (
+        (1, 3, 9, 40),
+        (3, 1, 2, 2),
+        {"group": 3, "pads": [0, 1, 0, 0], "strides": [2, 2]},
+    ),
 }
 # stride 1 and maps of at most 64 outputs (ops/depthwise.py BLOCK_PIXELS), one channel per group: blocks of
 # 16 channels, pixel-major on the stack; other stride-1 maps with output rows of at most 28 (SHORT_ROW): the
 # padded plane in a stack buffer as one loop; the others row by row, rows outside the input read from a zero row
 DEPTHWISE_BLOCKED = {"window_wider_than_input", "2x4_dilated_tiny", "7x7_map_21_channels", "6x6_map_5x5_no_bias"}
 DEPTHWISE_PLANE = {"3x3_pad", "5x5_dilated_asym", "same_lower_no_bias"}
+DEPTHWISE_PHASES = {n for n in DEPTHWISE if "phases" in n}
 
 
 @pytest.mark.parametrize(("cpu", "threads"), RUNS)
@@ -326,6 +336,8 @@ def test_depthwise_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkey
             if name in DEPTHWISE_BLOCKED
             else "float xp["
             if name in DEPTHWISE_PLANE
+            else "zero_phases"
+            if name in DEPTHWISE_PHASES
             else "zero_row"
         )
         assert mode in (tmp_path / "model.c").read_text()
@@ -333,18 +345,24 @@ def test_depthwise_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkey
     assert_close([got], run_ort(model, {"x": x}), rtol=1e-4, atol=1e-4)
 
 
-@pytest.mark.parametrize("width", [4, 11, 37])  # blocked mode, plane mode, row mode
-def test_depthwise_conv_takes_a_residual_relu_epilogue(width, tmp_path, monkeypatch):
-    model = conv_model((1, 8, 13, width), (8, 1, 3, 3), residual=[1, 8, 13, width], group=8, pads=[1, 1, 1, 1])
+@pytest.mark.parametrize(
+    ("width", "stride", "mode"),
+    [(4, 1, "_Alignas(64) float xt["), (11, 1, "float xp["), (37, 1, "zero_row"), (40, 2, "zero_phases")],
+    ids=["blocked", "plane", "rows", "phases"],
+)
+def test_depthwise_conv_takes_a_residual_relu_epilogue(width, stride, mode, tmp_path, monkeypatch):
+    out = [1, 8, (13 - 1) // stride + 1, (width - 1) // stride + 1]
+    model = conv_model(
+        (1, 8, 13, width), (8, 1, 3, 3), residual=out, group=8, pads=[1, 1, 1, 1], strides=[stride, stride]
+    )
     monkeypatch.setenv("MLCC_NUM_THREADS", "2")
     rng = np.random.default_rng(3)
     feeds = {
         "x": rng.standard_normal((1, 8, 13, width)).astype(np.float32),
-        "r": rng.standard_normal((1, 8, 13, width)).astype(np.float32),
+        "r": rng.standard_normal(out).astype(np.float32),
     }
     with compile_and_load(model, tmp_path) as compiled:
         source = (tmp_path / "model.c").read_text()
-        mode = "_Alignas(64) float xt[" if width == 4 else "float xp[" if width < 28 else "zero_row"
         assert "fused_conv_add_relu" in source and mode in source
         got = compiled.run(feeds)["y"]
     assert_close([got], run_ort(model, feeds), rtol=1e-4, atol=1e-4)
