@@ -64,10 +64,32 @@ static inline float mlcc_expf(float x) {
   return x != x ? x : out;
 }
 
-/* 1 + exp(-x), the logistic function's denominator (Sigmoid is 1 / it, SiLU x / it): 1 + mlcc_expf(-x) without
-   its selects, which it does not need: past the upper end exp is inf either way, below the lower end the
-   tiny result is lost in the 1 +, and NaN stays NaN. About a seventh less work in SiLU. */
-static inline float mlcc_logistic_denf(float x) { return 1.0f + mlcc_exp_clamped(-x); }
+/* 1 + exp(-x), the logistic function's denominator (Sigmoid is 1 / it, SiLU x / it), with mlcc_exp_clamped's
+   reduction and coefficients, made cheaper where the sum allows (SiLU fused into a convolution spends most of
+   its time here): -x is clamped to [-87, MLCC_EXP_HI] (below, 1 + exp rounds to 1 anyway), so that 2^n is one
+   factor, 2^(n-1) after doubling e, normal for n in [-125, 128] and 0 at -126 (1 + 0 is still right), and
+   overflows to inf at the top as exp does; the polynomial in Estrin's scheme (shorter dependency chains);
+   the clamps as max and min, which the compiler does not split into paths with the clamped values'
+   constants (it did: two divisions per vector in SiLU), and NaN put back at the end. */
+static inline float mlcc_logistic_denf(float x) {
+  float xc = -x > -87.0f ? -x : -87.0f;
+  xc = xc < MLCC_EXP_HI ? xc : MLCC_EXP_HI;
+  const float shift = 12582912.0f; /* 1.5 * 2^23 */
+  const float t = xc * 1.44269504f + shift;
+  const float n = t - shift;
+  float r = xc - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  const float r2 = r * r, r4 = r2 * r2;
+  const float q01 = 1.66666655e-1f * r + 5.00000012e-1f;
+  const float q23 = 8.33345191e-3f * r + 4.16657959e-2f;
+  const float q45 = 1.98756915e-4f * r + 1.39819995e-3f;
+  const float p = (q01 + r2 * q23) + r4 * q45;
+  const float e = p * r2 + r + 1.0f;
+  int32_t ti;
+  memcpy(&ti, &t, sizeof ti);
+  const float d = 1.0f + (e + e) * mlcc_float_of_bits((ti - 0x4B400000 + 126) << 23);
+  return x != x ? x : d;
+}
 
 /* |x| < 0.625: x + x^3 R(x^2); above: 1 - 2 / (exp(2|x|) + 1), sign restored. */
 static inline float mlcc_tanhf(float x) {

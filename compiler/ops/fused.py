@@ -105,12 +105,19 @@ class Fused(OpDef):
         n_in = len(host.inputs)
         epilogue = {"loads": loads, "lets": chain.lets, "expr": chain.expr, "run": run_length(host)}
         epilogue["residual"] = _residual(host, body, chain)
+        epilogue["heavy"] = bool(_CALL.search(" ".join(chain.lets + [chain.expr])))
         host.params = {**host.params, "epilogue": epilogue}
         host.arg_names = names[:n_in] + [f"E{i}" for i in range(len(chain.operands))] + names[n_in:]
         host.inputs = host.inputs + chain.operands
         host.outputs = [out]
         host.name = kernel_name(body)
         return [host]
+
+
+# A function call in an epilogue (exp, tanh, erf: SiLU, GELU, Sigmoid): tens of operations per element, which
+# hosts that can run their epilogue as a pass of its own over longer runs do (templates/c/kernels/
+# conv_packed.c.j2): in short runs per tile its long dependency chains overlap little
+_CALL = re.compile(r"\b[A-Za-z_]\w*\s*\(")
 
 
 # Hosts that can add their result onto a residual already in the output (Y stored over the operand's

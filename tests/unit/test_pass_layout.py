@@ -368,16 +368,18 @@ def test_depthwise_conv_takes_a_residual_relu_epilogue(width, stride, mode, tmp_
     assert_close([got], run_ort(model, feeds), rtol=1e-4, atol=1e-4)
 
 
-def gemm_model(a_shape, b_shape, c_shape=None, relu=False, **attrs) -> onnx.ModelProto:
+def gemm_model(a_shape, b_shape, c_shape=None, relu=False, silu=False, **attrs) -> onnx.ModelProto:
     rng = np.random.default_rng(len(a_shape) + sum(b_shape))
     inits = [numpy_helper.from_array(rng.standard_normal(b_shape).astype(np.float32), "b")]
     inputs = ["a", "b"]
     if c_shape is not None:
         inits.append(numpy_helper.from_array(rng.standard_normal(c_shape).astype(np.float32), "c"))
         inputs.append("c")
-    nodes = [helper.make_node("Gemm", inputs, ["g" if relu else "y"], **attrs)]
+    nodes = [helper.make_node("Gemm", inputs, ["g" if relu or silu else "y"], **attrs)]
     if relu:
         nodes.append(helper.make_node("Relu", ["g"], ["y"]))
+    if silu:  # a heavy epilogue: on each panel's rows once its strips are done (gemm_packed.c.j2)
+        nodes += [helper.make_node("Sigmoid", ["g"], ["sg"]), helper.make_node("Mul", ["g", "sg"], ["y"])]
     graph = helper.make_graph(
         nodes,
         "gemm",
@@ -412,6 +414,8 @@ GEMMS = {
     "column_c": lambda: gemm_model((8, 12), (12, 10), (8, 1)),
     "deep_and_wide": lambda: gemm_model((3, KC_MAX + 70), (KC_MAX + 70, 300)),
     "gemv": lambda: gemm_model((1, 64), (64, 1000), (1000,), transB=0),
+    "full_c_silu": lambda: gemm_model((13, 9), (9, 17), (13, 17), silu=True),
+    "deep_wide_silu": lambda: gemm_model((14, KC_MAX + 70), (KC_MAX + 70, 300), (300,), silu=True),
     "matmul_3d": lambda: matmul_model((2, 7, 20), (20, 33)),
     "matmul_bias_4d": lambda: matmul_model((2, 3, 5, 16), (16, 24), bias=True),
 }
@@ -425,7 +429,9 @@ def test_packed_gemm_matches_onnxruntime(name, cpu, threads, tmp_path, monkeypat
     monkeypatch.setenv("MLCC_NUM_THREADS", str(threads))
     a = np.random.default_rng(9).standard_normal(a_shape).astype(np.float32)
     with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
-        assert "mlcc_ukr_rows" in (tmp_path / "model.c").read_text()
+        source = (tmp_path / "model.c").read_text()
+        assert "mlcc_ukr_rows" in source
+        assert ("long runs overlap" in source) == ("silu" in name)
         got = compiled.run({"a": a})["y"]
     assert_close([got], run_ort(model, {"a": a}), rtol=1e-4, atol=1e-4)
 

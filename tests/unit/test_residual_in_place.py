@@ -42,9 +42,12 @@ def small_pixel_major(monkeypatch):
     monkeypatch.setattr(layout, "P_MAJOR_DEPTH", 1)
 
 
-def _model(x_shape, w_shape, attrs, residual: str = "computed", relu: bool = True) -> onnx.ModelProto:
-    """y = Softmax(Relu(Conv(x) + r)), or Conv(x) + r without `relu`; r = Softmax(Conv1x1(x)) of the output's
-    shape ("computed"), or x itself ("input"), or a computed r that a later node reads again ("reused")."""
+def _model(
+    x_shape, w_shape, attrs, residual: str = "computed", relu: bool = True, silu: bool = False
+) -> onnx.ModelProto:
+    """y = Softmax(Relu(Conv(x) + r)) (SiLU for Relu with `silu`), or Conv(x) + r without `relu`; r =
+    Softmax(Conv1x1(x)) of the output's shape ("computed"), or x itself ("input"), or a computed r that a
+    later node reads again ("reused")."""
     rng = np.random.default_rng(sum(w_shape))
     m = w_shape[0]
     inits = [
@@ -66,8 +69,12 @@ def _model(x_shape, w_shape, attrs, residual: str = "computed", relu: bool = Tru
         nodes.append(helper.make_node("Softmax", ["r0"], ["r"], axis=1))  # not a chain the add could join
         r = "r"
     nodes.append(helper.make_node("Add", ["c", r], ["s"] if relu else ["y"]))
-    if relu:  # and a Softmax reads the result: the conv's output is in the arena, not a graph output
+    if relu and silu:  # x * sigmoid(x): a heavy epilogue, run after the tiles (ops/fused.py _CALL)
+        nodes.append(helper.make_node("Sigmoid", ["s"], ["sg"]))
+        nodes.append(helper.make_node("Mul", ["s", "sg"], ["t"]))
+    elif relu:  # and a Softmax reads the result: the conv's output is in the arena, not a graph output
         nodes.append(helper.make_node("Relu", ["s"], ["t"]))
+    if relu:
         nodes.append(helper.make_node("Softmax", ["t"], ["y"], axis=1))
     outputs = ["y"]
     if residual == "reused":
@@ -181,3 +188,27 @@ def test_without_a_relu_the_sum_is_the_output(tmp_path, monkeypatch):
     with compile_and_load(model, tmp_path, cpu=CPUS[-1]) as compiled:
         got = compiled.run({"x": x})["y"]
     assert_close([got], run_ort(model, {"x": x}), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("threads", [1, 3])
+@pytest.mark.parametrize("name", ["packed_1x1", "packed_k_blocks", "direct_3x3", "pixel_direct_3x3"])
+def test_a_heavy_epilogue_runs_after_the_tiles_in_place_or_not(name, threads, tmp_path, monkeypatch):
+    """SiLU(Conv(x) + r): the tiles (with the bias, added onto the residual in place) first, then the epilogue
+    over the task's whole block, which reads the sum back; in place (r dies) and not (r read again). (The
+    pixel-major kernel, which small_pixel_major gives the deep convolution too, keeps it per tile.)"""
+    x_shape, w_shape, attrs = CASES[name]
+    monkeypatch.setenv("MLCC_NUM_THREADS", str(threads))
+    cpu = CPUS[-1]
+    for residual in ("computed", "reused"):
+        model = _model(x_shape, w_shape, attrs, residual=residual, silu=True)
+        family, same = _in_place(model, cpu)
+        assert same == (residual == "computed")
+        x = np.random.default_rng(8).standard_normal(x_shape).astype(np.float32)
+        out = tmp_path / residual
+        with compile_and_load(model, out, cpu=cpu) as compiled:
+            source = (out / "model.c").read_text()
+            assert "mlcc_logistic_denf" in source
+            assert ("overlap" in source) == (family != "conv_pmajor")  # the epilogue's pass of its own
+            got = compiled.run({"x": x})
+            names = [t.name for t in compiled.outputs]
+        assert_close([got[n] for n in names], run_ort(model, {"x": x}), rtol=1e-4, atol=1e-5)
