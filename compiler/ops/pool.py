@@ -91,7 +91,8 @@ class Pool(OpDef):
 
 # Rows shorter than this fill vectors badly: such "same"-padded maps are run as one flattened plane (of at
 # most PLANE_MAX elements, held on the stack) instead: yolo's SPPF pools (5x5 on 10x10 maps, 128 channels) took
-# 0.141 ms each by rows, 0.051 as planes.
+# 0.141 ms each by rows, 0.051 as planes (a masked pass per window position), 0.028-0.031 separably (a pass
+# per window row and column; onnxruntime 0.034).
 PLANE_MAX_ROW = 32
 PLANE_MAX = 4096
 MAX_SIDE = 16  # the row kernel unrolls the window's rows and columns
@@ -133,7 +134,11 @@ def _row_ranges(p: dict) -> dict | None:
     if SH == SW == 1 and (OH, OW) == (IH, IW) and OW < PLANE_MAX_ROW and OH * OW <= PLANE_MAX:
         # "same" padding at stride 1 on a small map: window position (kh, kw) of output i (in the flattened
         # plane) is input i + (kh - PH) * IW + kw - PW; per kw, which output columns it is inside for
-        return {"plane_cols": [[1 if lo[kw] <= ow < hi[kw] else 0 for ow in range(OW)] for kw in range(KW)]}
+        return {
+            "plane_cols": [[1 if lo[kw] <= ow < hi[kw] else 0 for ow in range(OW)] for kw in range(KW)],
+            "is_float": p["ctype"] in ("float", "double"),
+            "lowest": LOWEST[p["ctype"]],
+        }
     mw = -(-OW // VECTOR) * VECTOR
     return {
         "MW": mw,

@@ -191,6 +191,7 @@ CASES = {
     ),
     "maxpool_rows_uint8": pool("MaxPool", x=(1, 3, 9, 40), dtype=np.uint8, kernel_shape=[3, 3], strides=[2, 2]),
     "maxpool_rows_stride2_unpadded": pool("MaxPool", x=(1, 2, 8, 35), kernel_shape=[3, 3], strides=[2, 2]),
+    "maxpool_plane_int8": pool("MaxPool", x=(1, 2, 7, 9), dtype=np.int8, kernel_shape=[5, 5], pads=[2, 2, 2, 2]),
     "maxpool_general_wide_kernel": pool("MaxPool", x=(1, 2, 9, 20), kernel_shape=[3, 17], pads=[0, 3, 0, 3]),
     "averagepool_exclude_pad": pool("AveragePool", kernel_shape=[3, 3], pads=[1, 1, 1, 1], strides=[2, 2]),
     "averagepool_include_pad": pool(
@@ -414,5 +415,5 @@ def test_max_pooling_kernels_agree_on_nan(k, pads, strides, width, tmp_path, req
     got = run_mlcc(model, {"x": x}, tmp_path / "out")[0]
     np.testing.assert_array_equal(got, _max_fold(x, k, pads, strides))
     source = (tmp_path / "out" / "model.c").read_text()
-    kernel = "rows" if "separably" in source else "plane" if "the whole plane as one run" in source else "general"
+    kernel = "plane" if "the whole plane as one run" in source else "rows" if "separably" in source else "general"
     assert request.node.callspec.id.startswith(kernel)
