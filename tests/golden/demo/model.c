@@ -836,10 +836,12 @@ static void k3_fused_conv_relu_pack(const float *restrict xg, int64_t k0, int64_
         if (!row_ok) {
           for (int64_t e = 0; e < piece; ++e) dd[e] = 0.0f;
         } else if (iw >= 0 && iw + (piece - 1) * 2 < 16) {
-          if (piece == 8) /* a whole strip row: a loop of constant length (vectorised, strided or not) */
+          /* a whole strip row is a loop of constant length (vectorised, strided or not) */
+          if (piece == 8) {
             for (int64_t e = 0; e < 8; ++e) dd[e] = xr[iw + e * 2];
-          else
+          } else {
             for (int64_t e = 0; e < piece; ++e) dd[e] = xr[iw + e * 2];
+          }
         } else {
           for (int64_t e = 0; e < piece; ++e) {
             const int64_t at = iw + e * 2;
