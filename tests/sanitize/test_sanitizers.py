@@ -27,8 +27,9 @@ SANITIZE = "-fsanitize=address,undefined -fno-sanitize-recover=all"
 
 def kernel_mix() -> onnx.ModelProto:
     """The kernels whose loops index by hand with masks, ranges and stack buffers: the channel-major direct
-    convolution's one-pass epilogue, max pooling by planes and by rows at stride 2, depthwise convolutions
-    in plane, row and blocked mode with epilogues."""
+    convolution's one-pass epilogue, max pooling by planes and by rows at stride 2 (padded and not),
+    depthwise convolutions in plane, row, blocked and column-phase mode with epilogues, and heavy (SiLU)
+    epilogues run after the tiles of direct and packed convolutions and of a Gemm."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(5)
@@ -48,13 +49,31 @@ def kernel_mix() -> onnx.ModelProto:
         helper.make_node("MaxPool", ["half"], ["quarter"], kernel_shape=[2, 2], strides=[2, 2]),  # 5x5
         helper.make_node("Conv", ["quarter", "wd", "b16"], ["q"], pads=[1, 2, 1, 0], group=16),  # blocked
         helper.make_node("Relu", ["q"], ["y3"]),
+        # max pooling by rows unpadded at stride 2; a stride-2 depthwise convolution from column phases
+        helper.make_node("MaxPool", ["x3"], ["p3"], kernel_shape=[3, 3], strides=[2, 2]),  # 19 columns
+        helper.make_node("Conv", ["x3", "wd8", "b8"], ["f"], pads=[1, 1, 1, 1], strides=[2, 2], group=8),
+        helper.make_node("Relu", ["f"], ["y4"]),
+        # SiLU epilogues after the tiles: direct and packed (stride 2) convolutions, a Gemm with C
+        helper.make_node("Conv", ["x", "w16g", "b16"], ["g"], pads=[1, 1, 1, 1]),
+        helper.make_node("Sigmoid", ["g"], ["gs"]),
+        helper.make_node("Mul", ["g", "gs"], ["y5"]),
+        helper.make_node("Conv", ["x", "w16", "b16"], ["h"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Sigmoid", ["h"], ["hs"]),
+        helper.make_node("Mul", ["h", "hs"], ["y6"]),
+        helper.make_node("Gemm", ["x4", "wg", "bg"], ["k"]),
+        helper.make_node("Sigmoid", ["k"], ["ks"]),
+        helper.make_node("Mul", ["k", "ks"], ["y7"]),
     ]
     inits = [weight("w16", (16, 16, 3, 3)), weight("b16", (16,)), weight("wd", (16, 1, 3, 3)),
-             weight("wd8", (8, 1, 3, 3)), weight("b8", (8,)),
+             weight("wd8", (8, 1, 3, 3)), weight("b8", (8,)), weight("wg", (30, 21)), weight("bg", (21,)),
+             weight("w16g", (16, 16, 3, 3)),
              numpy_helper.from_array(np.float32(0), "lo"), numpy_helper.from_array(np.float32(6), "hi")]  # fmt: skip
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 20, 20]),
-              helper.make_tensor_value_info("x2", TensorProto.FLOAT, [1, 8, 5, 40])]  # fmt: skip
-    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in ("y1", "y2", "y3")]
+              helper.make_tensor_value_info("x2", TensorProto.FLOAT, [1, 8, 5, 40]),
+              helper.make_tensor_value_info("x3", TensorProto.FLOAT, [1, 8, 12, 40]),
+              helper.make_tensor_value_info("x4", TensorProto.FLOAT, [5, 30])]  # fmt: skip
+    names = ("y1", "y2", "y3", "p3", "y4", "y5", "y6", "y7")
+    outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names]
     graph = helper.make_graph(nodes, "kernel_mix", inputs, outputs, inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
@@ -138,3 +157,18 @@ def test_valgrind_clean(name, tmp_path):
     runner = ["valgrind", "--error-exitcode=9", "--leak-check=full", "--errors-for-leak-kinds=definite,indirect", "-q"]
     values = build_and_run(name, tmp_path, STRICT, runner)
     assert np.all(np.isfinite(values))
+
+
+def test_the_kernel_mix_holds_the_kernels_it_names(tmp_path):
+    mlcc.compile(kernel_mix(), out_dir=tmp_path, build=False)
+    source = (tmp_path / "model.c").read_text()
+    for marker in (
+        "the whole plane as one run",  # max pooling by planes
+        "one output row at a time, separably",  # by rows
+        "zero_row",  # depthwise by rows
+        "_Alignas(64) float xt[",  # depthwise blocked
+        "column phases",  # depthwise at stride 2
+        "long runs overlap",  # a heavy epilogue after a packed convolution's or GEMM's tiles
+        "dependency chains overlap",  # after a direct convolution's
+    ):
+        assert marker in source, marker
