@@ -68,7 +68,7 @@ class DepthwiseConv(Conv):
         blocked = w.shape[0] == group and sh == sw == 1 and oh * ow <= BLOCK_PIXELS and xh * xw * 16 <= BLOCK_FLOATS
         # phase mode: column stride 2 or more (no dilation), each input row split into its column phases
         phases = not plane and not blocked and sw > 1 and dh == dw == 1 and ow >= PHASE_MIN_ROW
-        pl = ow + (kw - 1) // max(sw, 1)  # a phase row's length: every output's taps
+        pl = ow + (kw - 1) // sw  # a phase row's length: every output's taps
         params = {
             "ctype": "float",
             "N": x.shape[0],

@@ -131,21 +131,13 @@ def _row_ranges(p: dict) -> dict | None:
     padded = any(p["pads"]) or any(p["pads_end"])
     if not (covered and rows_ok) or (not padded and OW < 2 * VECTOR):
         return None
+    types = {"is_float": p["ctype"] in ("float", "double"), "lowest": LOWEST[p["ctype"]]}
     if SH == SW == 1 and (OH, OW) == (IH, IW) and OW < PLANE_MAX_ROW and OH * OW <= PLANE_MAX:
         # "same" padding at stride 1 on a small map: window position (kh, kw) of output i (in the flattened
         # plane) is input i + (kh - PH) * IW + kw - PW; per kw, which output columns it is inside for
-        return {
-            "plane_cols": [[1 if lo[kw] <= ow < hi[kw] else 0 for ow in range(OW)] for kw in range(KW)],
-            "is_float": p["ctype"] in ("float", "double"),
-            "lowest": LOWEST[p["ctype"]],
-        }
+        return {**types, "plane_cols": [[1 if lo[kw] <= ow < hi[kw] else 0 for ow in range(OW)] for kw in range(KW)]}
     mw = -(-OW // VECTOR) * VECTOR
-    return {
-        "MW": mw,
-        "VL": max((mw - 1) * SW + KW, PW + IW),
-        "is_float": p["ctype"] in ("float", "double"),
-        "lowest": LOWEST[p["ctype"]],
-    }
+    return {**types, "MW": mw, "VL": max((mw - 1) * SW + KW, PW + IW)}
 
 
 @register("MaxPool", since=[8, 10, 11, 12, 22])
