@@ -173,16 +173,20 @@ def direct_kernels(graph) -> list:
     return lookup(conv.op, conv.domain, conv.version).lower(conv)
 
 
-def test_direct_conv_strips_are_grouped_where_the_weights_do_not_fit_in_l2():
+def test_direct_conv_strips_are_grouped_while_their_input_rows_fit_in_l1():
     # with a 512 KiB L2: resnet50's stage 3 (2.4 MB of weights, 14 strips of 16 virtual columns) in groups
     # of 6 (their K block's input rows fill half of L1), its last stage (9.4 MB, 4 strips) in one group
-    # (the weights read once), its first (147 KB of weights) strip by strip
+    # (the weights read once), its first (147 KB of weights) in groups of 3, squeezenet's fire 3x3 (K = 144)
+    # in groups of 7; with a 64 KiB L2 only two strips' tiles (132 rows, 8.25 KiB a strip) fit in a third
     cpu = dataclasses.replace(cpu_target("x86-64-v3"), l2_bytes=512 * 1024)
-    for (x_shape, w_shape), group in [
-        (CONVS["direct_strip_groups"][:2], 6),
-        (((1, 512, 7, 7), (512, 512, 3, 3)), 4),
-        (((1, 64, 56, 56), (64, 64, 3, 3)), 1),
+    for (x_shape, w_shape), group, l2 in [
+        (CONVS["direct_strip_groups"][:2], 6, 512),
+        (((1, 512, 7, 7), (512, 512, 3, 3)), 4, 512),
+        (((1, 64, 56, 56), (64, 64, 3, 3)), 3, 512),
+        (((1, 16, 55, 55), (64, 16, 3, 3)), 7, 512),
+        (((1, 16, 55, 55), (128, 16, 3, 3)), 2, 64),
     ]:
+        cpu = dataclasses.replace(cpu, l2_bytes=l2 * 1024)
         graph = pack_weights(import_onnx(conv_model(x_shape, w_shape, pads=[1, 1, 1, 1]), {}), cpu)
         (kernel,) = direct_kernels(graph)
         assert (kernel.params["NR"], kernel.params["SG"]) == (16, group)

@@ -700,52 +700,50 @@ static void k1_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
   const int64_t p_lo = mb * 2 / chunks, p_hi = (mb + 1) * 2 / chunks;
   float *tiles = args->x->scratch + (int64_t)worker * args->x->scratch_floats; /* a tile per row panel and strip of a group */
   const float *xg = X + (n * 3 + g * 3) * 1190;
-  /* 1 strip (8 virtual columns) at a time: one K block of their input rows stays in L1 while
+  /* 119 strips (952 virtual columns) at a time: one K block of their input rows stays in L1 while
      the row panels of the weights stream past it (sequential reads the hardware prefetches), each panel's
      block used for every strip; the tiles wait in the scratch. The weights stream once per group. */
-  for (int64_t s0 = 0; s0 < nc; s0 += 8) {
-    const int64_t s_end = nc - s0 < 8 ? nc : s0 + 8;
+  for (int64_t s0 = 0; s0 < nc; s0 += 952) {
+    const int64_t s_end = nc - s0 < 952 ? nc : s0 + 952;
     for (int64_t k0 = 0; k0 < 27; k0 += 27) {
       const int64_t kc = 27 - k0 < 27 ? 27 - k0 : 27;
       for (int64_t pi = p_lo; pi < p_hi; ++pi) {
         const float *ap = W + (g * 54 + k0 * 2 + pi * kc) * 6;
-        float *t = tiles + (pi - p_lo) * 48;
-        for (int64_t s = s0; s < s_end; s += 8, t += 48)
-          mlcc_ukr_direct(kc, ap, 0, xg + j0 + s, OFF + k0, t, 8, 6, 8, k0 > 0);
+        float *t = tiles + (pi - p_lo) * 5712;
+        for (int64_t s = s0; s < s_end; s += 8)
+          mlcc_ukr_direct(kc, ap, 0, xg + j0 + s, OFF + k0, t + (s - s0), 952, 6, 8, k0 > 0);
       }
     }
-    for (int64_t s = s0; s < s_end; s += 8) {
-      const int64_t q0 = j0 + s, nr = nc - s < 8 ? nc - s : 8;
-      for (int64_t pi = p_lo; pi < p_hi; ++pi) {
-        const float *tile = tiles + ((pi - p_lo) * 1 + (s - s0) / 8) * 48;
-        const int64_t m0 = pi * 6, mr = 8 - m0 < 6 ? 8 - m0 : 6;
-        for (int64_t q = q0; q < q0 + nr;) { /* the strip's pieces inside one output row */
-          const int64_t oh = q / 34, ow = q % 34;
-          const int64_t row_end = oh * 34 + 34 < q0 + nr ? oh * 34 + 34 : q0 + nr;
-          const int64_t len = ow < 32 ? (row_end - q < 32 - ow ? row_end - q : 32 - ow) : 0;
-          for (int64_t i = 0; i < mr && len > 0; ++i) {
-            const int64_t plane = n * 8 + g * 8 + m0 + i;
-            float *row = Y + plane * 1024;
-            const float *t = tile + i * 8 + (q - q0);
-            const int64_t lo = oh * 32 + ow;
-            const float bias = B[g * 8 + m0 + i];
-            /* one pass from the tile: a second pass over row would load what this one just stored, at other
-               offsets than the stores, which store forwarding cannot serve */
-            {
-              const int64_t r = plane;
-              (void)r;
-              MLCC_ROW_LOOP
-              for (int64_t j = lo; j < lo + len; ++j) {
-                const float acc = t[j - lo] + bias;
-                row[j] = (float)((acc < 0 ? 0.0f : acc));
-              }
+    const int64_t q0 = j0 + s0, nr = s_end - s0;
+    for (int64_t pi = p_lo; pi < p_hi; ++pi) {
+      const float *tile = tiles + (pi - p_lo) * 5712;
+      const int64_t m0 = pi * 6, mr = 8 - m0 < 6 ? 8 - m0 : 6;
+      for (int64_t q = q0; q < q0 + nr;) { /* the strip's pieces inside one output row */
+        const int64_t oh = q / 34, ow = q % 34;
+        const int64_t row_end = oh * 34 + 34 < q0 + nr ? oh * 34 + 34 : q0 + nr;
+        const int64_t len = ow < 32 ? (row_end - q < 32 - ow ? row_end - q : 32 - ow) : 0;
+        for (int64_t i = 0; i < mr && len > 0; ++i) {
+          const int64_t plane = n * 8 + g * 8 + m0 + i;
+          float *row = Y + plane * 1024;
+          const float *t = tile + i * 952 + (q - q0);
+          const int64_t lo = oh * 32 + ow;
+          const float bias = B[g * 8 + m0 + i];
+          /* one pass from the tile: a second pass over row would load what this one just stored, at other
+             offsets than the stores, which store forwarding cannot serve */
+          {
+            const int64_t r = plane;
+            (void)r;
+            MLCC_ROW_LOOP
+            for (int64_t j = lo; j < lo + len; ++j) {
+              const float acc = t[j - lo] + bias;
+              row[j] = (float)((acc < 0 ? 0.0f : acc));
             }
-
           }
-          q = row_end;
-        }
 
+        }
+        q = row_end;
       }
+
     }
   }
 }
@@ -1042,7 +1040,7 @@ struct demo_model {
   const uint8_t *weights;  /* 7872 bytes of weights */
   void *owned_weights;     /* the buffer behind `weights` when read from a file */
   int num_threads;
-  mlcc_exec exec;          /* thread pool and per-worker GEMM scratch (4608 floats each) */
+  mlcc_exec exec;          /* thread pool and per-worker GEMM scratch (11424 floats each) */
   int64_t extents[1]; /* run-time extents of the data-dependent dims, by slot */
 };
 
@@ -1063,8 +1061,8 @@ static int init(demo_model *m) {
   if (!m->arena || !m->fills) return MLCC_ERR_OUT_OF_MEMORY;
   m->num_threads = mlcc_env_threads();
   m->exec.threads = m->num_threads;
-  m->exec.scratch_floats = 4608;
-  m->exec.scratch = (float *)mlcc_aligned_alloc((uint64_t)m->num_threads * 4608 * sizeof(float));
+  m->exec.scratch_floats = 11424;
+  m->exec.scratch = (float *)mlcc_aligned_alloc((uint64_t)m->num_threads * 11424 * sizeof(float));
   if (!m->exec.scratch) return MLCC_ERR_OUT_OF_MEMORY;
   if (m->num_threads > 1 && !(m->exec.pool = mlcc_pool_create(m->num_threads))) return MLCC_ERR_OUT_OF_MEMORY;
   return MLCC_OK;
