@@ -69,7 +69,7 @@ def _strip_group(packed: Node, kernel, dil, width: int, virtual: int, cpu: CpuTa
     NR + (KW - 1) * DW floats and a cache line per window row), and whose tiles (the worker's scratch) fit
     in a third of L2. resnet50's last stage (7x7 maps, 4 strips) then reads its 9.4 MB weight matrices from
     memory once per run instead of 4 times; and a group's tile rows are stored to Y in runs of up to an
-    output row instead of NR pieces (squeezenet's 3x3 convolutions, whose weights fit in L2: 5% faster)."""
+    output row instead of NR pieces (squeezenet's fire 3x3 convolutions, whose weights fit in L2: 5% faster)."""
     wp = packed.inputs[1]
     kc, nr = packed.attrs["kc"], cpu.nr
     channels = -(-kc // (kernel[0] * kernel[1])) + 1
