@@ -178,7 +178,6 @@ def test_direct_conv_strips_are_grouped_while_their_input_rows_fit_in_l1():
     # of 6 (their K block's input rows fill half of L1), its last stage (9.4 MB, 4 strips) in one group
     # (the weights read once), its first (147 KB of weights) in groups of 3, squeezenet's fire 3x3 (K = 144)
     # in groups of 7; with a 64 KiB L2 only two strips' tiles (132 rows, 8.25 KiB a strip) fit in a third
-    cpu = dataclasses.replace(cpu_target("x86-64-v3"), l2_bytes=512 * 1024)
     for (x_shape, w_shape), group, l2 in [
         (CONVS["direct_strip_groups"][:2], 6, 512),
         (((1, 512, 7, 7), (512, 512, 3, 3)), 4, 512),
@@ -186,7 +185,7 @@ def test_direct_conv_strips_are_grouped_while_their_input_rows_fit_in_l1():
         (((1, 16, 55, 55), (64, 16, 3, 3)), 7, 512),
         (((1, 16, 55, 55), (128, 16, 3, 3)), 2, 64),
     ]:
-        cpu = dataclasses.replace(cpu, l2_bytes=l2 * 1024)
+        cpu = dataclasses.replace(cpu_target("x86-64-v3"), l2_bytes=l2 * 1024)
         graph = pack_weights(import_onnx(conv_model(x_shape, w_shape, pads=[1, 1, 1, 1]), {}), cpu)
         (kernel,) = direct_kernels(graph)
         assert (kernel.params["NR"], kernel.params["SG"]) == (16, group)

@@ -718,7 +718,7 @@ static void k1_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
     for (int64_t pi = p_lo; pi < p_hi; ++pi) {
       const float *tile = tiles + (pi - p_lo) * 5712;
       const int64_t m0 = pi * 6, mr = 8 - m0 < 6 ? 8 - m0 : 6;
-      for (int64_t q = q0; q < q0 + nr;) { /* the strip's pieces inside one output row */
+      for (int64_t q = q0; q < q0 + nr;) { /* the group's pieces inside one output row */
         const int64_t oh = q / 34, ow = q % 34;
         const int64_t row_end = oh * 34 + 34 < q0 + nr ? oh * 34 + 34 : q0 + nr;
         const int64_t len = ow < 32 ? (row_end - q < 32 - ow ? row_end - q : 32 - ow) : 0;
