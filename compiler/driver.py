@@ -32,6 +32,8 @@ RUNTIME_FILES = {
         "mlcc_pool.h",
         "mlcc_random.h",
         "mlcc_strings.h",
+        "mlcc_image.h",
+        "mlcc_jpeg.h",
     ),
     "cuda": ("mlcc_runtime.h", "mlcc_runtime.c", "mlcc_convert.h", "mlcc_math.h", "mlcc_cuda.h"),
 }

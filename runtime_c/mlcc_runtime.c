@@ -25,6 +25,9 @@ static inline const char *mlcc_status_message(int status) {
     case MLCC_ERR_BAD_HANDLE: return "not a live model instance (destroyed, or not made by create)";
     case MLCC_ERR_SIZE_MISMATCH: return "a buffer size differs from the tensor's size (see the info functions)";
     case MLCC_ERR_BAD_INDEX: return "an input or output index out of range";
+    case MLCC_ERR_BAD_DATA:
+      return "an input's contents cannot be used (an image in a format or variant the model cannot decode, "
+             "corrupt, or larger than the bound it was compiled with)";
     default: return "unknown status";
   }
 }

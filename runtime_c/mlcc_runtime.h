@@ -16,6 +16,8 @@ enum mlcc_status {
   MLCC_ERR_BAD_HANDLE = 7,           /* not a live instance: destroyed, or not made by create */
   MLCC_ERR_SIZE_MISMATCH = 8,        /* run_checked: a buffer size differs from the tensor's nbytes */
   MLCC_ERR_BAD_INDEX = 9,            /* an input or output index out of range */
+  MLCC_ERR_BAD_DATA = 10,            /* run: an input's contents cannot be used (ImageDecoder: not an image it
+                                        reads, or larger than the bound the model was compiled with) */
 };
 
 /* Element types, numbered as ONNX's TensorProto.DataType. */
@@ -47,8 +49,8 @@ typedef struct mlcc_tensor_info {
   int32_t rank;          /* number of dims */
   const int64_t *shape;  /* `rank` dims, row-major */
   int64_t nbytes;        /* size of the contiguous buffer */
-  int32_t dynamic_axis;  /* -1, or the axis whose extent depends on the data: `shape` then holds its upper
-                            bound, and PREFIX_output_shape gives the extent of the last run */
+  int32_t dynamic_axis;  /* -1, or the (first) axis whose extent depends on the data: `shape` then holds an
+                            upper bound, and PREFIX_output_shape gives the shape of the last run */
 } mlcc_tensor_info;
 
 #endif

@@ -59,11 +59,12 @@ class Program:
     fills: list[Fill]
     fill_bytes: int
     output_copies: list[tuple[int, Value]] = field(default_factory=list)  # (output index, source value)
-    extents: dict[int, int] = field(default_factory=dict)  # id(value) -> slot of its run-time extent
+    extents: dict[int, int] = field(default_factory=dict)  # id(value) -> first slot of its run-time extents
     string_consts: list[Value] = field(default_factory=list)  # Location("strings", i) is string_consts[i]
     published: list[tuple[int, Value]] = field(default_factory=list)  # (output index, value): string outputs
     # copies the memory planner made views (passes/views.py): (position in steps, the step, the view)
     elided: list[tuple[int, Step, Value]] = field(default_factory=list)
+    extent_slots: int = 0  # slots in all: one per dynamic axis of each value in `extents`
 
     @property
     def uses_strings(self) -> bool:
@@ -72,7 +73,8 @@ class Program:
         )
 
     def extent_slot(self, v: Value) -> int | None:
-        """Where the kernel that writes `v` reports its extent along v.dynamic_axis (None: a static shape)."""
+        """The first of the consecutive slots where the kernel that writes `v` reports its extents along
+        v.dynamic_axes, in order (None: a static shape)."""
         return self.extents.get(id(v))
 
     def where(self, v: Value) -> Location:
@@ -157,10 +159,12 @@ def build_program(graph: Graph, views: bool = False) -> Program:
     for key, offset in memory.offsets.items():
         locations[key] = Location("arena", offset)
     extents: dict[int, int] = {}
+    slots = 0
     for step in steps:
         for v in step.kernel.outputs:
-            if v.dynamic_axis is not None:
-                extents.setdefault(id(v), len(extents))
+            if v.dynamic_axes and id(v) not in extents:
+                extents[id(v)] = slots
+                slots += len(v.dynamic_axes)
     return Program(
         graph,
         steps,
@@ -174,6 +178,7 @@ def build_program(graph: Graph, views: bool = False) -> Program:
         string_consts,
         published,
         elided,
+        slots,
     )
 
 

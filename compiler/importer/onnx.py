@@ -14,7 +14,7 @@ from onnx import AttributeProto, numpy_helper
 
 from ..errors import CompileTimeValueError, MlccError, ModelError, ShapeError, UnsupportedError
 from ..ir.dtypes import BY_ONNX, FLOAT32, STRING
-from ..ir.graph import Graph, Node, Value
+from ..ir.graph import Graph, Node, Value, axes_tuple
 from ..ops import registry
 from .control_flow import CONTROL_FLOW, Expander, all_nodes, node_inputs, runtime_sources
 from .functions import expand_functions
@@ -426,7 +426,7 @@ def _import_node(
         if v is not None and not isinstance(v, Value):
             raise UnsupportedError(f"{where}: input {name!r} is a sequence or optional; the operator takes tensors")
     for v in inputs:
-        if v is not None and v.dynamic_axis is not None:
+        if v is not None and v.dynamic_axes:
             raise UnsupportedError(
                 f"{where} reads {v.name!r}, whose shape depends on the data ({v.producer.op if v.producer else '?'} "
                 "output); mlcc supports such values only as graph outputs so far"
@@ -462,7 +462,7 @@ def _import_node(
     if not entry.strings and any(v is not None and v.dtype == STRING for v in [*node.inputs, *node.outputs]):
         raise UnsupportedError(f"{where}: string tensors are not supported by this operator")
     for value, axis in zip(node.outputs, entry.dynamic_axes(node)):
-        value.dynamic_axis = axis
+        value.dynamic_axes = axes_tuple(axis)
     if entry.foldable(node) and (entry.shape_only or all(v is None or v.data is not None for v in node.inputs)):
         budget[0] -= sum(v.nbytes for v in node.outputs)
         if budget[0] < 0:
@@ -472,9 +472,8 @@ def _import_node(
 
 
 def _within_bound(shape: tuple[int, ...], value: Value) -> bool:
-    axis = value.dynamic_axis
     return len(shape) == value.rank and all(
-        d == b or (i == axis and d <= b) for i, (d, b) in enumerate(zip(shape, value.shape))
+        d == b or (i in value.dynamic_axes and d <= b) for i, (d, b) in enumerate(zip(shape, value.shape))
     )
 
 
@@ -488,8 +487,8 @@ def _evaluate(node: Node, entry: registry.OpDef, where: str) -> None:
         raise ModelError(f"{where}: cannot evaluate its constant inputs ({type(err).__name__}: {err})") from None
     for value, data in zip(node.outputs, results):
         data = np.require(np.asarray(data, dtype=value.dtype.np), requirements="C")
-        if value.dynamic_axis is not None and _within_bound(data.shape, value):
-            value.shape, value.dynamic_axis = data.shape, None  # known at compile time after all
+        if value.dynamic_axes and _within_bound(data.shape, value):
+            value.shape, value.dynamic_axes = data.shape, ()  # known at compile time after all
         if data.shape != value.shape:
             raise ModelError(f"{where}: computes shape {list(data.shape)} where inference said {list(value.shape)}")
         value.data = data

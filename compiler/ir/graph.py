@@ -3,8 +3,9 @@
 A Value has a dtype and a static shape. `data` holds its value where it is known at compile time:
 a constant (producer None) is a weight; a node output with data set is still computed at run time
 unless the fold pass replaces its node. An output of an op whose result shape depends on the data
-(NonZero, Compress, Unique, NonMaxSuppression) has `dynamic_axis` set: its extent along that axis is
-known only at run time, and `shape` holds the upper bound it is stored with.
+(NonZero, Compress, Unique, NonMaxSuppression, ImageDecoder) has `dynamic_axes` set: its extents along those
+axes are known only at run time, and `shape` holds the upper bound it is stored with (the run writes the
+tensor it produced contiguously at the start of that storage).
 """
 
 from __future__ import annotations
@@ -17,8 +18,13 @@ import numpy as np
 from .dtypes import DType
 
 
+def axes_tuple(axes: int | tuple[int, ...] | None) -> tuple[int, ...]:
+    """OpDef.dynamic_axes' entry for one output (None, one axis, or several) as Value.dynamic_axes."""
+    return () if axes is None else (axes,) if isinstance(axes, int) else tuple(sorted(axes))
+
+
 class Value:
-    __slots__ = ("name", "dtype", "shape", "data", "producer", "dynamic_axis")
+    __slots__ = ("name", "dtype", "shape", "data", "producer", "dynamic_axes")
 
     def __init__(self, name: str, dtype: DType, shape: tuple[int, ...], data: np.ndarray | None = None):
         self.name = name
@@ -26,7 +32,7 @@ class Value:
         self.shape = tuple(int(d) for d in shape)
         self.data = data
         self.producer: Node | None = None
-        self.dynamic_axis: int | None = None
+        self.dynamic_axes: tuple[int, ...] = ()  # the axes whose extents each run reports
 
     @property
     def is_const(self) -> bool:
@@ -45,7 +51,7 @@ class Value:
         return len(self.shape)
 
     def __repr__(self) -> str:
-        bound = "" if self.dynamic_axis is None else f", dynamic axis {self.dynamic_axis}"
+        bound = f", dynamic axes {list(self.dynamic_axes)}" if self.dynamic_axes else ""
         return f"Value({self.name!r}, {self.dtype}, {list(self.shape)}{bound})"
 
 

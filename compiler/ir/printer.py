@@ -20,7 +20,7 @@ def value_ref(v: Value | None) -> str:
 
 
 def type_str(v: Value) -> str:
-    dims = [f"<={d}" if i == v.dynamic_axis else str(d) for i, d in enumerate(v.shape)]
+    dims = [f"<={d}" if i in v.dynamic_axes else str(d) for i, d in enumerate(v.shape)]
     return f"{v.dtype.name}[{','.join(dims)}]"
 
 

@@ -3,7 +3,7 @@
 Strategy: the compiler infers an upper bound for the data-dependent extent (every element non-zero, every
 condition true, every slice distinct, every box kept) and stores the output with that bound; the kernel
 writes the tensor it produced contiguously at the start of the buffer and reports the extent it reached
-through an int64 slot of the model instance (Value.dynamic_axis; `PREFIX_output_shape` in model.h, and the
+through an int64 slot of the model instance (Value.dynamic_axes; `PREFIX_output_shape` in model.h, and the
 Python loader trims the array). Such a value may only be a graph output for now: an op that reads one is a
 clear error at import. Where the data is known at compile time the op is folded and the shape is exact;
 Compress with a constant condition has a static shape and no slot at all.
@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import ModelError, ShapeError, UnsupportedError
 from ..ir.dtypes import BOOL, INT64, DType
-from ..ir.graph import Node, Value
+from ..ir.graph import Node, Value, axes_tuple
 from .common import STORAGE_CONVERT, c_literal, const_input, need_input, norm_axis, require_c
 from .registry import Kernel, OpDef, register
 
@@ -105,7 +105,7 @@ class Compress(OpDef):
             "extent": extent,
             "inner": inner,
             "length": cond.size,
-            "dynamic": y.dynamic_axis is not None,
+            "dynamic": bool(y.dynamic_axes),
         }
         return [Kernel("compress", "compress", [x, cond], [y], params, ["X", "C", "Y"])]
 
@@ -156,7 +156,7 @@ class Unique(OpDef):
         full = [(x.dtype, outs[0].shape), (INT64, (n,)), (INT64, (n,)), (INT64, (n,))]
         for i in range(len(outs), 4):  # outputs the model does not ask for still need somewhere to go
             v = Value(f"{node.name}:unique{i}", *full[i])
-            v.dynamic_axis = self.dynamic_axes(node)[i]
+            v.dynamic_axes = axes_tuple(self.dynamic_axes(node)[i])
             outs.append(v)
         work = scratch(node, "sort", 4 * n)
         params = {

@@ -69,8 +69,8 @@ class OpDef:
         """False where the node is never computed at compile time, even from constant inputs (random ops)."""
         return True
 
-    def dynamic_axes(self, node: Node) -> list[int | None]:
-        """Per output: None for a static shape, else the axis whose extent is known only at run time."""
+    def dynamic_axes(self, node: Node) -> list[int | tuple[int, ...] | None]:
+        """Per output: None for a static shape, else the axis (or axes) whose extent is known only at run time."""
         return []
 
 

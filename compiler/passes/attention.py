@@ -48,7 +48,7 @@ def _scores(m: Matcher, v: Value) -> tuple[Value, Value, float, list[Node]] | No
 
 def attention(m: Matcher, softmax: Node, names: FreshNames, cpu: CpuTarget) -> Match | None:
     x, p = softmax.inputs[0], softmax.outputs[0]
-    if x.dtype != FLOAT32 or x.rank < 2 or x.dynamic_axis is not None:
+    if x.dtype != FLOAT32 or x.rank < 2 or x.dynamic_axes:
         return None
     try:
         axis = norm_axis(softmax, softmax.attr("axis", -1 if softmax.version >= 13 else 1), x.rank)
@@ -69,7 +69,7 @@ def attention(m: Matcher, softmax: Node, names: FreshNames, cpu: CpuTarget) -> M
     q, kt, scale, nodes = found
     v, y = pv.inputs[1], pv.outputs[0]
     inputs = [q, kt, v] + ([mask] if mask is not None else [])
-    if any(i.dtype != FLOAT32 or i.dynamic_axis is not None for i in inputs):
+    if any(i.dtype != FLOAT32 or i.dynamic_axes for i in inputs):
         return None
     attrs = {"scale": scale, "mr": cpu.mr, "nr": cpu.nr}
     probe = Node("ScaledDotProductAttention", inputs, [Value(y.name, y.dtype, y.shape)], attrs, pv.name,

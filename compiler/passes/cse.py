@@ -84,7 +84,7 @@ def _node_key(node: Node) -> tuple:
     if node.op in COMMUTATIVE and node.domain == "" and node.version >= 7 and len(ins) == 2 and None not in ins:
         ins = tuple(sorted(ins))
     attrs = tuple(sorted((k, attr_key(v)) for k, v in node.attrs.items()))
-    outs = tuple((o.dtype.name, o.shape, o.dynamic_axis) for o in node.outputs)
+    outs = tuple((o.dtype.name, o.shape, o.dynamic_axes) for o in node.outputs)
     return (node.op, node.domain, node.version, ins, attrs, outs)
 
 

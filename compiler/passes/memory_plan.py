@@ -108,13 +108,13 @@ def inplace_input(kernel: Kernel) -> int | None:
         i = len(kernel.inputs) - len(kernel.params["epilogue"]["loads"]) + residual
         x, y = kernel.inputs[i], kernel.outputs[0]
         alone = sum(v is x for v in kernel.inputs) == 1
-        return i if alone and x.shape == y.shape and x.dtype == y.dtype and x.dynamic_axis is None else None
+        return i if alone and x.shape == y.shape and x.dtype == y.dtype and not x.dynamic_axes else None
     if kernel.family != "elementwise":
         return None
     y, params = kernel.outputs[0], kernel.params
     dims = params.get("dims")
     store, loads = params.get("store"), params.get("loads", [])
-    if dims is None or len(loads) != len(kernel.inputs) or y.dynamic_axis is not None:
+    if dims is None or len(loads) != len(kernel.inputs) or y.dynamic_axes:
         return None
     size = 1
     for d in dims:
@@ -123,7 +123,7 @@ def inplace_input(kernel: Kernel) -> int | None:
         return None
     lets = " ".join(params.get("lets", []))
     for i, x in enumerate(kernel.inputs):
-        if x is y or x.shape != y.shape or x.dtype != y.dtype or x.dynamic_axis is not None:
+        if x is y or x.shape != y.shape or x.dtype != y.dtype or x.dynamic_axes:
             continue
         uses = [j for j, u in enumerate(kernel.inputs) if u is x]
         if all(loads[j]["index"] == store and f"in{j}[" not in lets for j in uses):

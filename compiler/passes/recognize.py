@@ -155,7 +155,7 @@ Rule = Callable[[Matcher, Node, FreshNames], Match | None]
 
 
 def _float(x: Value) -> bool:
-    return x.dtype in MATCH_TYPES and x.dynamic_axis is None
+    return x.dtype in MATCH_TYPES and not x.dynamic_axes
 
 
 def _finish(root: Node, x: Value, op: str, inputs: list[Value], dead: list[Node], attrs=None) -> Match | None:

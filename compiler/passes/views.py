@@ -36,7 +36,7 @@ def _placeable(v: Value, pinned: set[int]) -> bool:
         id(v) not in pinned
         and not v.is_const
         and v.dtype != STRING
-        and v.dynamic_axis is None
+        and not v.dynamic_axes
         and v.nbytes == v.size * v.dtype.itemsize
     )
 

@@ -84,7 +84,7 @@ class CBackend:
         owned = k.params.get("owned_outputs", ())  # the kernel allocates these and stores where they are
         outs = zip(k.outputs, names[len(k.inputs) :])
         args += [f"{v.dtype.c} *{'*' if i in owned else ''}{n}" for i, (v, n) in enumerate(outs)]
-        args += [f"int64_t *{n}_len" for v, n in zip(k.outputs, names[len(k.inputs) :]) if v.dynamic_axis is not None]
+        args += [f"int64_t *{n}_len" for v, n in zip(k.outputs, names[len(k.inputs) :]) if v.dynamic_axes]
         return args
 
     def split_rows(self, k: Kernel) -> int:
@@ -109,6 +109,10 @@ class CBackend:
             args.append("uint64_t run_index")  # the instance's run number (random ops)
         if step.kernel.params.get("strings"):
             args.append("mlcc_strheap *heap")  # where the strings it makes go (runtime_c/mlcc_strings.h)
+        if step.kernel.params.get("checks_data"):
+            args.append(
+                "int *failed"
+            )  # a status code (mlcc_runtime.h) where an input cannot be used: the run returns it
         return f"{self.kernel_qualifier} {fn}({', '.join(args) or 'void'})"
 
     def launch(self, step: Step) -> str:
@@ -156,18 +160,20 @@ class CBackend:
                 )
                 functions.append(text)
             args = [self.pointer(program, v) for v in k.inputs + k.outputs]
-            args += [f"&m->extents[{program.extent_slot(v)}]" for v in k.outputs if v.dynamic_axis is not None]
+            args += [f"&m->extents[{program.extent_slot(v)}]" for v in k.outputs if v.dynamic_axes]
             if self.runs_tasks(k):
                 args.append("&m->exec")
             if k.params.get("counter"):
                 args.append("run_index")
             if k.params.get("strings"):
                 args.append("&m->strings")
+            if k.params.get("checks_data"):
+                args.append("&failed")
             calls.append(Call(fn, args, _describe(step), self.launch(step)))
         return functions, calls + [c for rest in views.values() for c in rest]
 
     def tensor_info(self, v: Value, output: bool = False) -> dict:
-        axis = -1 if v.dynamic_axis is None else v.dynamic_axis
+        axis = v.dynamic_axes[0] if v.dynamic_axes else -1  # the first; output_shape reports them all
         nbytes = 0 if output and v.dtype == STRING else v.nbytes  # string outputs: the instance's (output_data)
         return {"name": v.name, "dtype": v.dtype.onnx, "shape": list(v.shape), "nbytes": nbytes, "dynamic_axis": axis}
 
@@ -181,9 +187,10 @@ class CBackend:
                 continue
             src = f"(const mlcc_str *)m->out_data[{loc.index}]" if loc.kind == "owned" else self.pointer(program, v)
             count = str(v.size)
-            if v.dynamic_axis is not None:
-                rest = int(np.prod([d for a, d in enumerate(v.shape) if a != v.dynamic_axis], dtype=np.int64))
-                count = f"{rest} * m->extents[{program.extent_slot(v)}]"
+            if v.dynamic_axes:
+                rest = int(np.prod([d for a, d in enumerate(v.shape) if a not in v.dynamic_axes], dtype=np.int64))
+                slot = program.extent_slot(v)
+                count = " * ".join([str(rest)] + [f"m->extents[{slot + k}]" for k in range(len(v.dynamic_axes))])
             out.append({"index": j, "src": src, "count": count, "name": v.name})
         return out
 
@@ -226,6 +233,8 @@ class CBackend:
         return {
             "engine": engine,
             "random": any(s.kernel.params.get("counter") for s in program.steps),
+            "checks_data": any(s.kernel.params.get("checks_data") for s in program.steps),
+            "images": any(s.kernel.family == "image_decoder" for s in program.steps),
             "functions": functions,
             "calls": calls,
             "copies": copies,
@@ -233,8 +242,12 @@ class CBackend:
             "fill_bytes": program.fill_bytes,
             "arena_bytes": program.memory.arena_bytes,
             "weight_bytes": len(program.weights),
-            "num_extents": len(program.extents),
+            "num_extents": program.extent_slots,
             "output_extents": [program.extent_slot(v) for v in program.graph.outputs],
+            # outputs with several data-dependent axes: (index, the axes after the first)
+            "more_axes": [
+                (j, v.dynamic_axes[1:]) for j, v in enumerate(program.graph.outputs) if len(v.dynamic_axes) > 1
+            ],
             "strings": program.uses_strings,
             "string_tables": self.string_tables(program),
             "published": self.published(program),

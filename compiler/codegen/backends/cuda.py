@@ -96,7 +96,7 @@ class CudaBackend(CBackend):
         if program.uses_strings:
             raise UnsupportedError("the model has string tensors, which are supported on --target c only so far")
         if program.extents:
-            step = next(s for s in program.steps if any(v.dynamic_axis is not None for v in s.kernel.outputs))
+            step = next(s for s in program.steps if any(v.dynamic_axes for v in s.kernel.outputs))
             raise UnsupportedError(
                 f"{step.node.op} {step.node.name!r}: outputs whose shape depends on the data are supported on "
                 "--target c only so far"

@@ -41,9 +41,10 @@ const mlcc_tensor_info *demo_input_info(int index);
 const mlcc_tensor_info *demo_output_info(int index);
 
 /* The shape of output `index` as the last run wrote it, into dims[0 .. rank-1]. It differs from
- * demo_output_info(index)->shape only along that output's dynamic_axis (outputs of ops such as
- * NonZero or NonMaxSuppression): there the info holds an upper bound, the size the output buffer must have,
- * and this gives the extent the run produced (0 before any run). The run writes such an output as a
+ * demo_output_info(index)->shape only along that output's data-dependent axes, the first of which
+ * is its info's dynamic_axis (outputs of ops such as NonZero or NonMaxSuppression; ImageDecoder's height and
+ * width both): there the info holds an upper bound, the size the output buffer must have, and this gives the
+ * extent the run produced (0 before any run). The run writes such an output as a
  * contiguous row-major tensor of this shape at the start of its buffer. */
 int demo_output_shape(const demo_model *model, int index, int64_t *dims);
 
