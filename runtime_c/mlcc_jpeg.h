@@ -1,9 +1,13 @@
-/* mlcc_jpeg.h: baseline JPEG for mlcc_image.h, decoded as libjpeg(-turbo) does with its defaults (which Pillow
- * uses): the "islow" integer inverse DCT (jidctint.c's constants and rounding), "fancy" triangular chroma
- * upsampling for 2x1 and 2x2 subsampling with libjpeg's alternating rounding biases and edge rows repeated,
- * and its fixed-point YCbCr to RGB tables. Sequential Huffman coding, 8-bit samples, 1 (gray) or 3 (YCbCr;
- * RGB where an Adobe marker says so) components, sampling factors 1 to 4, restart intervals; progressive,
- * arithmetic-coded, lossless, 12-bit and CMYK streams are refused (MLCC_ERR_BAD_DATA). */
+/* mlcc_jpeg.h: JPEG for mlcc_image.h, decoded as libjpeg(-turbo) does with its defaults (which Pillow uses):
+ * the "islow" integer inverse DCT (jidctint.c's constants and rounding), "fancy" triangular chroma upsampling
+ * for 2x1, 1x2 and 2x2 subsampling with libjpeg's alternating rounding biases and edge rows repeated (other
+ * integral factors replicate samples, as libjpeg's int_upsample), and its
+ * fixed-point YCbCr to RGB tables. Huffman coding, sequential (baseline and extended) or progressive
+ * (spectral selection and successive approximation; coefficients are gathered over all scans, then
+ * transformed, as libjpeg does for a whole file: its block smoothing only applies to coefficients a file
+ * leaves unrefined, and is not done here), 8-bit samples, 1 (gray) or 3 (YCbCr; RGB where an Adobe marker
+ * says so) components, sampling factors 1 to 4 (at most 10 blocks per MCU), restart intervals. Arithmetic-coded, lossless, hierarchical,
+ * 12-bit and CMYK streams are refused (MLCC_ERR_BAD_DATA). */
 #ifndef MLCC_JPEG_H
 #define MLCC_JPEG_H
 
@@ -18,7 +22,10 @@ typedef struct {
   int id, h, v, tq, td, ta;
   int64_t bw, bh; /* the plane in blocks (whole MCUs) */
   int64_t w, h_px; /* the component's own size in samples (libjpeg's downsampled_width/height) */
-  uint8_t *plane; /* bw * 8 by bh * 8 samples */
+  uint8_t *plane;  /* bw * 8 by bh * 8 samples */
+  int16_t *coef;   /* bw * bh blocks of 64 coefficients, natural order */
+  uint16_t q[64];  /* its quantisation table (natural order), latched at its first scan */
+  int latched;
   int64_t dc;
 } mlcc_jcomp;
 
@@ -30,7 +37,7 @@ typedef struct {
   uint16_t q[4][64];
   mlcc_jhuff dc[4], ac[4];
   mlcc_jcomp c[3];
-  int nc, hmax, vmax, restart, adobe_rgb;
+  int nc, hmax, vmax, restart, adobe_rgb, progressive;
   int64_t w, h, mcux, mcuy;
 } mlcc_jpeg_dec;
 
@@ -84,16 +91,16 @@ static int32_t mlcc_jbits(mlcc_jpeg_dec *d, int n) {
   return v;
 }
 
+/* The next Huffman-coded symbol. A code no table entry matches reads as symbol 0 after 17 bits, as libjpeg
+   fakes it (it warns and goes on): a slightly damaged stream decodes to the image Pillow shows. */
 static int mlcc_jdecode(mlcc_jpeg_dec *d, const mlcc_jhuff *t) {
   int32_t code = 0;
   for (int len = 1; len <= 16; ++len) {
     code = code << 1 | mlcc_jbit(d);
-    if (code <= t->maxcode[len]) {
-      int i = code + t->valoffset[len];
-      return i >= 0 && i < 256 ? t->values[i] : -1;
-    }
+    if (code <= t->maxcode[len]) return t->values[(code + t->valoffset[len]) & 255];
   }
-  return -1;
+  mlcc_jbit(d);
+  return 0;
 }
 
 /* A coefficient of `size` bits from its code (JPEG's EXTEND). */
@@ -143,41 +150,106 @@ static void mlcc_jidct(const int64_t *in, uint8_t *out, int64_t stride) {
   }
 }
 
-static int mlcc_jblock(mlcc_jpeg_dec *d, mlcc_jcomp *c, uint8_t *out, int64_t stride) {
-  int64_t coef[64] = {0};
-  const mlcc_jhuff *dc = &d->dc[c->td], *ac = &d->ac[c->ta];
-  if (!dc->defined || !ac->defined) return 1;
-  int t = mlcc_jdecode(d, dc);
-  if (t < 0 || t > 11) return 1;
-  c->dc += mlcc_jreceive(d, t);
-  const uint16_t *q = d->q[c->tq];
-  coef[0] = c->dc * q[0];
-  for (int k = 1; k < 64;) {
-    int rs = mlcc_jdecode(d, ac);
-    if (rs < 0) return 1;
-    int r = rs >> 4, size = rs & 15;
-    if (size == 0) {
-      if (r != 15) break;
-      k += 16;
-      continue;
+/* The scan in progress: spectral band, successive approximation, end-of-band run (progressive). */
+typedef struct {
+  int ss, se, ah, al;
+  int64_t eobrun;
+} mlcc_jband;
+
+static int mlcc_jtables(const mlcc_jpeg_dec *d, const mlcc_jcomp *c, int need_dc, int need_ac) {
+  return (!need_dc || d->dc[c->td].defined) && (!need_ac || d->ac[c->ta].defined);
+}
+
+/* Sequential: one whole block. Progressive: the scan's band (or bit) of it. Coefficients are stored in
+   natural order, not dequantised. */
+static int mlcc_jblock(mlcc_jpeg_dec *d, mlcc_jcomp *c, int16_t *coef, mlcc_jband *b) {
+  if (b->ss == 0) { /* DC: first (or sequential) or a refining bit */
+    if (b->ah == 0) {
+      int t = mlcc_jdecode(d, &d->dc[c->td]);
+      if (t > 15) return 1; /* libjpeg refuses such a DC table */
+      c->dc += mlcc_jreceive(d, t);
+      coef[0] = (int16_t)(c->dc * (1 << b->al)); /* libjpeg's JCOEF is 16 bits */
+    } else if (mlcc_jbit(d)) {
+      coef[0] = (int16_t)(coef[0] | (1 << b->al));
     }
-    k += r;
-    if (k > 63) return 1;
-    coef[mlcc_zigzag[k]] = mlcc_jreceive(d, size) * q[k];
-    ++k;
+    if (b->se == 0) return 0;
   }
-  mlcc_jidct(coef, out, stride);
+  const mlcc_jhuff *ac = &d->ac[c->ta];
+  int k = b->ss ? b->ss : 1;
+  if (b->ah == 0) { /* AC first (or sequential) */
+    if (b->eobrun > 0) {
+      b->eobrun--;
+      return 0;
+    }
+    for (; k <= b->se; ++k) {
+      int rs = mlcc_jdecode(d, ac);
+      if (rs < 0) return 1;
+      int r = rs >> 4, size = rs & 15;
+      if (size == 0) {
+        if (r == 15) {
+          k += 15;
+          continue;
+        }
+        if (b->se != 63 || b->ss != 0) { /* progressive: a run of blocks ends the band */
+          b->eobrun = (1 << r) - 1;
+          if (r) b->eobrun += mlcc_jbits(d, r);
+        }
+        break;
+      }
+      k += r; /* a run past the band's end lands on its last coefficient, as libjpeg's padded order table */
+      coef[mlcc_zigzag[k < 63 ? k : 63]] = (int16_t)(mlcc_jreceive(d, size) * (1 << b->al));
+    }
+    return 0;
+  }
+  /* AC refinement: a bit for each coefficient already nonzero, new ones of magnitude 1 << al */
+  int p1 = 1 << b->al, m1 = -p1;
+  if (b->eobrun == 0) {
+    for (; k <= b->se; ++k) {
+      int rs = mlcc_jdecode(d, ac);
+      if (rs < 0) return 1;
+      int r = rs >> 4, size = rs & 15, value = 0;
+      if (size) {
+        if (size != 1) return 1;
+        value = mlcc_jbit(d) ? p1 : m1;
+      } else if (r != 15) {
+        b->eobrun = 1 << r;
+        if (r) b->eobrun += mlcc_jbits(d, r);
+        break;
+      }
+      do {
+        int16_t *x = coef + mlcc_zigzag[k];
+        if (*x != 0) {
+          if (mlcc_jbit(d) && (*x & p1) == 0) *x = (int16_t)(*x >= 0 ? *x + p1 : *x + m1);
+        } else if (--r < 0) {
+          break;
+        }
+        ++k;
+      } while (k <= b->se);
+      if (value) {
+        if (k > b->se) return 1;
+        coef[mlcc_zigzag[k]] = (int16_t)value;
+      }
+    }
+  }
+  if (b->eobrun > 0) {
+    for (; k <= b->se; ++k) {
+      int16_t *x = coef + mlcc_zigzag[k];
+      if (*x != 0 && mlcc_jbit(d) && (*x & p1) == 0) *x = (int16_t)(*x >= 0 ? *x + p1 : *x + m1);
+    }
+    b->eobrun--;
+  }
   return 0;
 }
 
 /* Skip to just past the next RSTn marker and reset the predictions. */
-static int mlcc_jrestart(mlcc_jpeg_dec *d) {
+static int mlcc_jrestart(mlcc_jpeg_dec *d, mlcc_jband *b) {
   d->count = 0;
   d->marker_hit = 0;
   while (d->at + 1 < d->n && !(d->s[d->at] == 0xff && d->s[d->at + 1] >= 0xd0 && d->s[d->at + 1] <= 0xd7)) d->at++;
   if (d->at + 1 >= d->n) return 1;
   d->at += 2;
   for (int i = 0; i < d->nc; ++i) d->c[i].dc = 0;
+  b->eobrun = 0;
   return 0;
 }
 
@@ -185,15 +257,25 @@ static int mlcc_jscan(mlcc_jpeg_dec *d, const uint8_t *sos, int len) {
   int ns = sos[0];
   if (ns < 1 || ns > d->nc || len < 1 + 2 * ns + 3) return 1;
   mlcc_jcomp *in_scan[3];
-  for (int i = 0; i < ns; ++i) {
+  const uint8_t *ss = sos + 1 + 2 * ns;
+  mlcc_jband b = {ss[0], ss[1], ss[2] >> 4, ss[2] & 15, 0};
+  if (!d->progressive ? b.ss != 0 || b.se != 63 || b.ah != 0 || b.al != 0
+                      : b.ss > b.se || b.se > 63 || (b.ss == 0) != (b.se == 0) || b.al > 13 || (b.ss && ns != 1))
+    return 1;
+  for (int i = 0, blocks = 0; i < ns; ++i) {
     int id = sos[1 + 2 * i], tables = sos[2 + 2 * i], k = 0;
     while (k < d->nc && d->c[k].id != id) ++k;
     if (k == d->nc || (tables >> 4) > 3 || (tables & 15) > 3) return 1;
-    in_scan[i] = &d->c[k];
-    in_scan[i]->td = tables >> 4, in_scan[i]->ta = tables & 15, in_scan[i]->dc = 0;
+    mlcc_jcomp *c = in_scan[i] = &d->c[k];
+    blocks += ns == 1 ? 1 : c->h * c->v;
+    if (blocks > 10) return 1; /* the standard's limit on blocks per MCU (libjpeg refuses more too) */
+    c->td = tables >> 4, c->ta = tables & 15, c->dc = 0;
+    if (!mlcc_jtables(d, c, b.ss == 0 && b.ah == 0, b.se > 0)) return 1;
+    if (!c->latched) { /* the quantisation table in force at the component's first scan, as libjpeg */
+      for (int z = 0; z < 64; ++z) c->q[mlcc_zigzag[z]] = d->q[c->tq][z];
+      c->latched = 1;
+    }
   }
-  const uint8_t *ss = sos + 1 + 2 * ns;
-  if (ss[0] != 0 || ss[1] != 63 || ss[2] != 0) return 1; /* sequential only */
   d->count = 0, d->marker_hit = 0;
   int64_t units = 0;
   if (ns == 1) { /* non-interleaved: the component's own blocks, row by row */
@@ -201,26 +283,40 @@ static int mlcc_jscan(mlcc_jpeg_dec *d, const uint8_t *sos, int len) {
     int64_t bx = (c->w + 7) / 8, by = (c->h_px + 7) / 8;
     for (int64_t y = 0; y < by; ++y)
       for (int64_t x = 0; x < bx; ++x) {
-        if (d->restart && units && units % d->restart == 0 && mlcc_jrestart(d)) return 1;
-        if (mlcc_jblock(d, c, c->plane + y * 8 * c->bw * 8 + x * 8, c->bw * 8)) return 1;
+        if (d->restart && units && units % d->restart == 0 && mlcc_jrestart(d, &b)) return 1;
+        if (mlcc_jblock(d, c, c->coef + (y * c->bw + x) * 64, &b)) return 1;
         ++units;
       }
     return 0;
   }
   for (int64_t my = 0; my < d->mcuy; ++my)
     for (int64_t mx = 0; mx < d->mcux; ++mx) {
-      if (d->restart && units && units % d->restart == 0 && mlcc_jrestart(d)) return 1;
+      if (d->restart && units && units % d->restart == 0 && mlcc_jrestart(d, &b)) return 1;
       for (int i = 0; i < ns; ++i) {
         mlcc_jcomp *c = in_scan[i];
         for (int v = 0; v < c->v; ++v)
           for (int u = 0; u < c->h; ++u) {
-            int64_t row = (my * c->v + v) * 8, col = (mx * c->h + u) * 8;
-            if (mlcc_jblock(d, c, c->plane + row * c->bw * 8 + col, c->bw * 8)) return 1;
+            int64_t by = my * c->v + v, bx = mx * c->h + u;
+            if (mlcc_jblock(d, c, c->coef + (by * c->bw + bx) * 64, &b)) return 1;
           }
       }
       ++units;
     }
   return 0;
+}
+
+/* Every block of every component dequantised and transformed into its plane. */
+static void mlcc_jplanes(mlcc_jpeg_dec *d) {
+  for (int i = 0; i < d->nc; ++i) {
+    mlcc_jcomp *c = &d->c[i];
+    for (int64_t by = 0; by < c->bh; ++by)
+      for (int64_t bx = 0; bx < c->bw; ++bx) {
+        const int16_t *coef = c->coef + (by * c->bw + bx) * 64;
+        int64_t deq[64];
+        for (int k = 0; k < 64; ++k) deq[k] = (int64_t)coef[k] * c->q[k];
+        mlcc_jidct(deq, c->plane + by * 8 * c->bw * 8 + bx * 8, c->bw * 8);
+      }
+  }
 }
 
 /* Row y of component c upsampled to the image width into out (libjpeg's fancy upsampling where it applies). */
@@ -245,11 +341,16 @@ static void mlcc_jupsample(const mlcc_jpeg_dec *d, const mlcc_jcomp *c, int64_t 
     out[2 * cw - 1] = near[cw - 1];
     return;
   }
-  if (hx == 2 && vx == 2 && cw > 2) { /* h2v2 fancy: the nearer row 3/4, the farther 1/4, in both directions */
-    int64_t fy = y % 2 == 0 ? sy - 1 : sy + 1;
-    if (fy < 0) fy = 0;
-    if (fy > c->h_px - 1) fy = c->h_px - 1;
-    const uint8_t *far = c->plane + fy * stride;
+  /* vertical fancy upsampling: the nearer row 3/4, the farther 1/4 (the edge rows repeat) */
+  int64_t fy = y % 2 == 0 ? sy - 1 : sy + 1;
+  if (fy < 0) fy = 0;
+  if (fy > c->h_px - 1) fy = c->h_px - 1;
+  const uint8_t *far = c->plane + fy * stride;
+  if (hx == 1 && vx == 2) { /* h1v2 fancy (libjpeg-turbo's; rounding bias 1 above, 2 below) */
+    for (int64_t x = 0; x < d->w; ++x) out[x] = (uint8_t)((near[x] * 3 + far[x] + 1 + (y % 2)) >> 2);
+    return;
+  }
+  if (hx == 2 && vx == 2 && cw > 2) { /* h2v2 fancy: the same in both directions */
     int32_t this_sum = near[0] * 3 + far[0], next_sum = near[1] * 3 + far[1], last_sum;
     out[0] = (uint8_t)((this_sum * 4 + 8) >> 4);
     out[1] = (uint8_t)((this_sum * 3 + next_sum + 7) >> 4);
@@ -334,7 +435,8 @@ static int mlcc_jpeg(mlcc_img *img, const uint8_t *s, int64_t n) {
         bad = mlcc_jhuff_build(t);
         i += 17 + total;
       }
-    } else if (m == 0xc0 || m == 0xc1) { /* SOF0/SOF1: sequential Huffman */
+    } else if (m == 0xc0 || m == 0xc1 || m == 0xc2) { /* SOF0/SOF1/SOF2: sequential or progressive Huffman */
+      d->progressive = m == 0xc2;
       if (framed || mlcc_jpeg_frame(d, b, blen) || (st = mlcc_img_begin(img, d->w, d->h)) != MLCC_OK) {
         if (st == MLCC_OK) st = MLCC_ERR_BAD_DATA;
         break;
@@ -343,13 +445,15 @@ static int mlcc_jpeg(mlcc_img *img, const uint8_t *s, int64_t n) {
       framed = 1;
       for (int i = 0; i < d->nc; ++i) {
         mlcc_jcomp *c = &d->c[i];
-        if (!(c->plane = calloc((size_t)(c->bw * 8), (size_t)(c->bh * 8)))) {
+        c->plane = calloc((size_t)(c->bw * 8), (size_t)(c->bh * 8));
+        c->coef = calloc((size_t)(c->bw * c->bh), 64 * sizeof(int16_t));
+        if (!c->plane || !c->coef) {
           st = MLCC_ERR_OUT_OF_MEMORY;
           bad = 1;
         }
       }
-    } else if (m >= 0xc2 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc) {
-      bad = 1; /* progressive, lossless, arithmetic: not read */
+    } else if (m >= 0xc3 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc) {
+      bad = 1; /* lossless, hierarchical, arithmetic-coded: not read */
     } else if (m == 0xdd) { /* DRI */
       if (blen < 2) bad = 1;
       else d->restart = (int)mlcc_be16(b);
@@ -357,7 +461,8 @@ static int mlcc_jpeg(mlcc_img *img, const uint8_t *s, int64_t n) {
       if (blen >= 12 && !memcmp(b, "Adobe", 5)) d->adobe_rgb = b[11] == 0;
     } else if (m == 0xda) { /* SOS: entropy-coded data follows the header */
       d->at = at;
-      if (!framed || ++scans > d->nc || mlcc_jscan(d, b, blen)) { /* a scan per component at most */
+      /* sequential: a scan per component at most; progressive: any number up to a bound on the work */
+      if (!framed || ++scans > (d->progressive ? 256 : d->nc) || mlcc_jscan(d, b, blen)) {
         bad = 1;
       } else {
         scanned = 1;
@@ -368,6 +473,7 @@ static int mlcc_jpeg(mlcc_img *img, const uint8_t *s, int64_t n) {
     if (bad) break;
   }
   if (scanned && st != MLCC_ERR_OUT_OF_MEMORY) {
+    mlcc_jplanes(d);
     uint8_t *rows = malloc((size_t)d->w * 4);
     if (!rows) {
       st = MLCC_ERR_OUT_OF_MEMORY;
@@ -402,7 +508,7 @@ static int mlcc_jpeg(mlcc_img *img, const uint8_t *s, int64_t n) {
       free(rows);
     }
   }
-  for (int i = 0; i < d->nc && i < 3; ++i) free(d->c[i].plane);
+  for (int i = 0; i < d->nc && i < 3; ++i) free(d->c[i].plane), free(d->c[i].coef);
   free(d);
   return st;
 }

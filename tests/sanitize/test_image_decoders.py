@@ -24,6 +24,8 @@ def corpus(rng: np.random.Generator) -> list[bytes]:
         ("JPEG", "RGB", {"subsampling": 2}),
         ("JPEG", "RGB", {"subsampling": 1, "restart_marker_blocks": 2}),
         ("JPEG", "L", {}),
+        ("JPEG", "RGB", {"progressive": True}),
+        ("JPEG", "L", {"progressive": True, "restart_marker_blocks": 3}),
         ("PNG", "RGB", {}),
         ("PNG", "P", {}),
         ("PNG", "1", {}),
@@ -65,7 +67,7 @@ def test_decoders_are_sanitizer_clean_on_valid_and_corrupt_images(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = [tuple(map(int, line.split())) for line in proc.stdout.splitlines()]
     assert len(results) == len(images)
-    valid = 17
+    valid = 19
     assert all(status == 0 and h > 0 and w > 0 for status, h, w in results[:valid]), results[:valid]
     statuses = {status for status, _, _ in results[valid:]}
     assert statuses <= {0, 10} and statuses == {0, 10}, statuses  # some corrupt images still decode

@@ -100,13 +100,180 @@ def test_jpeg_variants_match_pillow(decoders, options):
     check(decoders, save(picture(40, 57, seed=1), "JPEG", **options))
 
 
+ZIGZAG = np.array(
+    [
+        0,
+        1,
+        8,
+        16,
+        9,
+        2,
+        3,
+        10,
+        17,
+        24,
+        32,
+        25,
+        18,
+        11,
+        4,
+        5,
+        12,
+        19,
+        26,
+        33,
+        40,
+        48,
+        41,
+        34,
+        27,
+        20,
+        13,
+        6,
+        7,
+        14,
+        21,
+        28,
+    ]
+    + [35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54]
+    + [47, 55, 62, 63]
+)
+
+
+def _jpeg(pixels: np.ndarray, factors, q: int = 3) -> bytes:
+    """A baseline JPEG written here, for the sampling factors Pillow cannot write: YCbCr (JFIF), each plane
+    box-averaged to its factor, a flat quantisation table, and Huffman tables in which every DC size has a
+    4-bit code and every AC run/size an 8-bit one (valid, if not compact)."""
+    h, w, _ = pixels.shape
+    rgb = pixels.astype(np.float64)
+    ycc = [
+        0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2],
+        128 - 0.168736 * rgb[..., 0] - 0.331264 * rgb[..., 1] + 0.5 * rgb[..., 2],
+        128 + 0.5 * rgb[..., 0] - 0.418688 * rgb[..., 1] - 0.081312 * rgb[..., 2],
+    ]
+    hmax, vmax = max(f[0] for f in factors), max(f[1] for f in factors)
+    mcu_w, mcu_h = 8 * hmax, 8 * vmax
+    mx, my = -(-w // mcu_w), -(-h // mcu_h)
+    planes = []
+    for plane, (fh, fv) in zip(ycc, factors):
+        full = np.pad(plane, ((0, my * mcu_h - h), (0, mx * mcu_w - w)), mode="edge")
+        sy, sx = vmax // fv, hmax // fh
+        planes.append(full.reshape(full.shape[0] // sy, sy, full.shape[1] // sx, sx).mean(axis=(1, 3)))
+    n = np.arange(8)
+    basis = np.cos((2 * n[None, :] + 1) * n[:, None] * np.pi / 16) * np.where(n[:, None] == 0, np.sqrt(1 / 8), 0.5)
+    ac_symbols = [0x00, 0xF0] + [r << 4 | s for r in range(16) for s in range(1, 11)]
+    ac_code = {sym: i for i, sym in enumerate(ac_symbols)}
+    bits, preds = [], [0, 0, 0]
+
+    def put(value: int, length: int) -> None:
+        bits.extend((value >> (length - 1 - i)) & 1 for i in range(length))
+
+    def magnitude(v: int) -> tuple[int, int]:
+        size = int(abs(v)).bit_length()
+        return size, v if v >= 0 else v + (1 << size) - 1
+
+    for y in range(my):
+        for x in range(mx):
+            for c, (fh, fv) in enumerate(factors):
+                for by in range(fv):
+                    for bx in range(fh):
+                        r0, c0 = (y * fv + by) * 8, (x * fh + bx) * 8
+                        block = planes[c][r0 : r0 + 8, c0 : c0 + 8] - 128
+                        coef = np.rint((basis @ block @ basis.T) / q).astype(int).reshape(-1)[ZIGZAG]
+                        size, v = magnitude(coef[0] - preds[c])
+                        preds[c] = coef[0]
+                        put(size, 4)
+                        put(v, size)
+                        run = 0
+                        for k in range(1, 64):
+                            if coef[k] == 0:
+                                run += 1
+                                continue
+                            while run > 15:
+                                put(ac_code[0xF0], 8)
+                                run -= 16
+                            size, v = magnitude(coef[k])
+                            put(ac_code[run << 4 | size], 8)
+                            put(v, size)
+                            run = 0
+                        if run:
+                            put(ac_code[0x00], 8)
+    bits.extend([1] * (-len(bits) % 8))
+    data = bytearray()
+    for i in range(0, len(bits), 8):
+        byte = int("".join(map(str, bits[i : i + 8])), 2)
+        data += bytes([byte, 0]) if byte == 0xFF else bytes([byte])
+
+    def segment(marker: int, body: bytes) -> bytes:
+        return struct.pack(">BBH", 0xFF, marker, len(body) + 2) + body
+
+    sof = struct.pack(">BHHB", 8, h, w, 3) + b"".join(
+        bytes([i + 1, fh << 4 | fv, 0]) for i, (fh, fv) in enumerate(factors)
+    )
+    dc_table = bytes([0x00]) + bytes([0, 0, 0, 12] + [0] * 12) + bytes(range(12))
+    ac_table = bytes([0x10]) + bytes([0] * 7 + [len(ac_symbols)] + [0] * 8) + bytes(ac_symbols)
+    sos = bytes([3, 1, 0x00, 2, 0x00, 3, 0x00, 0, 63, 0])
+    return (
+        b"\xff\xd8"
+        + segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
+        + segment(0xDB, bytes([0]) + bytes([q] * 64))
+        + segment(0xC0, sof)
+        + segment(0xC4, dc_table + ac_table)
+        + segment(0xDA, sos)
+        + bytes(data)
+        + b"\xff\xd9"
+    )
+
+
+@pytest.mark.parametrize(
+    "factors",
+    [
+        ((1, 1), (1, 1), (1, 1)),
+        ((2, 2), (1, 1), (1, 1)),
+        ((1, 2), (1, 1), (1, 1)),
+        ((4, 1), (1, 1), (1, 1)),
+        ((2, 2), (1, 2), (2, 1)),
+        ((4, 2), (1, 1), (1, 1)),
+    ],
+    ids=["4:4:4", "4:2:0", "4:4:0", "4:1:1", "mixed", "h4v2"],
+)
+@pytest.mark.parametrize("size", [(32, 48), (19, 23)])
+def test_jpeg_sampling_factors_pillow_cannot_write_match_pillow(decoders, factors, size):
+    """Pillow writes 4:4:4, 4:2:2 and 4:2:0 only: JPEGs written here with other factors (vertical-only fancy
+    upsampling, chroma replicated 4 times, components subsampled differently) against Pillow's decoding."""
+    check(decoders, _jpeg(picture(*size, seed=18), factors))
+
+
+def test_jpeg_with_more_than_ten_blocks_per_mcu_is_refused_as_by_pillow(decoders):
+    encoded = _jpeg(picture(16, 32, seed=19), ((4, 2), (2, 1), (1, 1)))  # 8 + 2 + 1 blocks
+    with pytest.raises(OSError):
+        reference(encoded, "RGB")
+    with pytest.raises(MlccError, match="cannot be used"):
+        decode(decoders, encoded, "RGB")
+
+
 def test_grayscale_jpeg_matches_pillow(decoders):
     check(decoders, save(picture(31, 45, seed=2), "JPEG", mode="L", quality=90))
 
 
-def test_progressive_jpeg_is_refused_with_a_status(decoders):
+@pytest.mark.parametrize("size", [(32, 32), (33, 17), (1, 1), (61, 45)])
+@pytest.mark.parametrize("subsampling", [0, 2])
+def test_progressive_jpeg_matches_pillow(decoders, size, subsampling):
+    """Spectral selection and successive approximation (DC and AC, first scans and refinements, end-of-band
+    runs), as libjpeg's default progression writes them."""
+    check(decoders, save(picture(*size, seed=16), "JPEG", progressive=True, quality=85, subsampling=subsampling))
+
+
+def test_progressive_grayscale_jpeg_with_restarts_matches_pillow(decoders):
+    check(decoders, save(picture(50, 40, seed=17), "JPEG", mode="L", progressive=True, restart_marker_blocks=5))
+
+
+def test_lossless_jpeg_is_refused_with_a_status(decoders):
+    encoded = bytearray(save(picture(16, 16), "JPEG"))
+    sof = encoded.index(b"\xff\xc0")
+    encoded[sof + 1] = 0xC3  # the same frame declared lossless (SOF3)
     with pytest.raises(MlccError, match="cannot be used"):
-        decode(decoders, save(picture(16, 16), "JPEG", progressive=True), "RGB")
+        decode(decoders, bytes(encoded), "RGB")
 
 
 @pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA", "LA"])
