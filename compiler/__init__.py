@@ -26,6 +26,7 @@ def compile(
     out_dir: str | os.PathLike = "out",
     input_shapes: Mapping[str, Sequence[int]] | None = None,
     name: str = "model",
+    output_bounds: Mapping[str, Sequence[int]] | None = None,
     opt_level: int = 2,
     weights: str = "embed",
     build: bool = True,
@@ -41,6 +42,8 @@ def compile(
     """Compile an ONNX model (path or ModelProto) into `out_dir`, build it, and return the compile report.
 
     `out_dir` must be new, empty, or an earlier mlcc output directory, unless `force` is set.
+    `output_bounds`: {output name: shape}, the upper bound to store a data-dependent output with instead of
+    the inferred one (a run that would exceed it fails with MLCC_ERR_BAD_DATA).
     `cpu` (c target): generic, x86-64-v3, x86-64-v4 or native (compiler/cpu.py).
     `dump_ir`: a directory for the IR text after import and after every pass; `viz`: a .dot, .svg or .html
     file for a drawing of the final graph with its memory plan. `disable_passes`: optional passes of the
@@ -51,6 +54,7 @@ def compile(
         target=target,
         name=name,
         input_shapes=dict(input_shapes or {}),
+        output_bounds=dict(output_bounds or {}),
         opt_level=opt_level,
         weights=weights,
         build=build,

@@ -44,6 +44,18 @@ def _parse_shape(spec: str):
     return name, shape
 
 
+def _parse_bound(spec: str) -> tuple[str, list[int]]:
+    """NAME=D0,D1,...: an output's bound, every dim at least 1."""
+    name, sep, dims = spec.rpartition("=")
+    try:
+        shape = [int(d) for d in dims.split(",")] if sep and name and dims.strip() else None
+    except ValueError:
+        shape = None
+    if shape is None or any(d < 1 for d in shape):
+        raise click.BadParameter(f"{spec!r}: expected NAME=D0,D1,... with positive dims (e.g. image=1080,1920,3)")
+    return name, shape
+
+
 class _Progress:
     """One status line on a terminal, rewritten in place; silent when stderr is not a terminal."""
 
@@ -153,6 +165,14 @@ class _Mlcc(click.Command):
     "input takes each element's shape, NAME=[[D0,D1],[D0,D1]]; an absent optional input, NAME=none.",
 )
 @click.option(
+    "--output-bound",
+    "output_bounds",
+    multiple=True,
+    metavar="NAME=D0,D1,...",
+    help="Store output NAME, whose shape depends on the data (NonZero, Unique, NonMaxSuppression, ImageDecoder, "
+    "...), with this upper bound instead of the inferred one (repeatable); a run that would exceed it fails.",
+)
+@click.option(
     "--name", default="model", show_default=True, help="Symbol prefix of the C API and library name (libNAME)."
 )
 @click.option("--no-build", is_flag=True, help="Write the sources and Makefile only; do not run the C compiler.")
@@ -216,6 +236,7 @@ def main(
     target,
     out_dir,
     input_shapes,
+    output_bounds,
     name,
     no_build,
     weights,
@@ -234,11 +255,13 @@ def main(
     progress = _Progress()
     try:
         shapes = dict(_parse_shape(s) for s in input_shapes)
+        bounds = dict(_parse_bound(s) for s in output_bounds)
         opts = CompileOptions(
             out_dir=out_dir,
             target=target,
             name=name,
             input_shapes=shapes,
+            output_bounds=bounds,
             opt_level=opt_level,
             weights=weights,
             build=not no_build,

@@ -34,6 +34,7 @@ class CompileOptions:
     target: str = "c"
     name: str = "model"
     input_shapes: Mapping[str, Sequence[int]] = field(default_factory=dict)
+    output_bounds: Mapping[str, Sequence[int]] = field(default_factory=dict)  # data-dependent outputs' bounds
     opt_level: int = 2
     weights: str = "embed"
     build: bool = True
@@ -54,6 +55,11 @@ class CompileOptions:
             "target": self.target,
             "name": self.name,
             "input_shapes": {k: _plain(v) for k, v in sorted(self.input_shapes.items())},
+            **(
+                {"output_bounds": {k: _plain(v) for k, v in sorted(self.output_bounds.items())}}
+                if self.output_bounds
+                else {}
+            ),
             "opt_level": self.opt_level,
             "weights": self.weights,
             **({"cuda_graph": self.cuda_graph, "precision": self.precision} if self.target == "cuda" else {}),

@@ -15,6 +15,7 @@ from .codegen.program import build_program, model_hash, weights_file
 from .context import PRECISIONS, TARGETS, WEIGHT_MODES, CompileOptions, PassContext
 from .cpu import CPUS, cpu_target
 from .errors import MlccError
+from .importer.bounds import bound_outputs
 from .importer.onnx import import_onnx, load_model
 from .observe.dump_ir import IrDumper
 from .observe.viz import check_format, write_viz
@@ -72,6 +73,7 @@ def compile_model(source, opts: CompileOptions) -> dict:
     model, base_dir, raw = load_model(source)
     digest = model_hash(raw, opts.flags())
     graph = import_onnx(model, opts.input_shapes, lambda done, total: progress("import", done, total), base_dir)
+    bound_outputs(graph, opts.output_bounds)
     nodes_in = len(graph.nodes)
     import_s = time.perf_counter() - t
 

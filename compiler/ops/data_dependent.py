@@ -30,6 +30,14 @@ def scratch(node: Node, what: str, count: int) -> Value:
     return Value(f"{node.name}:{what}", INT64, (max(count, 1),))
 
 
+def tightened(values: Sequence[Value], natural: int) -> dict:
+    """Kernel params for a bound --output-bound made tighter than `natural` (the most the data can give) along
+    the values' data-dependent axis: the kernel checks it and fails the run rather than overflow."""
+    extents = [v.shape[v.dynamic_axes[0]] for v in values if v.dynamic_axes]
+    bound = min(extents, default=natural)
+    return {"bound": bound, "checks_data": True} if bound < natural else {"bound": None}
+
+
 def element(x: str, dtype: DType) -> str:
     """C text: element `x` as a value that compares like the ONNX element (half types widened)."""
     return f"{STORAGE_CONVERT[dtype.name][0]}({x})" if dtype.storage_only else x
@@ -51,6 +59,7 @@ class NonZero(OpDef):
         x, y = need_input(node, 0), node.outputs[0]
         require_c(node, x)
         params = {"n": x.size, "dims": list(x.shape) or [1], "is_nonzero": f"{element('X[i]', x.dtype)} != 0"}
+        params.update(tightened([y], x.size))
         return [Kernel("nonzero", "nonzero", [x], [y], params, ["X", "Y"])]
 
 
@@ -106,6 +115,7 @@ class Compress(OpDef):
             "inner": inner,
             "length": cond.size,
             "dynamic": bool(y.dynamic_axes),
+            **tightened([y], cond.size),
         }
         return [Kernel("compress", "compress", [x, cond], [y], params, ["X", "C", "Y"])]
 
@@ -167,6 +177,7 @@ class Unique(OpDef):
             "load": STORAGE_CONVERT[x.dtype.name][0] if x.dtype.storage_only else "",
             "is_float": x.dtype.is_float,
             "sorted": bool(node.attr("sorted", 1)),
+            **tightened(outs, n),
         }
         names = ["X", "Y", "Indices", "Inverse", "Counts", "Work"]
         return [Kernel("unique", "unique", [x], [*outs, work], params, names)]
@@ -245,6 +256,7 @@ class NonMaxSuppression(OpDef):
             "has_iou": False,
             "has_score": False,
             "zero": c_literal(0, boxes.dtype),
+            **tightened([y], self.infer(node)[0][1][0]),
         }
         for i, key, name in ((2, "max_per_class", "MaxOut"), (3, "has_iou", "Iou"), (4, "has_score", "ScoreMin")):
             v = node.input(i)

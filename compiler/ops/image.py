@@ -3,7 +3,7 @@ time into [height, width, channels] uint8, RGB, BGR or grayscale, as Pillow's Im
 reference); the decoders are runtime_c/mlcc_image.h and mlcc_jpeg.h.
 
 Height and width depend on the data: the output is stored with an upper bound of MAX_SIDE x MAX_SIDE pixels
-(Value.dynamic_axes (0, 1); the run reports the decoded shape through `PREFIX_output_shape`, and the image
+unless --output-bound gives another (Value.dynamic_axes (0, 1); the run reports the decoded shape through `PREFIX_output_shape`, and the image
 is written contiguously at the start of the buffer). A stream the decoders do not read (WebP, JPEG 2000,
 arithmetic-coded JPEG, LZW-compressed TIFF, ...), a corrupt one, or an image larger than the bound makes the run
 return MLCC_ERR_BAD_DATA. The op is never folded: even a constant image is decoded at run time (the compiler
@@ -47,5 +47,5 @@ class ImageDecoder(OpDef):
     def lower(self, node: Node) -> list[Kernel]:
         x, y = need_input(node, 0), node.outputs[0]
         mode, channels = self._mode(node)
-        params = {"n": x.size, "side": MAX_SIDE, "mode": mode, "checks_data": True}
+        params = {"n": x.size, "hmax": y.shape[0], "wmax": y.shape[1], "mode": mode, "checks_data": True}
         return [Kernel("image_decoder", "image_decoder", [x], [y], params, ["X", "Y"])]

@@ -43,7 +43,7 @@ def test_symbolic_input_without_binding(tmp_path):
 
 def test_unsupported_ops_exit_2_with_one_list(tmp_path):
     nodes = [
-        helper.make_node("ImageDecoder", ["x"], ["a"], name="d"),
+        helper.make_node("Transmogrify", ["x"], ["a"], name="d", domain="org.example"),
         helper.make_node("Frobnicate", ["a"], ["y"], name="f", domain="com.example"),
     ]
     graph = helper.make_graph(
@@ -52,11 +52,11 @@ def test_unsupported_ops_exit_2_with_one_list(tmp_path):
         [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
     )
-    opsets = [helper.make_opsetid("", 20), helper.make_opsetid("com.example", 1)]
+    opsets = [helper.make_opsetid("", 20), helper.make_opsetid("com.example", 1), helper.make_opsetid("org.example", 1)]
     onnx.save(helper.make_model(graph, opset_imports=opsets), tmp_path / "u.onnx")
     r = mlcc("u.onnx", cwd=tmp_path)
     assert r.returncode == 2
-    assert "2 unsupported operator(s)" in r.stderr and "ImageDecoder" in r.stderr and "Frobnicate" in r.stderr
+    assert "2 unsupported operator(s)" in r.stderr and "Transmogrify" in r.stderr and "Frobnicate" in r.stderr
     assert "Traceback" not in r.stderr
 
 
