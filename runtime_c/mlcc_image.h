@@ -7,8 +7,8 @@
  * fixed point). Palette, gray and 16-bit images become 8-bit RGB first; alpha is dropped.
  *
  * The input is untrusted: every read is bounds-checked, sizes are checked against the output bound before any
- * allocation, and a stream the decoders do not read (WebP, JPEG 2000, arithmetic-coded JPEG, compressed TIFF
- * other than PackBits, ...) or a corrupt one returns MLCC_ERR_BAD_DATA. Work buffers come from malloc and are
+ * allocation, and a stream the decoders do not read (WebP, JPEG 2000, arithmetic-coded JPEG, TIFF compressed
+ * other than with PackBits, LZW or Deflate, ...) or a corrupt one returns MLCC_ERR_BAD_DATA. Work buffers come from malloc and are
  * freed before returning (MLCC_ERR_OUT_OF_MEMORY if one cannot be had). */
 #ifndef MLCC_IMAGE_H
 #define MLCC_IMAGE_H
@@ -195,8 +195,45 @@ static int mlcc_pnm(mlcc_img *img, const uint8_t *s, int64_t n) {
   return MLCC_OK;
 }
 
-/* ---- TIFF: the first image, 8-bit samples (gray, RGB, RGBA, palette) or bilevel, uncompressed or PackBits,
-   chunky, in strips ---- */
+/* ---- TIFF: the first image, 8-bit samples (gray, RGB, RGBA, palette) or bilevel, uncompressed, PackBits,
+   LZW or Deflate (with or without horizontal differencing), chunky, in strips ---- */
+
+static int64_t mlcc_zlib(const uint8_t *s, int64_t n, uint8_t *out, int64_t size);
+
+/* TIFF's LZW (MSB-first codes of 9 to 12 bits, widened one code early) into out[0 .. need); the bytes written. */
+static int64_t mlcc_tiff_lzw(const uint8_t *s, int64_t n, uint8_t *out, int64_t need) {
+  static const int CLEAR = 256, END = 257;
+  int16_t prefix[4096];
+  uint8_t last[4096], first[4096];
+  uint16_t length[4096];
+  for (int i = 0; i < 256; ++i) prefix[i] = -1, last[i] = first[i] = (uint8_t)i, length[i] = 1;
+  int next = 258, width = 9, prev = -1;
+  int64_t bit = 0, o = 0;
+  while (o < need && bit + width <= 8 * n) {
+    int code = 0;
+    for (int i = 0; i < width; ++i, ++bit) code = code << 1 | ((s[bit >> 3] >> (7 - (bit & 7))) & 1);
+    if (code == CLEAR) {
+      next = 258, width = 9, prev = -1;
+      continue;
+    }
+    if (code == END) break;
+    if (code > next || (code == next && prev < 0) || (prev < 0 && code > 255)) return -1;
+    if (prev >= 0 && next < 4096) { /* the new entry: prev's string and the first byte of this one */
+      prefix[next] = (int16_t)prev;
+      last[next] = code == next ? first[prev] : first[code];
+      first[next] = first[prev];
+      length[next] = (uint16_t)(length[prev] + 1);
+      ++next;
+      if (next == (1 << width) - 1 && width < 12) ++width;
+    }
+    int len = length[code];
+    if (len > need - o) return -1;
+    for (int c = code, i = len - 1; i >= 0; c = prefix[c], --i) out[o + i] = last[c];
+    o += len;
+    prev = code;
+  }
+  return o;
+}
 
 typedef struct {
   const uint8_t *s;
@@ -245,7 +282,8 @@ static int mlcc_tiff_decode(mlcc_img *img, const uint8_t *s, int64_t n) {
     }
   }
   int bilevel = bits == 1 && spp == 1 && (photometric == 0 || photometric == 1);
-  if (!offsets || !counts || planar != 1 || predictor != 1 || (compression != 1 && compression != 32773))
+  int known = compression == 1 || compression == 32773 || compression == 5 || compression == 8 || compression == 32946;
+  if (!offsets || !counts || planar != 1 || !known || (predictor != 1 && (predictor != 2 || bilevel)))
     return MLCC_ERR_BAD_DATA;
   if (!bilevel && (bits != 8 || !((photometric <= 1 && spp == 1) || (photometric == 2 && (spp == 3 || spp == 4)) ||
                                   (photometric == 3 && spp == 1 && colormap))))
@@ -270,7 +308,7 @@ static int mlcc_tiff_decode(mlcc_img *img, const uint8_t *s, int64_t n) {
     if (compression == 1) {
       if (size < need) st = MLCC_ERR_BAD_DATA;
       else memcpy(strip, s + at, (size_t)need);
-    } else { /* PackBits */
+    } else if (compression == 32773) { /* PackBits */
       int64_t i = at, o = 0, end = at + size;
       while (o < need && i < end) {
         int c = (int8_t)s[i++];
@@ -283,9 +321,15 @@ static int mlcc_tiff_decode(mlcc_img *img, const uint8_t *s, int64_t n) {
         }
       }
       if (o < need) st = MLCC_ERR_BAD_DATA;
+    } else if (compression == 5) {
+      if (mlcc_tiff_lzw(s + at, size, strip, need) != need) st = MLCC_ERR_BAD_DATA;
+    } else if (mlcc_zlib(s + at, size, strip, need) != need) { /* Deflate */
+      st = MLCC_ERR_BAD_DATA;
     }
     for (int64_t r = 0; r < rows && st == MLCC_OK; ++r) {
-      const uint8_t *row = strip + r * stride;
+      uint8_t *row = strip + r * stride;
+      if (predictor == 2) /* horizontal differencing: each sample was stored as its difference from the left one */
+        for (int64_t i = spp; i < stride; ++i) row[i] = (uint8_t)(row[i] + row[i - spp]);
       for (int64_t x = 0; x < w; ++x) {
         uint8_t *o = rgb + 3 * x;
         if (bilevel) {

@@ -35,6 +35,8 @@ def corpus(rng: np.random.Generator) -> list[bytes]:
         ("BMP", "1", {}),
         ("TIFF", "RGB", {"compression": "packbits"}),
         ("TIFF", "P", {}),
+        ("TIFF", "RGB", {"compression": "tiff_lzw", "tiffinfo": {317: 2}}),
+        ("TIFF", "L", {"compression": "tiff_deflate"}),
         ("TIFF", "1", {}),
         ("PPM", "RGB", {}),
         ("PPM", "1", {}),
@@ -67,7 +69,7 @@ def test_decoders_are_sanitizer_clean_on_valid_and_corrupt_images(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = [tuple(map(int, line.split())) for line in proc.stdout.splitlines()]
     assert len(results) == len(images)
-    valid = 19
+    valid = 21
     assert all(status == 0 and h > 0 and w > 0 for status, h, w in results[:valid]), results[:valid]
     statuses = {status for status, _, _ in results[valid:]}
     assert statuses <= {0, 10} and statuses == {0, 10}, statuses  # some corrupt images still decode
