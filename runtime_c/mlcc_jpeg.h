@@ -11,10 +11,13 @@
 #ifndef MLCC_JPEG_H
 #define MLCC_JPEG_H
 
+#define MLCC_JLOOK 9
+
 typedef struct {
   uint8_t bits[17];  /* codes per length */
   uint8_t values[256];
   int32_t maxcode[18], valoffset[18];
+  uint16_t look[1 << MLCC_JLOOK]; /* a code of up to 9 bits by its next 9 bits: length << 8 | symbol */
   int defined;
 } mlcc_jhuff;
 
@@ -32,7 +35,7 @@ typedef struct {
 typedef struct {
   const uint8_t *s;
   int64_t n, at;
-  uint32_t bits;
+  uint64_t bits; /* the next `count` bits of entropy-coded data, most significant first */
   int count, marker_hit;
   uint16_t q[4][64];
   mlcc_jhuff dc[4], ac[4];
@@ -48,8 +51,14 @@ static const uint8_t mlcc_zigzag[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 
 
 static int mlcc_jhuff_build(mlcc_jhuff *t) {
   int32_t code = 0, k = 0;
+  memset(t->look, 0, sizeof t->look);
   for (int len = 1; len <= 16; ++len) {
     t->valoffset[len] = k - code;
+    for (int i = 0; i < t->bits[len] && len <= MLCC_JLOOK; ++i) { /* every 9-bit window that starts with it */
+      int first = (code + i) << (MLCC_JLOOK - len), count = 1 << (MLCC_JLOOK - len);
+      for (int j = 0; j < count && first + j < (1 << MLCC_JLOOK); ++j)
+        t->look[first + j] = (uint16_t)(len << 8 | t->values[(k + i) & 255]);
+    }
     k += t->bits[len];
     code += t->bits[len];
     t->maxcode[len] = t->bits[len] ? code - 1 : -1;
@@ -61,10 +70,11 @@ static int mlcc_jhuff_build(mlcc_jhuff *t) {
   return 0;
 }
 
-/* The next bit of entropy-coded data; zeros once a marker is reached (as libjpeg does). */
-static int mlcc_jbit(mlcc_jpeg_dec *d) {
-  if (d->count == 0) {
-    uint32_t byte = 0;
+/* Keep at least 57 bits of entropy-coded data in the accumulator (most significant first), stuffed zero
+   bytes removed; zeros once a marker is reached, as libjpeg does. */
+static inline void mlcc_jfill(mlcc_jpeg_dec *d) {
+  while (d->count <= 56) {
+    uint64_t byte = 0;
     if (!d->marker_hit && d->at < d->n) {
       byte = d->s[d->at];
       if (byte == 0xff) {
@@ -78,28 +88,45 @@ static int mlcc_jbit(mlcc_jpeg_dec *d) {
         d->at++;
       }
     }
-    d->bits = byte;
-    d->count = 8;
+    d->bits |= byte << (56 - d->count);
+    d->count += 8;
   }
-  d->count--;
-  return (d->bits >> d->count) & 1;
 }
 
-static int32_t mlcc_jbits(mlcc_jpeg_dec *d, int n) {
-  int32_t v = 0;
-  while (n--) v = v << 1 | mlcc_jbit(d);
+/* The next n bits (n <= 16) as an unsigned number. */
+static inline int32_t mlcc_jbits(mlcc_jpeg_dec *d, int n) {
+  if (n == 0) return 0;
+  mlcc_jfill(d);
+  int32_t v = (int32_t)(d->bits >> (64 - n));
+  d->bits <<= n;
+  d->count -= n;
   return v;
 }
 
-/* The next Huffman-coded symbol. A code no table entry matches reads as symbol 0 after 17 bits, as libjpeg
-   fakes it (it warns and goes on): a slightly damaged stream decodes to the image Pillow shows. */
+static inline int mlcc_jbit(mlcc_jpeg_dec *d) { return (int)mlcc_jbits(d, 1); }
+
+/* The next Huffman-coded symbol: codes up to 9 bits from a table, longer ones against maxcode. A code no
+   table entry matches reads as symbol 0 after 17 bits, as libjpeg fakes it (it warns and goes on): a
+   slightly damaged stream decodes to the image Pillow shows. */
 static int mlcc_jdecode(mlcc_jpeg_dec *d, const mlcc_jhuff *t) {
-  int32_t code = 0;
-  for (int len = 1; len <= 16; ++len) {
-    code = code << 1 | mlcc_jbit(d);
-    if (code <= t->maxcode[len]) return t->values[(code + t->valoffset[len]) & 255];
+  mlcc_jfill(d);
+  uint16_t e = t->look[d->bits >> (64 - MLCC_JLOOK)];
+  int len = e >> 8;
+  if (len) {
+    d->bits <<= len;
+    d->count -= len;
+    return e & 255;
   }
-  mlcc_jbit(d);
+  for (len = MLCC_JLOOK + 1; len <= 16; ++len) {
+    int32_t code = (int32_t)(d->bits >> (64 - len));
+    if (code <= t->maxcode[len]) {
+      d->bits <<= len;
+      d->count -= len;
+      return t->values[(code + t->valoffset[len]) & 255];
+    }
+  }
+  d->bits <<= 17;
+  d->count -= 17;
   return 0;
 }
 
@@ -243,7 +270,7 @@ static int mlcc_jblock(mlcc_jpeg_dec *d, mlcc_jcomp *c, int16_t *coef, mlcc_jban
 
 /* Skip to just past the next RSTn marker and reset the predictions. */
 static int mlcc_jrestart(mlcc_jpeg_dec *d, mlcc_jband *b) {
-  d->count = 0;
+  d->count = 0, d->bits = 0;
   d->marker_hit = 0;
   while (d->at + 1 < d->n && !(d->s[d->at] == 0xff && d->s[d->at + 1] >= 0xd0 && d->s[d->at + 1] <= 0xd7)) d->at++;
   if (d->at + 1 >= d->n) return 1;
@@ -276,7 +303,7 @@ static int mlcc_jscan(mlcc_jpeg_dec *d, const uint8_t *sos, int len) {
       c->latched = 1;
     }
   }
-  d->count = 0, d->marker_hit = 0;
+  d->count = 0, d->bits = 0, d->marker_hit = 0;
   int64_t units = 0;
   if (ns == 1) { /* non-interleaved: the component's own blocks, row by row */
     mlcc_jcomp *c = in_scan[0];
