@@ -152,6 +152,14 @@ static void mlcc_jidct(const int64_t *in, uint8_t *out, int64_t stride) {
       /* pass 0 reads column i of `in` and writes column i of ws; pass 1 reads row i of ws */
       const int64_t *p = pass ? ws + 8 * i : in + i;
       int st = pass ? 1 : 8;
+      if (!(p[st] | p[2 * st] | p[3 * st] | p[4 * st] | p[5 * st] | p[6 * st] | p[7 * st])) {
+        /* only the DC term: the same result as the full transform, as libjpeg's shortcut */
+        for (int k = 0; k < 8; ++k) {
+          if (pass) out[i * stride + k] = mlcc_jclamp(MLCC_DESCALE(p[0], 2 + 3));
+          else ws[8 * k + i] = p[0] * 4;
+        }
+        continue;
+      }
       int64_t z1, z2, z3, z4, z5, tmp0, tmp1, tmp2, tmp3, tmp10, tmp11, tmp12, tmp13;
       z2 = p[2 * st], z3 = p[6 * st];
       z1 = (z2 + z3) * 4433;
