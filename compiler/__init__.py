@@ -43,7 +43,7 @@ def compile(
 
     `out_dir` must be new, empty, or an earlier mlcc output directory, unless `force` is set.
     `output_bounds`: {output name: shape}, the upper bound to store a data-dependent output with instead of
-    the inferred one (a run that would exceed it fails with MLCC_ERR_BAD_DATA).
+    the inferred one (a run that would exceed it fails with MLCC_ERR_OVER_BOUND).
     `cpu` (c target): generic, x86-64-v3, x86-64-v4 or native (compiler/cpu.py).
     `dump_ir`: a directory for the IR text after import and after every pass; `viz`: a .dot, .svg or .html
     file for a drawing of the final graph with its memory plan. `disable_passes`: optional passes of the

@@ -6,9 +6,10 @@
  * tables; grayscale from RGB with Pillow's weights (L = R 299/1000 + G 587/1000 + B 114/1000 in 16-bit
  * fixed point). Palette, gray and 16-bit images become 8-bit RGB first; alpha is dropped.
  *
- * The input is untrusted: every read is bounds-checked, sizes are checked against the output bound before any
- * allocation, and a stream the decoders do not read (WebP, JPEG 2000, arithmetic-coded JPEG, TIFF compressed
- * other than with PackBits, LZW or Deflate, ...) or a corrupt one returns MLCC_ERR_BAD_DATA. Work buffers come from malloc and are
+ * The input is untrusted: every read is bounds-checked and sizes are checked against the output bound before
+ * any allocation. A stream in a format or variant the decoders do not read (WebP, JPEG 2000, arithmetic-coded
+ * JPEG, TIFF compressed other than with PackBits, LZW or Deflate, ...) returns MLCC_ERR_UNSUPPORTED_DATA, an
+ * image larger than the bound MLCC_ERR_OVER_BOUND, a corrupt one MLCC_ERR_BAD_DATA. Work buffers come from malloc and are
  * freed before returning (MLCC_ERR_OUT_OF_MEMORY if one cannot be had). */
 #ifndef MLCC_IMAGE_H
 #define MLCC_IMAGE_H
@@ -30,7 +31,8 @@ typedef struct {
 } mlcc_img;
 
 static int mlcc_img_begin(mlcc_img *img, int64_t w, int64_t h) {
-  if (w < 1 || h < 1 || w > img->wmax || h > img->hmax) return MLCC_ERR_BAD_DATA;
+  if (w < 1 || h < 1) return MLCC_ERR_BAD_DATA;
+  if (w > img->wmax || h > img->hmax) return MLCC_ERR_OVER_BOUND;
   img->w = w;
   img->h = h;
   return MLCC_OK;
@@ -84,8 +86,8 @@ static int mlcc_bmp(mlcc_img *img, const uint8_t *s, int64_t n) {
   }
   int top_down = h < 0;
   if (top_down) h = -h;
-  if (compression != 0 && !(compression == 3 && bpp == 32)) return MLCC_ERR_BAD_DATA; /* RLE, bit fields */
-  if (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 24 && bpp != 32) return MLCC_ERR_BAD_DATA;
+  if (compression != 0 && !(compression == 3 && bpp == 32)) return MLCC_ERR_UNSUPPORTED_DATA; /* RLE, bit fields */
+  if (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 24 && bpp != 32) return MLCC_ERR_UNSUPPORTED_DATA;
   int st = mlcc_img_begin(img, w, h);
   if (st != MLCC_OK) return st;
   uint8_t palette[256][3];
@@ -151,7 +153,8 @@ static int mlcc_pnm(mlcc_img *img, const uint8_t *s, int64_t n) {
   int kind = s[1] - '0', plain = kind <= 3, bitmap = kind == 1 || kind == 4, color = kind == 3 || kind == 6;
   int64_t at = 2, w = mlcc_pnm_number(s, n, &at), h = mlcc_pnm_number(s, n, &at);
   int64_t maxval = bitmap ? 1 : mlcc_pnm_number(s, n, &at);
-  if (w < 0 || h < 0 || maxval < 1 || maxval > 255) return MLCC_ERR_BAD_DATA;
+  if (w < 0 || h < 0 || maxval < 1) return MLCC_ERR_BAD_DATA;
+  if (maxval > 255) return MLCC_ERR_UNSUPPORTED_DATA; /* 16-bit samples */
   int st = mlcc_img_begin(img, w, h);
   if (st != MLCC_OK) return st;
   if (!plain) {
@@ -283,11 +286,11 @@ static int mlcc_tiff_decode(mlcc_img *img, const uint8_t *s, int64_t n) {
   }
   int bilevel = bits == 1 && spp == 1 && (photometric == 0 || photometric == 1);
   int known = compression == 1 || compression == 32773 || compression == 5 || compression == 8 || compression == 32946;
-  if (!offsets || !counts || planar != 1 || !known || (predictor != 1 && (predictor != 2 || bilevel)))
-    return MLCC_ERR_BAD_DATA;
+  if (!offsets || !counts) return MLCC_ERR_UNSUPPORTED_DATA; /* tiles, not strips */
+  if (planar != 1 || !known || (predictor != 1 && (predictor != 2 || bilevel))) return MLCC_ERR_UNSUPPORTED_DATA;
   if (!bilevel && (bits != 8 || !((photometric <= 1 && spp == 1) || (photometric == 2 && (spp == 3 || spp == 4)) ||
                                   (photometric == 3 && spp == 1 && colormap))))
-    return MLCC_ERR_BAD_DATA;
+    return MLCC_ERR_UNSUPPORTED_DATA; /* 16-bit or float samples, CMYK, YCbCr, CIELab, ... */
   int st = mlcc_img_begin(img, w, h);
   if (st != MLCC_OK) return st;
   if (rows_per_strip < 1 || rows_per_strip > h) rows_per_strip = h;
@@ -640,7 +643,7 @@ static int mlcc_image_decode(mlcc_img *img, const uint8_t *s, int64_t n) {
   if (n >= 2 && s[0] == 'B' && s[1] == 'M') return mlcc_bmp(img, s, n);
   if (n >= 3 && s[0] == 'P' && s[1] >= '1' && s[1] <= '6') return mlcc_pnm(img, s, n);
   if (n >= 8 && (!memcmp(s, "II*\0", 4) || !memcmp(s, "MM\0*", 4))) return mlcc_tiff_decode(img, s, n);
-  return MLCC_ERR_BAD_DATA;
+  return MLCC_ERR_UNSUPPORTED_DATA; /* WebP, JPEG 2000, GIF, ... or not an image */
 }
 
 #endif

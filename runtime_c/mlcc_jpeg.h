@@ -7,7 +7,7 @@
  * transformed, as libjpeg does for a whole file: its block smoothing only applies to coefficients a file
  * leaves unrefined, and is not done here), 8-bit samples, 1 (gray) or 3 (YCbCr; RGB where an Adobe marker
  * says so) components, sampling factors 1 to 4 (at most 10 blocks per MCU), restart intervals. Arithmetic-coded, lossless, hierarchical,
- * 12-bit and CMYK streams are refused (MLCC_ERR_BAD_DATA). */
+ * 12-bit and CMYK streams are refused (MLCC_ERR_UNSUPPORTED_DATA). */
 #ifndef MLCC_JPEG_H
 #define MLCC_JPEG_H
 
@@ -403,15 +403,17 @@ static void mlcc_jupsample(const mlcc_jpeg_dec *d, const mlcc_jcomp *c, int64_t 
   for (int64_t x = 0; x < d->w; ++x) out[x] = near[x / hx]; /* other factors: replicated (int_upsample) */
 }
 
+/* The frame header: MLCC_OK, or a status (12-bit samples and CMYK are not read). */
 static int mlcc_jpeg_frame(mlcc_jpeg_dec *d, const uint8_t *f, int len) {
-  if (len < 6 || f[0] != 8) return 1;
+  if (len < 6) return MLCC_ERR_BAD_DATA;
   d->h = mlcc_be16(f + 1), d->w = mlcc_be16(f + 3), d->nc = f[5];
-  if ((d->nc != 1 && d->nc != 3) || len < 6 + 3 * d->nc) return 1;
+  if (f[0] != 8 || (d->nc != 1 && d->nc != 3)) return MLCC_ERR_UNSUPPORTED_DATA;
+  if (len < 6 + 3 * d->nc) return MLCC_ERR_BAD_DATA;
   d->hmax = d->vmax = 1;
   for (int i = 0; i < d->nc; ++i) {
     mlcc_jcomp *c = &d->c[i];
     c->id = f[6 + 3 * i], c->h = f[7 + 3 * i] >> 4, c->v = f[7 + 3 * i] & 15, c->tq = f[8 + 3 * i];
-    if (c->h < 1 || c->h > 4 || c->v < 1 || c->v > 4 || c->tq > 3) return 1;
+    if (c->h < 1 || c->h > 4 || c->v < 1 || c->v > 4 || c->tq > 3) return MLCC_ERR_BAD_DATA;
     if (c->h > d->hmax) d->hmax = c->h;
     if (c->v > d->vmax) d->vmax = c->v;
   }
@@ -419,11 +421,11 @@ static int mlcc_jpeg_frame(mlcc_jpeg_dec *d, const uint8_t *f, int len) {
   d->mcux = (d->w + 8 * d->hmax - 1) / (8 * d->hmax), d->mcuy = (d->h + 8 * d->vmax - 1) / (8 * d->vmax);
   for (int i = 0; i < d->nc; ++i) {
     mlcc_jcomp *c = &d->c[i];
-    if (d->hmax % c->h || d->vmax % c->v) return 1;
+    if (d->hmax % c->h || d->vmax % c->v) return MLCC_ERR_BAD_DATA;
     c->bw = d->mcux * c->h, c->bh = d->mcuy * c->v;
     c->w = (d->w * c->h + d->hmax - 1) / d->hmax, c->h_px = (d->h * c->v + d->vmax - 1) / d->vmax;
   }
-  return 0;
+  return MLCC_OK;
 }
 
 static int mlcc_jpeg(mlcc_img *img, const uint8_t *s, int64_t n) {
@@ -472,10 +474,9 @@ static int mlcc_jpeg(mlcc_img *img, const uint8_t *s, int64_t n) {
       }
     } else if (m == 0xc0 || m == 0xc1 || m == 0xc2) { /* SOF0/SOF1/SOF2: sequential or progressive Huffman */
       d->progressive = m == 0xc2;
-      if (framed || mlcc_jpeg_frame(d, b, blen) || (st = mlcc_img_begin(img, d->w, d->h)) != MLCC_OK) {
-        if (st == MLCC_OK) st = MLCC_ERR_BAD_DATA;
+      if ((st = framed ? MLCC_ERR_BAD_DATA : mlcc_jpeg_frame(d, b, blen)) != MLCC_OK ||
+          (st = mlcc_img_begin(img, d->w, d->h)) != MLCC_OK)
         break;
-      }
       st = MLCC_ERR_BAD_DATA;
       framed = 1;
       for (int i = 0; i < d->nc; ++i) {
@@ -488,7 +489,8 @@ static int mlcc_jpeg(mlcc_img *img, const uint8_t *s, int64_t n) {
         }
       }
     } else if (m >= 0xc3 && m <= 0xcf && m != 0xc4 && m != 0xc8 && m != 0xcc) {
-      bad = 1; /* lossless, hierarchical, arithmetic-coded: not read */
+      st = MLCC_ERR_UNSUPPORTED_DATA; /* lossless, hierarchical, arithmetic-coded: not read */
+      break;
     } else if (m == 0xdd) { /* DRI */
       if (blen < 2) bad = 1;
       else d->restart = (int)mlcc_be16(b);

@@ -25,9 +25,13 @@ static inline const char *mlcc_status_message(int status) {
     case MLCC_ERR_BAD_HANDLE: return "not a live model instance (destroyed, or not made by create)";
     case MLCC_ERR_SIZE_MISMATCH: return "a buffer size differs from the tensor's size (see the info functions)";
     case MLCC_ERR_BAD_INDEX: return "an input or output index out of range";
-    case MLCC_ERR_BAD_DATA:
-      return "an input's contents cannot be used (an image in a format or variant the model cannot decode, "
-             "corrupt, or larger than the bound it was compiled with)";
+    case MLCC_ERR_BAD_DATA: return "an input's contents are invalid (a corrupt or truncated image)";
+    case MLCC_ERR_UNSUPPORTED_DATA:
+      return "an input is in a format or variant the model does not read (ImageDecoder: BMP, PNM, TIFF, PNG and JPEG "
+             "are read; not WebP, JPEG 2000, GIF or arithmetic-coded JPEG)";
+    case MLCC_ERR_OVER_BOUND:
+      return "a data-dependent output would exceed the bound the model was compiled with (raise it with mlcc "
+             "--output-bound NAME=D0,D1,...)";
     default: return "unknown status";
   }
 }

@@ -16,8 +16,11 @@ enum mlcc_status {
   MLCC_ERR_BAD_HANDLE = 7,           /* not a live instance: destroyed, or not made by create */
   MLCC_ERR_SIZE_MISMATCH = 8,        /* run_checked: a buffer size differs from the tensor's nbytes */
   MLCC_ERR_BAD_INDEX = 9,            /* an input or output index out of range */
-  MLCC_ERR_BAD_DATA = 10,            /* run: an input's contents cannot be used (ImageDecoder: not an image it
-                                        reads, or larger than the bound the model was compiled with) */
+  MLCC_ERR_BAD_DATA = 10,            /* run: an input's contents are invalid (ImageDecoder: a corrupt image) */
+  MLCC_ERR_UNSUPPORTED_DATA = 11,    /* run: an input is in a format or variant the model does not read
+                                        (ImageDecoder: WebP, JPEG 2000, ...; the README lists what it reads) */
+  MLCC_ERR_OVER_BOUND = 12,          /* run: a data-dependent output would exceed the bound the model was
+                                        compiled with (mlcc --output-bound sets it) */
 };
 
 /* Element types, numbered as ONNX's TensorProto.DataType. */

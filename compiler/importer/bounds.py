@@ -1,6 +1,6 @@
 """--output-bound: a data-dependent graph output stored with the bound the user gives instead of the one its op
 inferred (every element non-zero, every box kept, a 4096 x 4096 image, ...). Only the data-dependent axes may
-change; the op's kernel then checks the bound and fails the run (MLCC_ERR_BAD_DATA) rather than overflow it."""
+change; the op's kernel then checks the bound and fails the run (MLCC_ERR_OVER_BOUND) rather than overflow it."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """--output-bound (compiler/importer/bounds.py): a data-dependent output stored with the user's bound instead of
-the inferred one; each such op's kernel checks it and fails the run with MLCC_ERR_BAD_DATA rather than write
+the inferred one; each such op's kernel checks it and fails the run with MLCC_ERR_OVER_BOUND rather than write
 past it. The option's mistakes are clear errors at compile time."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import mlcc
 import mlcc.backend
 from mlcc.errors import MlccError
 
-TOO_MANY = r"cannot be used.*\(status 10\)"
+TOO_MANY = r"would exceed the bound the model was compiled with.*\(status 12\)"
 
 
 def model(nodes, inputs, outputs):
@@ -105,7 +105,7 @@ def test_an_image_decoder_bound_can_be_larger_or_smaller_than_the_default():
     (image,) = mlcc.backend.prepare(dec, output_bounds={"image": [2, 3, 1]}).run([data])
     assert image.shape == (2, 3, 1)
     np.testing.assert_array_equal(image[:, :, 0], [[0, 1, 2], [3, 4, 5]])
-    with pytest.raises(MlccError, match="larger than the bound"):
+    with pytest.raises(MlccError, match=TOO_MANY):
         mlcc.backend.prepare(dec, output_bounds={"image": [1, 3, 1]}).run([data])
     big = mlcc.backend.prepare(dec, output_bounds={"image": [5000, 3, 1]})
     assert big._model.outputs[0].shape == (5000, 3, 1)

@@ -110,9 +110,7 @@ class CBackend:
         if step.kernel.params.get("strings"):
             args.append("mlcc_strheap *heap")  # where the strings it makes go (runtime_c/mlcc_strings.h)
         if step.kernel.params.get("checks_data"):
-            args.append(
-                "int *failed"
-            )  # a status code (mlcc_runtime.h) where an input cannot be used: the run returns it
+            args.append("int *failed")  # a status (mlcc_runtime.h) the run returns: bad input data, a bound exceeded
         return f"{self.kernel_qualifier} {fn}({', '.join(args) or 'void'})"
 
     def launch(self, step: Step) -> str:
