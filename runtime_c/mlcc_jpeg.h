@@ -96,7 +96,7 @@ static inline void mlcc_jfill(mlcc_jpeg_dec *d) {
 /* The next n bits (n <= 16) as an unsigned number. */
 static inline int32_t mlcc_jbits(mlcc_jpeg_dec *d, int n) {
   if (n == 0) return 0;
-  mlcc_jfill(d);
+  if (d->count < n) mlcc_jfill(d);
   int32_t v = (int32_t)(d->bits >> (64 - n));
   d->bits <<= n;
   d->count -= n;
@@ -108,8 +108,8 @@ static inline int mlcc_jbit(mlcc_jpeg_dec *d) { return (int)mlcc_jbits(d, 1); }
 /* The next Huffman-coded symbol: codes up to 9 bits from a table, longer ones against maxcode. A code no
    table entry matches reads as symbol 0 after 17 bits, as libjpeg fakes it (it warns and goes on): a
    slightly damaged stream decodes to the image Pillow shows. */
-static int mlcc_jdecode(mlcc_jpeg_dec *d, const mlcc_jhuff *t) {
-  mlcc_jfill(d);
+static inline int mlcc_jdecode(mlcc_jpeg_dec *d, const mlcc_jhuff *t) {
+  if (d->count < 17) mlcc_jfill(d);
   uint16_t e = t->look[d->bits >> (64 - MLCC_JLOOK)];
   int len = e >> 8;
   if (len) {
@@ -131,7 +131,7 @@ static int mlcc_jdecode(mlcc_jpeg_dec *d, const mlcc_jhuff *t) {
 }
 
 /* A coefficient of `size` bits from its code (JPEG's EXTEND). */
-static int32_t mlcc_jreceive(mlcc_jpeg_dec *d, int size) {
+static inline int32_t mlcc_jreceive(mlcc_jpeg_dec *d, int size) {
   if (size == 0) return 0;
   int32_t v = mlcc_jbits(d, size);
   return v < (1 << (size - 1)) ? v - (1 << size) + 1 : v;
@@ -524,16 +524,15 @@ static int mlcc_jpeg(mlcc_img *img, const uint8_t *s, int64_t n) {
         } else {
           mlcc_jupsample(d, &d->c[1], y, cb);
           mlcc_jupsample(d, &d->c[2], y, cr);
-          for (int64_t x = 0; x < d->w; ++x) {
-            int Y = rows[x], u = cb[x] - 128, v = cr[x] - 128, r, g, b;
-            if (d->adobe_rgb) {
-              r = rows[x], g = cb[x], b = cr[x];
-            } else { /* jdcolor.c: FIX(1.40200) = 91881, FIX(1.77200) = 116130, FIX(0.71414) = 46802,
-                        FIX(0.34414) = 22554, in 16-bit fixed point, rounded */
-              r = Y + ((91881 * v + 32768) >> 16);
-              g = Y + ((-46802 * v - 22554 * u + 32768) >> 16);
-              b = Y + ((116130 * u + 32768) >> 16);
-            }
+          for (int64_t x = 0; x < d->w && d->adobe_rgb; ++x)
+            rgb[3 * x] = rows[x], rgb[3 * x + 1] = cb[x], rgb[3 * x + 2] = cr[x];
+          for (int64_t x = 0; x < d->w && !d->adobe_rgb; ++x) {
+            /* jdcolor.c: FIX(1.40200) = 91881, FIX(1.77200) = 116130, FIX(0.71414) = 46802, FIX(0.34414) =
+               22554, in 16-bit fixed point, rounded */
+            int Y = rows[x], u = cb[x] - 128, v = cr[x] - 128;
+            int r = Y + ((91881 * v + 32768) >> 16);
+            int g = Y + ((-46802 * v - 22554 * u + 32768) >> 16);
+            int b = Y + ((116130 * u + 32768) >> 16);
             rgb[3 * x] = (uint8_t)(r < 0 ? 0 : r > 255 ? 255 : r);
             rgb[3 * x + 1] = (uint8_t)(g < 0 ? 0 : g > 255 ? 255 : g);
             rgb[3 * x + 2] = (uint8_t)(b < 0 ? 0 : b > 255 ? 255 : b);
