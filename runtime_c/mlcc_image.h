@@ -213,8 +213,11 @@ static int64_t mlcc_tiff_lzw(const uint8_t *s, int64_t n, uint8_t *out, int64_t 
   int next = 258, width = 9, prev = -1;
   int64_t bit = 0, o = 0;
   while (o < need && bit + width <= 8 * n) {
-    int code = 0;
-    for (int i = 0; i < width; ++i, ++bit) code = code << 1 | ((s[bit >> 3] >> (7 - (bit & 7))) & 1);
+    int64_t byte = bit >> 3; /* the code lies within the 3 bytes from here (12 bits at most, any offset) */
+    uint32_t window = (uint32_t)s[byte] << 16 | (byte + 1 < n ? (uint32_t)s[byte + 1] << 8 : 0) |
+                      (byte + 2 < n ? s[byte + 2] : 0);
+    int code = (int)((window >> (24 - (bit & 7) - width)) & ((1u << width) - 1));
+    bit += width;
     if (code == CLEAR) {
       next = 258, width = 9, prev = -1;
       continue;
@@ -372,6 +375,7 @@ typedef struct {
 typedef struct {
   uint16_t count[16];
   uint16_t symbol[320];
+  uint16_t fast[512]; /* a code of up to 9 bits by the next 9 bits of the stream: length << 12 | symbol */
 } mlcc_huff;
 
 static uint32_t mlcc_inf_bits(mlcc_inflate *z, int need) {
@@ -404,10 +408,33 @@ static int mlcc_huff_build(mlcc_huff *hf, const uint8_t *lengths, int n) {
   for (int len = 1; len < 15; ++len) offs[len + 1] = offs[len] + hf->count[len];
   for (int i = 0; i < n; ++i)
     if (lengths[i]) hf->symbol[offs[lengths[i]]++] = (uint16_t)i;
+  memset(hf->fast, 0, sizeof hf->fast);
+  for (int len = 1, code = 0, index = 0; len <= 9; ++len) {
+    for (int i = 0; i < hf->count[len]; ++i) { /* codes go into the stream first bit first: reversed */
+      int c = code + i, rev = 0;
+      for (int b = 0; b < len; ++b) rev |= ((c >> b) & 1) << (len - 1 - b);
+      for (int j = rev; j < 512; j += 1 << len) hf->fast[j] = (uint16_t)(len << 12 | hf->symbol[index + i]);
+    }
+    index += hf->count[len];
+    code = (code + hf->count[len]) << 1;
+  }
   return 0;
 }
 
+/* The next symbol: by table where its code has at most 9 bits and they are all in the stream, else bit by
+   bit through the canonical code. */
 static int mlcc_huff_decode(mlcc_inflate *z, const mlcc_huff *hf) {
+  while (z->count < 9 && z->at < z->n) {
+    z->bits |= (uint32_t)z->s[z->at++] << z->count;
+    z->count += 8;
+  }
+  uint16_t e = hf->fast[z->bits & 511];
+  int fast = e >> 12;
+  if (fast && fast <= z->count) {
+    z->bits >>= fast;
+    z->count -= fast;
+    return e & 4095;
+  }
   int code = 0, first = 0, index = 0;
   for (int len = 1; len < 16; ++len) {
     code |= (int)mlcc_inf_bits(z, 1);
@@ -463,6 +490,7 @@ static int64_t mlcc_zlib(const uint8_t *s, int64_t n, uint8_t *out, int64_t size
     int type = (int)mlcc_inf_bits(&z, 2);
     if (z.bad) return -1;
     if (type == 0) { /* stored */
+      z.at -= z.count / 8; /* whole bytes read ahead go back: the block starts at the next byte boundary */
       z.bits = 0, z.count = 0;
       if (z.at + 4 > n) return -1;
       uint32_t len = mlcc_le16(s + z.at), nlen = mlcc_le16(s + z.at + 2);

@@ -314,7 +314,7 @@ def _filtered(rows: np.ndarray, bpp: int, kinds) -> bytes:
     return bytes(out)
 
 
-def _png(pixels: np.ndarray, color_type: int, interlace: bool, kinds=(0, 1, 2, 3, 4)) -> bytes:
+def _png(pixels: np.ndarray, color_type: int, interlace: bool, kinds=(0, 1, 2, 3, 4), flush_every: int = 0) -> bytes:
     """A PNG of 8-bit samples (H x W x channels) written here: every filter type in turn, optionally Adam7."""
     h, w, c = pixels.shape
     if interlace:
@@ -327,7 +327,14 @@ def _png(pixels: np.ndarray, color_type: int, interlace: bool, kinds=(0, 1, 2, 3
     else:
         raw = _filtered(pixels.reshape(h, w * c), c, kinds)
     header = struct.pack(">IIBBBBB", w, h, 8, color_type, 0, 0, int(interlace))
-    idat = zlib.compress(raw, 9)
+    if flush_every:  # a sync flush ends a compressed block with an empty stored one, mid-byte
+        z = zlib.compressobj(9)
+        idat = b"".join(
+            z.compress(raw[i : i + flush_every]) + z.flush(zlib.Z_SYNC_FLUSH) for i in range(0, len(raw), flush_every)
+        )
+        idat += z.flush()
+    else:
+        idat = zlib.compress(raw, 9)
     return (
         b"\x89PNG\r\n\x1a\n"
         + _chunk(b"IHDR", header)
@@ -343,6 +350,7 @@ def test_png_filters_and_interlacing_match_pillow(decoders, interlace, size):
     pixels = picture(*size, seed=4)
     check(decoders, _png(pixels, 2, interlace))
     check(decoders, _png(pixels[:, :, :1], 0, interlace), ["RGB"])
+    check(decoders, _png(pixels, 2, interlace, flush_every=7), ["RGB"])
 
 
 @pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA"])
