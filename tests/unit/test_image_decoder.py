@@ -353,6 +353,50 @@ def test_png_filters_and_interlacing_match_pillow(decoders, interlace, size):
     check(decoders, _png(pixels, 2, interlace, flush_every=7), ["RGB"])
 
 
+@pytest.mark.parametrize("coded", range(1, 17))  # every alignment of the block's end within the bytes read ahead
+def test_png_stored_block_after_a_one_bit_end_of_block_code(decoders, coded):
+    """A dynamic-Huffman block whose end-of-block code is 1 bit long, then a stored block: the inflater must give
+    back the whole bytes it read ahead of the block boundary (zlib's own streams rarely end a block that way)."""
+    bits: list[int] = []
+
+    def put(value: int, n: int, msb_first: bool = False) -> None:
+        order = range(n - 1, -1, -1) if msb_first else range(n)
+        bits.extend((value >> i) & 1 for i in order)
+
+    put(0, 1)  # not the last block
+    put(2, 2)  # dynamic codes
+    put(257 - 257, 5)  # 257 literal/length codes
+    put(0, 5)  # 1 distance code
+    put(18 - 4, 4)  # 18 code-length codes, in the order 16 17 18 0 8 7 9 6 10 5 11 4 12 3 13 2 14 1
+    for symbol in (16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1):
+        put(1 if symbol in (18, 1) else 0, 3)  # code-length symbols 1 and 18 get 1-bit codes: 1 is "0", 18 is "1"
+    one, zeros = (0, 1), (1, 1)
+    put(*one)  # literal 0: length 1 (code "0")
+    put(*zeros)
+    put(138 - 11, 7)  # 138 zeros and 117 more: symbols 1..255 unused
+    put(*zeros)
+    put(117 - 11, 7)
+    put(*one)  # end of block (256): length 1 (code "1")
+    put(*one)  # the one distance code: length 1
+    width = 40
+    for _ in range(coded):  # the filter byte and black pixels, a bit each
+        put(0, 1, msb_first=True)
+    put(1, 1, msb_first=True)  # end of block
+    put(1, 1)  # the last block
+    put(0, 2)  # stored
+    bits.extend([0] * (-len(bits) % 8))
+    rest = bytes(range(coded, width + 1))
+    data = bytes(sum(b << i for i, b in enumerate(bits[j : j + 8])) for j in range(0, len(bits), 8))
+    data += struct.pack("<HH", len(rest), len(rest) ^ 0xFFFF) + rest
+    raw = bytes(coded) + rest
+    assert zlib.decompress(data, -15) == raw  # the stream is valid deflate
+    stream = b"\x78\x01" + data + struct.pack(">I", zlib.adler32(raw))
+    header = struct.pack(">IIBBBBB", width, 1, 8, 0, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", stream) + _chunk(b"IEND", b"")
+    check(decoders, png)
+    assert decode(decoders, png, "Grayscale")[0, :, 0].tolist() == list(raw[1:])
+
+
 @pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA"])
 def test_bmp_matches_pillow(decoders, mode):
     img = PIL.fromarray(picture(19, 23, seed=5))
