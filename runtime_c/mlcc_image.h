@@ -553,20 +553,30 @@ static int mlcc_paeth(int a, int b, int c) {
 }
 
 /* Undo the filters of one (sub)image of `rows` rows of `stride` bytes, in place; nonzero on a bad filter. */
-static int mlcc_unfilter(uint8_t *d, int64_t rows, int64_t stride, int bpp) {
+/* Undo the filters of one (sub)image of `rows` rows of `stride` bytes, in place; `zero` is a row of zeros (the
+   row above the first). Nonzero on a bad filter. The first pixel's bytes have no left neighbour (0). */
+static int mlcc_unfilter(uint8_t *d, int64_t rows, int64_t stride, int bpp, const uint8_t *zero) {
   for (int64_t y = 0; y < rows; ++y) {
-    uint8_t *row = d + y * (stride + 1) + 1, *up = y ? row - stride - 1 : NULL;
-    int f = row[-1];
-    for (int64_t i = 0; i < stride; ++i) {
-      int a = i >= bpp ? row[i - bpp] : 0, b = up ? up[i] : 0, c = up && i >= bpp ? up[i - bpp] : 0;
-      switch (f) {
-        case 0: break;
-        case 1: row[i] = (uint8_t)(row[i] + a); break;
-        case 2: row[i] = (uint8_t)(row[i] + b); break;
-        case 3: row[i] = (uint8_t)(row[i] + ((a + b) >> 1)); break;
-        case 4: row[i] = (uint8_t)(row[i] + mlcc_paeth(a, b, c)); break;
-        default: return 1;
-      }
+    uint8_t *row = d + y * (stride + 1) + 1;
+    const uint8_t *up = y ? row - stride - 1 : zero;
+    int64_t first = stride < bpp ? stride : bpp;
+    switch (row[-1]) {
+      case 0: break;
+      case 1:
+        for (int64_t i = bpp; i < stride; ++i) row[i] = (uint8_t)(row[i] + row[i - bpp]);
+        break;
+      case 2:
+        for (int64_t i = 0; i < stride; ++i) row[i] = (uint8_t)(row[i] + up[i]);
+        break;
+      case 3:
+        for (int64_t i = 0; i < first; ++i) row[i] = (uint8_t)(row[i] + (up[i] >> 1));
+        for (int64_t i = bpp; i < stride; ++i) row[i] = (uint8_t)(row[i] + ((row[i - bpp] + up[i]) >> 1));
+        break;
+      case 4: /* Paeth: with no left neighbour the predictor is the byte above */
+        for (int64_t i = 0; i < first; ++i) row[i] = (uint8_t)(row[i] + up[i]);
+        for (int64_t i = bpp; i < stride; ++i) row[i] = (uint8_t)(row[i] + mlcc_paeth(row[i - bpp], up[i], up[i - bpp]));
+        break;
+      default: return 1;
     }
   }
   return 0;
@@ -615,8 +625,9 @@ static int mlcc_png(mlcc_img *img, const uint8_t *s, int64_t n) {
     if (pw[p] > 0 && ph[p] > 0) raw_size += ph[p] * (1 + (pw[p] * bits + 7) / 8);
   }
   uint8_t *z = malloc((size_t)idat), *raw = malloc((size_t)raw_size), *rgb = malloc((size_t)w * 3 * h);
-  if (!z || !raw || !rgb) {
-    free(z), free(raw), free(rgb);
+  uint8_t *zero = calloc((size_t)((w * bits + 7) / 8), 1); /* the row above the first */
+  if (!z || !raw || !rgb || !zero) {
+    free(z), free(raw), free(rgb), free(zero);
     return MLCC_ERR_OUT_OF_MEMORY;
   }
   int64_t zn = 0;
@@ -631,12 +642,17 @@ static int mlcc_png(mlcc_img *img, const uint8_t *s, int64_t n) {
   for (int p = 0; p < passes && st == MLCC_OK; ++p) {
     if (pw[p] <= 0 || ph[p] <= 0) continue;
     int64_t stride = (pw[p] * bits + 7) / 8;
-    if (mlcc_unfilter(d, ph[p], stride, bpp)) {
+    if (mlcc_unfilter(d, ph[p], stride, bpp, zero)) {
       st = MLCC_ERR_BAD_DATA;
       break;
     }
     for (int64_t y = 0; y < ph[p]; ++y) {
       const uint8_t *row = d + y * (stride + 1) + 1;
+      if (!interlace && depth == 8 && (type == 2 || type == 6)) { /* the common cases, without per-pixel tests */
+        uint8_t *o = rgb + 3 * y * w;
+        for (int64_t x = 0; x < w; ++x) o[3 * x] = row[x * bpp], o[3 * x + 1] = row[x * bpp + 1], o[3 * x + 2] = row[x * bpp + 2];
+        continue;
+      }
       for (int64_t x = 0; x < pw[p]; ++x) {
         int64_t X = interlace ? x0[p] + x * dx[p] : x, Y = interlace ? y0[p] + y * dy[p] : y;
         uint8_t *o = rgb + 3 * (Y * w + X);
@@ -657,7 +673,7 @@ static int mlcc_png(mlcc_img *img, const uint8_t *s, int64_t n) {
     d += ph[p] * (stride + 1);
   }
   for (int64_t y = 0; y < h && st == MLCC_OK; ++y) mlcc_img_row(img, y, rgb + 3 * y * w);
-  free(z), free(raw), free(rgb);
+  free(z), free(raw), free(rgb), free(zero);
   return st;
 }
 
