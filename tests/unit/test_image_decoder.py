@@ -397,6 +397,22 @@ def test_png_stored_block_after_a_one_bit_end_of_block_code(decoders, coded):
     assert decode(decoders, png, "Grayscale")[0, :, 0].tolist() == list(raw[1:])
 
 
+@pytest.mark.parametrize("color_type, channels", [(2, 3), (6, 4), (4, 2)])
+def test_16_bit_png_matches_pillow(decoders, color_type, channels):
+    """16-bit samples become their high byte, as Pillow reads 16-bit RGB, RGBA and gray+alpha PNGs. (A 16-bit
+    gray PNG Pillow keeps in 16 bits, as mode I;16, which its RGB conversion clips; mlcc takes the high byte.)"""
+    samples = np.random.default_rng(21).integers(0, 65536, (7, 9, channels), dtype=np.uint16)
+    raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in samples)
+    header = struct.pack(">IIBBBBB", 9, 7, 16, color_type, 0, 0, 0)
+    png = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
+    check(decoders, png)
+    gray = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 9, 7, 16, 0, 0, 0, 0))
+    gray += _chunk(b"IDAT", zlib.compress(b"".join(b"\x00" + row[:, :1].astype(">u2").tobytes() for row in samples)))
+    gray += _chunk(b"IEND", b"")
+    want = (samples[:, :, :1] >> 8).astype(np.uint8)
+    np.testing.assert_array_equal(decode(decoders, gray, "Grayscale"), want)
+
+
 @pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA"])
 def test_bmp_matches_pillow(decoders, mode):
     img = PIL.fromarray(picture(19, 23, seed=5))
