@@ -126,7 +126,7 @@ static int mlcc_bmp(mlcc_img *img, const uint8_t *s, int64_t n) {
   return MLCC_OK;
 }
 
-/* ---- PNM: P1 to P6 (bitmap, graymap, pixmap; plain or raw), 8-bit samples ---- */
+/* ---- PNM: P1 to P6 (bitmap, graymap, pixmap; plain or raw), any maxval up to 65535 ---- */
 
 /* The next header number (whitespace and # comments skipped), or -1. */
 static int64_t mlcc_pnm_number(const uint8_t *s, int64_t n, int64_t *at) {
@@ -153,14 +153,13 @@ static int mlcc_pnm(mlcc_img *img, const uint8_t *s, int64_t n) {
   int kind = s[1] - '0', plain = kind <= 3, bitmap = kind == 1 || kind == 4, color = kind == 3 || kind == 6;
   int64_t at = 2, w = mlcc_pnm_number(s, n, &at), h = mlcc_pnm_number(s, n, &at);
   int64_t maxval = bitmap ? 1 : mlcc_pnm_number(s, n, &at);
-  if (w < 0 || h < 0 || maxval < 1) return MLCC_ERR_BAD_DATA;
-  if (maxval > 255) return MLCC_ERR_UNSUPPORTED_DATA; /* 16-bit samples */
-  int st = mlcc_img_begin(img, w, h);
+  if (w < 0 || h < 0 || maxval < 1 || maxval > 65535) return MLCC_ERR_BAD_DATA;
+  int st = mlcc_img_begin(img, w, h), wide = maxval > 255; /* wide: 2-byte samples, most significant first */
   if (st != MLCC_OK) return st;
   if (!plain) {
     if (at >= n) return MLCC_ERR_BAD_DATA;
     ++at; /* the single whitespace byte before the raster */
-    int64_t stride = bitmap ? (w + 7) / 8 : w * (color ? 3 : 1);
+    int64_t stride = bitmap ? (w + 7) / 8 : w * (color ? 3 : 1) << wide;
     if (stride * h > n - at) return MLCC_ERR_BAD_DATA;
   }
   uint8_t *rgb = malloc((size_t)w * 3);
@@ -182,13 +181,19 @@ static int mlcc_pnm(mlcc_img *img, const uint8_t *s, int64_t n) {
         } else if (bitmap) {
           v[c] = (s[at + y * ((w + 7) / 8) + x / 8] >> (7 - x % 8)) & 1;
         } else {
-          v[c] = s[at + (y * w + x) * (color ? 3 : 1) + c];
+          int64_t i = ((y * w + x) * (color ? 3 : 1) + c) << wide;
+          v[c] = wide ? (int64_t)mlcc_be16(s + at + i) : s[at + i];
         }
         if (v[c] < 0 || v[c] > maxval) {
           free(rgb);
           return MLCC_ERR_BAD_DATA;
         }
-        v[c] = bitmap ? (v[c] ? 0 : 255) : v[c] * 255 / maxval; /* a set PBM bit is black */
+        if (bitmap) {
+          v[c] = v[c] ? 0 : 255; /* a set PBM bit is black */
+        } else if (maxval != 255) { /* v * 255 / maxval rounded half to even, as Pillow */
+          int64_t q = v[c] * 255 / maxval, r2 = 2 * (v[c] * 255 % maxval);
+          v[c] = q + (r2 > maxval || (r2 == maxval && (q & 1)));
+        }
       }
       for (int c = 0; c < 3; ++c) rgb[3 * x + c] = (uint8_t)v[color ? c : 0];
     }

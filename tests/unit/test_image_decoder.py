@@ -468,6 +468,23 @@ def test_plain_pnm_matches_pillow(decoders, text):
     check(decoders, text)
 
 
+@pytest.mark.parametrize("maxval", [1, 7, 100, 200, 254, 1000, 65535])
+def test_pnm_with_other_maxvals_matches_pillow(decoders, maxval):
+    """Samples scaled by 255 / maxval rounded half to even, as Pillow (2-byte samples above 255)."""
+    rng = np.random.default_rng(22)
+    values = np.concatenate([np.arange(min(maxval, 300) + 1), rng.integers(0, maxval + 1, 60)])
+    values = values[: len(values) // 3 * 3]
+    width = len(values) // 3
+    raw = values.astype(">u2" if maxval > 255 else np.uint8).tobytes()
+    check(decoders, b"P6 %d 1 %d\n" % (width, maxval) + raw)
+    check(decoders, b"P3 %d 1 %d\n" % (width, maxval) + " ".join(map(str, values)).encode() + b"\n")
+    if maxval <= 255:  # Pillow keeps a 16-bit graymap in 32-bit mode I, clipped when converted
+        check(decoders, b"P5 %d 1 %d\n" % (len(values), maxval) + values.astype(np.uint8).tobytes())
+    else:
+        gray = decode(decoders, b"P5 %d 1 %d\n" % (len(values), maxval) + values.astype(">u2").tobytes(), "Grayscale")
+        np.testing.assert_array_equal(gray[0, :, 0], np.round(values * 255 / maxval).astype(np.uint8))
+
+
 @pytest.mark.parametrize(
     "fmt, options", [("WEBP", {}), ("JPEG2000", {}), ("TIFF", {"compression": "jpeg"}), ("GIF", {})]
 )
