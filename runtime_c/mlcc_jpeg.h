@@ -511,11 +511,12 @@ static int mlcc_jpeg(mlcc_img *img, const uint8_t *s, int64_t n) {
   }
   if (scanned && st != MLCC_ERR_OUT_OF_MEMORY) {
     mlcc_jplanes(d);
-    uint8_t *rows = malloc((size_t)d->w * 4);
+    /* Y, Cb, Cr of one row, each w + 1 bytes: doubling an odd width's ceil(w / 2) samples gives w + 1 */
+    uint8_t *rows = malloc((size_t)(d->w + 1) * 3);
     if (!rows) {
       st = MLCC_ERR_OUT_OF_MEMORY;
     } else {
-      uint8_t *cb = rows + d->w, *cr = cb + d->w, *rgb = malloc((size_t)d->w * 3);
+      uint8_t *cb = rows + d->w + 1, *cr = cb + d->w + 1, *rgb = malloc((size_t)d->w * 3);
       st = rgb ? MLCC_OK : MLCC_ERR_OUT_OF_MEMORY;
       for (int64_t y = 0; y < d->h && st == MLCC_OK; ++y) {
         mlcc_jupsample(d, &d->c[0], y, rows);
