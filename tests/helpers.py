@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import shutil
+import struct
 import subprocess
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +149,18 @@ def half_model(elem: int) -> onnx.ModelProto:
         inits,
     )
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def png_file(
+    width: int, height: int, depth: int, color_type: int, idat: bytes | list[bytes], interlace: bool = False
+) -> bytes:
+    """A PNG file around compressed image data (`idat`: one IDAT chunk's payload, or several)."""
+
+    def chunk(tag: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+    header = struct.pack(">IIBBBBB", width, height, depth, color_type, 0, 0, int(interlace))
+    parts = [idat] if isinstance(idat, bytes) else idat
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + b"".join(chunk(b"IDAT", d) for d in parts) + chunk(b"IEND", b"")
+    )

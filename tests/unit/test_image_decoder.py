@@ -16,6 +16,7 @@ import pytest
 from onnx import TensorProto, helper
 
 import mlcc.backend
+from helpers import png_file
 from mlcc.errors import MlccError
 from mlcc.ops.image import MAX_SIDE
 
@@ -286,10 +287,6 @@ def test_png_matches_pillow(decoders, mode, level):
     check(decoders, save(img, "PNG", mode=None if mode == "P" else mode, compress_level=level))
 
 
-def _chunk(tag: bytes, body: bytes) -> bytes:
-    return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body) & 0xFFFFFFFF)
-
-
 def _filtered(rows: np.ndarray, bpp: int, kinds) -> bytes:
     """PNG rows (2-D uint8, packed samples) each filtered with the next kind of `kinds`."""
     out, prev = bytearray(), np.zeros(rows.shape[1], np.int32)
@@ -326,7 +323,6 @@ def _png(pixels: np.ndarray, color_type: int, interlace: bool, kinds=(0, 1, 2, 3
         )
     else:
         raw = _filtered(pixels.reshape(h, w * c), c, kinds)
-    header = struct.pack(">IIBBBBB", w, h, 8, color_type, 0, 0, int(interlace))
     if flush_every:  # a sync flush ends a compressed block with an empty stored one, mid-byte
         z = zlib.compressobj(9)
         idat = b"".join(
@@ -335,13 +331,7 @@ def _png(pixels: np.ndarray, color_type: int, interlace: bool, kinds=(0, 1, 2, 3
         idat += z.flush()
     else:
         idat = zlib.compress(raw, 9)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", idat[:40])
-        + _chunk(b"IDAT", idat[40:])
-        + _chunk(b"IEND", b"")
-    )
+    return png_file(w, h, 8, color_type, [idat[:40], idat[40:]], interlace)  # the data split over two chunks
 
 
 @pytest.mark.parametrize("interlace", [False, True])
@@ -391,8 +381,7 @@ def test_png_stored_block_after_a_one_bit_end_of_block_code(decoders, coded):
     raw = bytes(coded) + rest
     assert zlib.decompress(data, -15) == raw  # the stream is valid deflate
     stream = b"\x78\x01" + data + struct.pack(">I", zlib.adler32(raw))
-    header = struct.pack(">IIBBBBB", width, 1, 8, 0, 0, 0, 0)
-    png = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", stream) + _chunk(b"IEND", b"")
+    png = png_file(width, 1, 8, 0, stream)
     check(decoders, png)
     assert decode(decoders, png, "Grayscale")[0, :, 0].tolist() == list(raw[1:])
 
@@ -403,12 +392,9 @@ def test_16_bit_png_matches_pillow(decoders, color_type, channels):
     gray PNG Pillow keeps in 16 bits, as mode I;16, which its RGB conversion clips; mlcc takes the high byte.)"""
     samples = np.random.default_rng(21).integers(0, 65536, (7, 9, channels), dtype=np.uint16)
     raw = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in samples)
-    header = struct.pack(">IIBBBBB", 9, 7, 16, color_type, 0, 0, 0)
-    png = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
-    check(decoders, png)
-    gray = b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", struct.pack(">IIBBBBB", 9, 7, 16, 0, 0, 0, 0))
-    gray += _chunk(b"IDAT", zlib.compress(b"".join(b"\x00" + row[:, :1].astype(">u2").tobytes() for row in samples)))
-    gray += _chunk(b"IEND", b"")
+    check(decoders, png_file(9, 7, 16, color_type, zlib.compress(raw)))
+    gray_raw = b"".join(b"\x00" + row[:, :1].astype(">u2").tobytes() for row in samples)
+    gray = png_file(9, 7, 16, 0, zlib.compress(gray_raw))
     want = (samples[:, :, :1] >> 8).astype(np.uint8)
     np.testing.assert_array_equal(decode(decoders, gray, "Grayscale"), want)
 

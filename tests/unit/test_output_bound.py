@@ -4,7 +4,6 @@ past it. The option's mistakes are clear errors at compile time."""
 
 from __future__ import annotations
 
-import struct
 import subprocess
 import sys
 import zlib
@@ -15,6 +14,7 @@ from onnx import TensorProto, helper
 
 import mlcc
 import mlcc.backend
+from helpers import png_file
 from mlcc.errors import MlccError
 
 TOO_MANY = r"would exceed the bound the model was compiled with.*\(status 12\)"
@@ -90,12 +90,8 @@ def test_compress_unique_and_nms_check_their_bounds():
 
 
 def test_an_image_decoder_bound_can_be_larger_or_smaller_than_the_default():
-    def chunk(tag, body):
-        return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
-
     rows = b"\x00\x00\x01\x02\x00\x03\x04\x05"  # 2 rows of 3 gray pixels, filter 0
-    header = struct.pack(">IIBBBBB", 3, 2, 8, 0, 0, 0, 0)
-    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    png = png_file(3, 2, 8, 0, zlib.compress(rows))
     dec = model(
         [helper.make_node("ImageDecoder", ["data"], ["image"], pixel_format="Grayscale")],
         [tensor("data", TensorProto.UINT8, [len(png)])],
