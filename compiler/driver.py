@@ -35,6 +35,7 @@ RUNTIME_FILES = {
         "mlcc_strings.h",
         "mlcc_image.h",
         "mlcc_jpeg.h",
+        "mlcc_webp.h",
     ),
     "cuda": ("mlcc_runtime.h", "mlcc_runtime.c", "mlcc_convert.h", "mlcc_math.h", "mlcc_cuda.h"),
 }

@@ -1,4 +1,4 @@
-"""The image decoders (runtime_c/mlcc_image.h, mlcc_jpeg.h) under -Wall -Wextra -Werror, AddressSanitizer and
+"""The image decoders (runtime_c/mlcc_image.h, mlcc_jpeg.h, mlcc_webp.h) under -Wall -Wextra -Werror, AddressSanitizer and
 UndefinedBehaviorSanitizer, on valid images of every format and mode they read and on truncated and
 bit-flipped ones: each decode returns a status, never reads or writes out of bounds, never leaks. `make test`
 mutates each image 20 times; `make sanitize` (MLCC_SANITIZE_MODELS=all) 400 times."""
@@ -41,11 +41,14 @@ def corpus(rng: np.random.Generator) -> list[bytes]:
         ("TIFF", "1", {}),
         ("PPM", "RGB", {}),
         ("PPM", "1", {}),
+        ("WEBP", "RGB", {"quality": 60}),
+        ("WEBP", "RGBA", {"quality": 90, "method": 6}),
     ]:
         with io.BytesIO() as f:
             (img.quantize(20) if mode == "P" else img.convert(mode)).save(f, format=fmt, **options)
             valid.append(f.getvalue())
     valid += [b"P3\n2 1\n255\n255 0 0  0 0 255\n", b"P1\n3 2\n101010\n"]
+    valid += [path.read_bytes() for path in sorted((ROOT / "tests" / "data" / "webp").glob("*.webp"))]
     broken = []
     for sample in valid:
         for trial in range(400 if SELECTED == "all" else 20):
@@ -70,7 +73,7 @@ def test_decoders_are_sanitizer_clean_on_valid_and_corrupt_images(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = [tuple(map(int, line.split())) for line in proc.stdout.splitlines()]
     assert len(results) == len(images)
-    valid = 21
+    valid = 30  # 21 Pillow-written images, 2 plain PNMs, 7 WebP files from tests/data/webp
     assert all(status == 0 and h > 0 and w > 0 for status, h, w in results[:valid]), results[:valid]
     statuses = {status for status, _, _ in results[valid:]}
     # corrupt (10), unrecognisable (11), or a damaged header's size beyond the bound (12); some still decode

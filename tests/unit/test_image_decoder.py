@@ -1,6 +1,7 @@
-"""ImageDecoder (compiler/ops/image.py, runtime_c/mlcc_image.h, mlcc_jpeg.h) against Pillow, the ONNX reference:
-images Pillow writes (and some written here: interlaced and explicitly filtered PNGs, top-down BMPs, plain
-PNMs) decoded by a compiled model and compared with what Pillow decodes, byte for byte.
+"""ImageDecoder (compiler/ops/image.py, runtime_c/mlcc_image.h, mlcc_jpeg.h, mlcc_webp.h) against Pillow, the ONNX
+reference: images Pillow writes (and some written here: interlaced and explicitly filtered PNGs, top-down BMPs,
+plain PNMs, JPEGs with other sampling factors; and WebP files from tests/data/webp, written with encoder settings
+Pillow does not expose) decoded by a compiled model and compared with what Pillow decodes, byte for byte.
 
 One model per pixel format, compiled once: its input is a fixed-size buffer and each image is zero-padded into
 it (every decoder stops at its image's end), so the cases need no compile of their own."""
@@ -10,6 +11,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -21,6 +23,10 @@ from mlcc.errors import MlccError
 from mlcc.ops.image import MAX_SIDE
 
 PIL = pytest.importorskip("PIL.Image")  # the test extra installs Pillow; it is the ONNX reference
+from PIL import features  # noqa: E402
+
+WEBP_FILES = sorted((Path(__file__).parents[1] / "data" / "webp").glob("*.webp"))
+needs_webp = pytest.mark.skipif(not features.check("webp"), reason="this Pillow was built without WebP")
 
 BUFFER = 1 << 18
 UNSUPPORTED = r"format or variant the model does not read.*\(status 11\)"
@@ -399,6 +405,40 @@ def test_16_bit_png_matches_pillow(decoders, color_type, channels):
     np.testing.assert_array_equal(decode(decoders, gray, "Grayscale"), want)
 
 
+@needs_webp
+@pytest.mark.parametrize("size", [(32, 32), (33, 17), (1, 1), (7, 300), (64, 48), (255, 9)])
+@pytest.mark.parametrize("quality", [0, 50, 95])
+def test_webp_matches_pillow(decoders, size, quality):
+    check(decoders, save(picture(*size, seed=size[0]), "WEBP", quality=quality))
+
+
+@needs_webp
+@pytest.mark.parametrize("method", [0, 2, 6])
+def test_webp_encoder_methods_match_pillow(decoders, method):
+    """Method 0 to 2 use whole-macroblock modes more, 6 the most subblock modes and the trellis."""
+    check(decoders, save(picture(61, 83, seed=method), "WEBP", quality=70, method=method))
+
+
+@needs_webp
+def test_webp_with_alpha_and_metadata_chunks_matches_pillow(decoders):
+    """The extended layout: VP8X, ICCP, ALPH (alpha, not read), VP8, EXIF; the colours are the VP8 frame's."""
+    rgba = np.concatenate([picture(40, 57, seed=3), picture(40, 57, seed=4)[:, :, :1]], -1)
+    data = save(rgba, "WEBP", quality=80, icc_profile=b"\0" * 132, exif=b"Exif\0\0MM\0*\0\0\0\x08\0\0")
+    assert b"VP8X" in data[:40] and b"ALPH" in data and b"ICCP" in data
+    check(decoders, data)
+
+
+@needs_webp
+@pytest.mark.parametrize("path", WEBP_FILES, ids=lambda p: p.stem)
+def test_webp_encoder_settings_pillow_does_not_expose_match_pillow(decoders, path):
+    """4 and 8 token partitions, the simple loop filter, sharpness, one segment, no filter, filter level 63."""
+    check(decoders, path.read_bytes())
+
+
+def test_the_webp_fixtures_are_all_there():
+    assert len(WEBP_FILES) == 7, WEBP_FILES
+
+
 @pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA"])
 def test_bmp_matches_pillow(decoders, mode):
     img = PIL.fromarray(picture(19, 23, seed=5))
@@ -472,11 +512,22 @@ def test_pnm_with_other_maxvals_matches_pillow(decoders, maxval):
 
 
 @pytest.mark.parametrize(
-    "fmt, options", [("WEBP", {}), ("JPEG2000", {}), ("TIFF", {"compression": "jpeg"}), ("GIF", {})]
+    "fmt, options",
+    [("WEBP", {"lossless": True}), ("JPEG2000", {}), ("TIFF", {"compression": "jpeg"}), ("GIF", {})],
 )
 def test_unsupported_streams_fail_the_run_with_a_status(decoders, fmt, options):
     with pytest.raises(MlccError, match=UNSUPPORTED):
         decode(decoders, save(picture(8, 8), fmt, **options), "RGB")
+
+
+@needs_webp
+def test_animated_webp_is_refused_with_a_status(decoders):
+    frames = [PIL.fromarray(picture(16, 16, seed=s)) for s in (1, 2)]
+    with io.BytesIO() as f:
+        frames[0].save(f, format="WEBP", save_all=True, append_images=frames[1:], duration=50)
+        data = f.getvalue()
+    with pytest.raises(MlccError, match=UNSUPPORTED):
+        decode(decoders, data, "RGB")
 
 
 def test_an_image_beyond_the_bound_fails_the_run(decoders):
@@ -497,6 +548,8 @@ def test_corrupt_streams_fail_cleanly_or_decode(decoders):
         save(picture(20, 30, seed=13), "BMP"),
         save(picture(20, 30, seed=14), "TIFF", compression="packbits"),
         save(picture(20, 30, seed=15), "PPM"),
+        *([save(picture(20, 30, seed=16), "WEBP")] if features.check("webp") else []),
+        WEBP_FILES[0].read_bytes(),
     ]
     outcomes = {"failed": 0, "decoded": 0}
     for sample in samples:
