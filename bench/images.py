@@ -1,4 +1,4 @@
-"""ImageDecoder: mlcc's decoders (runtime_c/mlcc_image.h, mlcc_jpeg.h) against Pillow on a 1920x1080 picture in
+"""ImageDecoder: mlcc's decoders (runtime_c/mlcc_image.h, mlcc_jpeg.h, mlcc_webp.h) against Pillow on a 1920x1080 picture in
 each format, side by side in one process; the decoded images are compared byte for byte first. Benchmarks are
 not tests: nothing here asserts a timing.
 
@@ -27,6 +27,7 @@ CASES = [
     ("PNG", {}),
     ("TIFF", {"compression": "tiff_lzw"}),
     ("BMP", {}),
+    ("WEBP", {"quality": 80}),
 ]
 
 

@@ -218,7 +218,7 @@ static void mlcc_vp8bits_init(mlcc_vp8bits *b, const uint8_t *s, int64_t n) {
   b->eof = 0;
 }
 
-static int mlcc_vp8_bit(mlcc_vp8bits *b, uint32_t prob) {
+static inline int mlcc_vp8_bit(mlcc_vp8bits *b, uint32_t prob) {
   if (b->count < 8) {
     while (b->count <= 56 && b->s < b->end) b->value = b->value << 8 | *b->s++, b->count += 8;
     if (b->count < 8) b->value <<= 8, b->count += 8, b->eof = 1;
@@ -228,7 +228,12 @@ static int mlcc_vp8_bit(mlcc_vp8bits *b, uint32_t prob) {
   int bit = b->value >= at;
   if (bit) b->value -= at, b->range -= split;
   else b->range = split;
+#if defined(__GNUC__)
+  int shift = __builtin_clz(b->range) - 24; /* back to 128..255 */
+  b->range <<= shift, b->count -= shift;
+#else
   while (b->range < 128) b->range <<= 1, --b->count;
+#endif
   return bit;
 }
 
@@ -694,31 +699,33 @@ static void mlcc_vp8_filter(mlcc_vp8 *d, int64_t mx, int64_t my) {
 
 static uint8_t mlcc_vp8_rgb8(int v) { return (uint8_t)((v & ~16383) == 0 ? v >> 6 : v < 0 ? 0 : 255); }
 
-/* One output row of w pixels from its luma row and the nearer and farther chroma rows: each pixel's chroma
- * is about (9 nearest + 3 + 3 + 1 farthest) / 16 of the four samples around it, computed in two roundings
- * as libwebp's UpsampleRgbLinePair does; the first pixel, and an even row's last, take 3/4 and 1/4. */
+static void mlcc_vp8_rgb(int y, int u, int v, uint8_t *rgb) {
+  int yy = (y * 19077) >> 8;
+  rgb[0] = mlcc_vp8_rgb8(yy + ((v * 26149) >> 8) - 14234);
+  rgb[1] = mlcc_vp8_rgb8(yy - ((u * 6419) >> 8) - ((v * 13320) >> 8) + 8708);
+  rgb[2] = mlcc_vp8_rgb8(yy + ((u * 33050) >> 8) - 17685);
+}
+
+/* One output row of w pixels from its luma row and the nearer (n) and farther (f) chroma rows: each pixel's
+ * chroma is about (9 nearest + 3 + 3 + 1 farthest) / 16 of the four samples around it, computed in two
+ * roundings as libwebp's UpsampleRgbLinePair does; the first pixel, and an even width's last, take 3/4 and 1/4. */
 static void mlcc_vp8_row(const uint8_t *y, const uint8_t *nu, const uint8_t *nv, const uint8_t *fu, const uint8_t *fv,
                          int64_t w, uint8_t *rgb) {
-  for (int64_t x = 0; x < w; ++x) {
-    int u, v;
-    int64_t k = (x + 1) >> 1; /* chroma sample to the right of the pixel's pair boundary */
-    if (x == 0 || (x & 1 && k > (w - 1) >> 1)) { /* first, and an even width's last, pixel */
-      int64_t j = x == 0 ? 0 : k - 1;
-      u = (3 * nu[j] + fu[j] + 2) >> 2, v = (3 * nv[j] + fv[j] + 2) >> 2;
-    } else {
-      const uint8_t *near[2] = {nu, nv}, *far[2] = {fu, fv};
-      int r[2];
-      for (int ch = 0; ch < 2; ++ch) {
-        int tl = near[ch][k - 1], t = near[ch][k], l = far[ch][k - 1], c = far[ch][k];
-        int avg = tl + t + l + c + 8;
-        r[ch] = x & 1 ? (((avg + 2 * (t + l)) >> 3) + tl) >> 1 : (((avg + 2 * (tl + c)) >> 3) + t) >> 1;
-      }
-      u = r[0], v = r[1];
-    }
-    int yy = (y[x] * 19077) >> 8;
-    rgb[3 * x] = mlcc_vp8_rgb8(yy + ((v * 26149) >> 8) - 14234);
-    rgb[3 * x + 1] = mlcc_vp8_rgb8(yy - ((u * 6419) >> 8) - ((v * 13320) >> 8) + 8708);
-    rgb[3 * x + 2] = mlcc_vp8_rgb8(yy + ((u * 33050) >> 8) - 17685);
+  mlcc_vp8_rgb(y[0], (3 * nu[0] + fu[0] + 2) >> 2, (3 * nv[0] + fv[0] + 2) >> 2, rgb);
+  int64_t k = 1;
+  /* a: nearer row, left sample; b: nearer, right; c: farther, left; d: farther, right */
+#define MLCC_VP8_LEFT(a, b, c, d) ((((a + b + c + d + 8 + 2 * (b + c)) >> 3) + a) >> 1)
+#define MLCC_VP8_RIGHT(a, b, c, d) ((((a + b + c + d + 8 + 2 * (a + d)) >> 3) + b) >> 1)
+  for (; k <= (w - 1) >> 1; ++k) { /* pixels 2k - 1 and 2k, between chroma samples k - 1 and k */
+    int a = nu[k - 1], b = nu[k], c = fu[k - 1], d = fu[k], e = nv[k - 1], f = nv[k], g = fv[k - 1], h = fv[k];
+    mlcc_vp8_rgb(y[2 * k - 1], MLCC_VP8_LEFT(a, b, c, d), MLCC_VP8_LEFT(e, f, g, h), rgb + 6 * k - 3);
+    mlcc_vp8_rgb(y[2 * k], MLCC_VP8_RIGHT(a, b, c, d), MLCC_VP8_RIGHT(e, f, g, h), rgb + 6 * k);
+  }
+#undef MLCC_VP8_LEFT
+#undef MLCC_VP8_RIGHT
+  if (!(w & 1)) {
+    int u = (3 * nu[k - 1] + fu[k - 1] + 2) >> 2, v = (3 * nv[k - 1] + fv[k - 1] + 2) >> 2;
+    mlcc_vp8_rgb(y[w - 1], u, v, rgb + 3 * (w - 1));
   }
 }
 
