@@ -1,13 +1,13 @@
 /* mlcc_image.h: the image decoders behind ImageDecoder (compiler/ops/image.py), included by a model that has one.
  *
- * mlcc_image_decode reads an encoded image (BMP, PNM, TIFF, PNG, JPEG or lossy WebP, told apart by their
+ * mlcc_image_decode reads an encoded image (BMP, PNM, TIFF, PNG, JPEG or WebP, told apart by their
  * first bytes) and writes it as rows of RGB, BGR or grayscale bytes, matching what Pillow's Image.open gives (the
  * ONNX reference): JPEG with libjpeg's integer inverse DCT, its "fancy" chroma upsampling and its YCbCr
  * tables; grayscale from RGB with Pillow's weights (L = R 299/1000 + G 587/1000 + B 114/1000 in 16-bit
  * fixed point). Palette, gray and 16-bit images become 8-bit RGB first; alpha is dropped.
  *
  * The input is untrusted: every read is bounds-checked and sizes are checked against the output bound before
- * any allocation. A stream in a format or variant the decoders do not read (lossless or animated WebP, JPEG 2000,
+ * any allocation. A stream in a format or variant the decoders do not read (animated WebP, JPEG 2000,
  * arithmetic-coded JPEG, TIFF compressed other than with PackBits, LZW or Deflate, ...) returns
  * MLCC_ERR_UNSUPPORTED_DATA, an image larger than the bound MLCC_ERR_OVER_BOUND, a corrupt one MLCC_ERR_BAD_DATA.
  * Work buffers come from malloc and are freed before returning (MLCC_ERR_OUT_OF_MEMORY if one cannot be had). */

@@ -1,14 +1,16 @@
-/* mlcc_webp.h: lossy WebP for mlcc_image.h, decoded as libwebp does with its defaults (which Pillow uses).
+/* mlcc_webp.h: WebP for mlcc_image.h: the RIFF container, and lossy frames decoded as libwebp does with its
+ * defaults (which Pillow uses).
  *
- * A RIFF "WEBP" file holding a VP8 key frame (RFC 6386), plain or in the extended layout (VP8X; an ALPH
- * chunk's alpha is not read, as the other decoders drop alpha). The boolean entropy decoder, the frame and
+ * A RIFF "WEBP" file, plain or in the extended layout (VP8X, with ICCP, EXIF, XMP chunks skipped; an ALPH
+ * chunk's alpha is not read, as the other decoders drop alpha), holding a VP8 key frame (RFC 6386) or a
+ * lossless VP8L image (decoded by mlcc_vp8l.h). For VP8, the boolean entropy decoder, the frame and
  * macroblock headers, the token partitions, dequantisation, the Walsh-Hadamard and integer inverse DCT, the
  * intra predictors (with the standard's 127 / 129 edges) and the normal and simple loop filters follow the
  * standard; where it leaves a choice, libwebp's is taken (quantiser indices clamped after adding the deltas,
  * filter levels, the "inner edges" rule from the decoded coefficients). Macroblocks are reconstructed into
  * whole planes first (prediction reads unfiltered samples), then filtered in raster order. Output: libwebp's
  * "fancy" chroma upsampling (9-3-3-1 weights with its rounding) and its fixed-point BT.601 YUV to RGB.
- * Lossless (VP8L) and animated files return MLCC_ERR_UNSUPPORTED_DATA. */
+ * Animated files return MLCC_ERR_UNSUPPORTED_DATA. */
 #ifndef MLCC_WEBP_H
 #define MLCC_WEBP_H
 
@@ -783,7 +785,9 @@ static int mlcc_vp8_frame(mlcc_vp8 *d, mlcc_img *img, const uint8_t *s, int64_t 
   return MLCC_OK;
 }
 
-/* A RIFF WEBP file: its VP8 chunk (directly, or after VP8X and the chunks it allows) decoded into img. */
+#include "mlcc_vp8l.h"
+
+/* A RIFF WEBP file: its VP8 or VP8L chunk (directly, or after VP8X and the chunks it allows) decoded into img. */
 static int mlcc_webp(mlcc_img *img, const uint8_t *s, int64_t n) {
   if (n < 20) return MLCC_ERR_BAD_DATA;
   int64_t end = (int64_t)mlcc_le32(s + 4) + 8, at = 12, canvas_w = 0, canvas_h = 0;
@@ -801,7 +805,12 @@ static int mlcc_webp(mlcc_img *img, const uint8_t *s, int64_t n) {
       free(d.y), free(d.u), free(d.v), free(d.top_modes), free(d.top_nz), free(d.mb_info);
       return st;
     }
-    if (!memcmp(id, "VP8L", 4) || !memcmp(id, "ANIM", 4) || !memcmp(id, "ANMF", 4)) return MLCC_ERR_UNSUPPORTED_DATA;
+    if (!memcmp(id, "VP8L", 4)) {
+      int64_t w = 0, h = 0;
+      int st = mlcc_vp8l(img, data, size, &w, &h);
+      return st == MLCC_OK && canvas_w && (canvas_w != w || canvas_h != h) ? MLCC_ERR_BAD_DATA : st;
+    }
+    if (!memcmp(id, "ANIM", 4) || !memcmp(id, "ANMF", 4)) return MLCC_ERR_UNSUPPORTED_DATA;
     if (!memcmp(id, "VP8X", 4)) {
       if (size < 10) return MLCC_ERR_BAD_DATA;
       if (data[0] & 2) return MLCC_ERR_UNSUPPORTED_DATA; /* animation */

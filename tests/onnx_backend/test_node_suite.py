@@ -21,7 +21,7 @@ UNIMPLEMENTED_OPS: set[str] = set()
 # Test-name patterns (re.search on the case name), by reason.
 EXCLUDED: dict[str, list[str]] = {
     "ImageDecoder: JPEG 2000 streams are not decoded yet (runtime_c/mlcc_image.h reads BMP, PNM, TIFF, PNG, "
-    "JPEG and lossy WebP); the run returns MLCC_ERR_UNSUPPORTED_DATA": [
+    "JPEG and WebP); the run returns MLCC_ERR_UNSUPPORTED_DATA": [
         r"^test_image_decoder_decode_jpeg2k_rgb$",
     ],
 }

@@ -1,7 +1,7 @@
-"""ImageDecoder (compiler/ops/image.py, runtime_c/mlcc_image.h, mlcc_jpeg.h, mlcc_webp.h) against Pillow, the ONNX
-reference: images Pillow writes (and some written here: interlaced and explicitly filtered PNGs, top-down BMPs,
-plain PNMs, JPEGs with other sampling factors; and WebP files from tests/data/webp, written with encoder settings
-Pillow does not expose) decoded by a compiled model and compared with what Pillow decodes, byte for byte.
+"""ImageDecoder (compiler/ops/image.py, runtime_c/mlcc_image.h, mlcc_jpeg.h, mlcc_webp.h, mlcc_vp8l.h) against Pillow,
+the ONNX reference: images Pillow writes (and some written here: interlaced and explicitly filtered PNGs, top-down BMPs,
+plain PNMs, JPEGs with other sampling factors; and lossy WebP files from tests/data/webp, written with encoder
+settings Pillow does not expose) decoded by a compiled model and compared with what Pillow decodes, byte for byte.
 
 One model per pixel format, compiled once: its input is a fixed-size buffer and each image is zero-padded into
 it (every decoder stops at its image's end), so the cases need no compile of their own."""
@@ -429,6 +429,29 @@ def test_webp_with_alpha_and_metadata_chunks_matches_pillow(decoders):
 
 
 @needs_webp
+@pytest.mark.parametrize("size", [(1, 1), (17, 33), (64, 48), (200, 300)])
+@pytest.mark.parametrize("effort", [(0, 0), (50, 4), (100, 6)])  # (quality, method): how hard the encoder tries
+def test_lossless_webp_matches_pillow(decoders, size, effort):
+    """Predictor, cross-colour and subtract-green transforms, LZ77 references, the colour cache, meta codes."""
+    check(decoders, save(picture(*size, seed=size[1]), "WEBP", lossless=True, quality=effort[0], method=effort[1]))
+
+
+@needs_webp
+@pytest.mark.parametrize("colors", [2, 3, 4, 11, 16, 17, 200])
+def test_lossless_webp_with_a_colour_map_matches_pillow(decoders, colors):
+    """Colour indexing: 8, 4, 2 or 1 pixels per packed pixel for at most 2, 4, 16 or 256 colours."""
+    rng = np.random.default_rng(colors)
+    palette = rng.integers(0, 256, (colors, 3), dtype=np.uint8)
+    check(decoders, save(palette[rng.integers(0, colors, (45, 67))], "WEBP", lossless=True))
+
+
+@needs_webp
+def test_lossless_webp_with_alpha_matches_pillow(decoders):
+    rgba = np.concatenate([picture(40, 50, seed=5), picture(40, 50, seed=6)[:, :, 1:2]], -1)
+    check(decoders, save(rgba, "WEBP", lossless=True, exact=True))
+
+
+@needs_webp
 @pytest.mark.parametrize("path", WEBP_FILES, ids=lambda p: p.stem)
 def test_webp_encoder_settings_pillow_does_not_expose_match_pillow(decoders, path):
     """4 and 8 token partitions, the simple loop filter, sharpness, one segment, no filter, filter level 63."""
@@ -513,7 +536,7 @@ def test_pnm_with_other_maxvals_matches_pillow(decoders, maxval):
 
 @pytest.mark.parametrize(
     "fmt, options",
-    [("WEBP", {"lossless": True}), ("JPEG2000", {}), ("TIFF", {"compression": "jpeg"}), ("GIF", {})],
+    [("JPEG2000", {}), ("TIFF", {"compression": "jpeg"}), ("GIF", {})],
 )
 def test_unsupported_streams_fail_the_run_with_a_status(decoders, fmt, options):
     with pytest.raises(MlccError, match=UNSUPPORTED):
@@ -549,6 +572,7 @@ def test_corrupt_streams_fail_cleanly_or_decode(decoders):
         save(picture(20, 30, seed=14), "TIFF", compression="packbits"),
         save(picture(20, 30, seed=15), "PPM"),
         *([save(picture(20, 30, seed=16), "WEBP")] if features.check("webp") else []),
+        *([save(picture(20, 30, seed=17), "WEBP", lossless=True)] if features.check("webp") else []),
         WEBP_FILES[0].read_bytes(),
     ]
     outcomes = {"failed": 0, "decoded": 0}
