@@ -28,6 +28,7 @@ CASES = [
     ("TIFF", {"compression": "tiff_lzw"}),
     ("BMP", {}),
     ("WEBP", {"quality": 80}),
+    ("WEBP", {"lossless": True}),
 ]
 
 
