@@ -37,6 +37,7 @@ RUNTIME_FILES = {
         "mlcc_jpeg.h",
         "mlcc_webp.h",
         "mlcc_vp8l.h",
+        "mlcc_jpeg2k.h",
     ),
     "cuda": ("mlcc_runtime.h", "mlcc_runtime.c", "mlcc_convert.h", "mlcc_math.h", "mlcc_cuda.h"),
 }

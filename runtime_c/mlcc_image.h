@@ -1,13 +1,13 @@
 /* mlcc_image.h: the image decoders behind ImageDecoder (compiler/ops/image.py), included by a model that has one.
  *
- * mlcc_image_decode reads an encoded image (BMP, PNM, TIFF, PNG, JPEG or WebP, told apart by their
+ * mlcc_image_decode reads an encoded image (BMP, PNM, TIFF, PNG, JPEG, WebP or JPEG 2000, told apart by their
  * first bytes) and writes it as rows of RGB, BGR or grayscale bytes, matching what Pillow's Image.open gives (the
  * ONNX reference): JPEG with libjpeg's integer inverse DCT, its "fancy" chroma upsampling and its YCbCr
  * tables; grayscale from RGB with Pillow's weights (L = R 299/1000 + G 587/1000 + B 114/1000 in 16-bit
  * fixed point). Palette, gray and 16-bit images become 8-bit RGB first; alpha is dropped.
  *
  * The input is untrusted: every read is bounds-checked and sizes are checked against the output bound before
- * any allocation. A stream in a format or variant the decoders do not read (animated WebP, JPEG 2000,
+ * any allocation. A stream in a format or variant the decoders do not read (animated WebP, lossy JPEG 2000,
  * arithmetic-coded JPEG, TIFF compressed other than with PackBits, LZW or Deflate, ...) returns
  * MLCC_ERR_UNSUPPORTED_DATA, an image larger than the bound MLCC_ERR_OVER_BOUND, a corrupt one MLCC_ERR_BAD_DATA.
  * Work buffers come from malloc and are freed before returning (MLCC_ERR_OUT_OF_MEMORY if one cannot be had). */
@@ -684,6 +684,7 @@ static int mlcc_png(mlcc_img *img, const uint8_t *s, int64_t n) {
 
 #include "mlcc_jpeg.h"
 #include "mlcc_webp.h"
+#include "mlcc_jpeg2k.h"
 
 /* Decode `n` bytes at `s` into img->out; MLCC_OK with img->h and img->w set, or a status code. */
 static int mlcc_image_decode(mlcc_img *img, const uint8_t *s, int64_t n) {
@@ -694,7 +695,9 @@ static int mlcc_image_decode(mlcc_img *img, const uint8_t *s, int64_t n) {
   if (n >= 3 && s[0] == 'P' && s[1] >= '1' && s[1] <= '6') return mlcc_pnm(img, s, n);
   if (n >= 8 && (!memcmp(s, "II*\0", 4) || !memcmp(s, "MM\0*", 4))) return mlcc_tiff_decode(img, s, n);
   if (n >= 12 && !memcmp(s, "RIFF", 4) && !memcmp(s + 8, "WEBP", 4)) return mlcc_webp(img, s, n);
-  return MLCC_ERR_UNSUPPORTED_DATA; /* JPEG 2000, GIF, ... or not an image */
+  if ((n >= 12 && !memcmp(s, "\0\0\0\x0cjP  \r\n\x87\n", 12)) || (n >= 4 && !memcmp(s, "\xff\x4f\xff\x51", 4)))
+    return mlcc_jpeg2k(img, s, n);
+  return MLCC_ERR_UNSUPPORTED_DATA; /* GIF, ... or not an image */
 }
 
 #endif

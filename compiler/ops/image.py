@@ -1,11 +1,11 @@
-"""ImageDecoder: an encoded image (the bytes of a BMP, PNM, TIFF, PNG, JPEG or WebP file) decoded at run
-time into [height, width, channels] uint8, RGB, BGR or grayscale, as Pillow's Image.open gives it (the ONNX
-reference); the decoders are runtime_c/mlcc_image.h, mlcc_jpeg.h, mlcc_webp.h and mlcc_vp8l.h.
+"""ImageDecoder: an encoded image (the bytes of a BMP, PNM, TIFF, PNG, JPEG, WebP or JPEG 2000 file) decoded at
+run time into [height, width, channels] uint8, RGB, BGR or grayscale, as Pillow's Image.open gives it (the ONNX
+reference); the decoders are runtime_c/mlcc_image.h, mlcc_jpeg.h, mlcc_webp.h, mlcc_vp8l.h and mlcc_jpeg2k.h.
 
 Height and width depend on the data: the output is stored with an upper bound of MAX_SIDE x MAX_SIDE pixels
 unless --output-bound gives another (Value.dynamic_axes (0, 1); the run reports the decoded shape through
 `PREFIX_output_shape`, and the image is written contiguously at the start of the buffer). A stream the decoders
-do not read (animated WebP, JPEG 2000, arithmetic-coded JPEG, JPEG-compressed TIFF, ...) makes the run return
+do not read (animated WebP, lossy JPEG 2000, arithmetic-coded JPEG, JPEG-compressed TIFF, ...) makes the run return
 MLCC_ERR_UNSUPPORTED_DATA, an image larger than the bound MLCC_ERR_OVER_BOUND, a corrupt one MLCC_ERR_BAD_DATA.
 The op is never folded: even a constant image is decoded at run time (the compiler has no decoder of its own).
 """

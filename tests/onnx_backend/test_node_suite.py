@@ -19,12 +19,7 @@ from mlcc.errors import MlccError
 UNIMPLEMENTED_OPS: set[str] = set()
 
 # Test-name patterns (re.search on the case name), by reason.
-EXCLUDED: dict[str, list[str]] = {
-    "ImageDecoder: JPEG 2000 streams are not decoded yet (runtime_c/mlcc_image.h reads BMP, PNM, TIFF, PNG, "
-    "JPEG and WebP); the run returns MLCC_ERR_UNSUPPORTED_DATA": [
-        r"^test_image_decoder_decode_jpeg2k_rgb$",
-    ],
-}
+EXCLUDED: dict[str, list[str]] = {}
 
 
 # Cases that compile but whose outputs differ from the expected ones beyond the suite's tolerance, by reason.

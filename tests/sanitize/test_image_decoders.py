@@ -1,6 +1,6 @@
-"""The image decoders (runtime_c/mlcc_image.h, mlcc_jpeg.h, mlcc_webp.h, mlcc_vp8l.h) under -Wall -Wextra -Werror,
-AddressSanitizer and UndefinedBehaviorSanitizer, on valid images of every format and mode they read and on truncated and
-bit-flipped ones: each decode returns a status, never reads or writes out of bounds, never leaks. `make test`
+"""The image decoders (runtime_c/mlcc_image.h, mlcc_jpeg.h, mlcc_webp.h, mlcc_vp8l.h, mlcc_jpeg2k.h) under -Wall
+-Wextra -Werror, AddressSanitizer and UndefinedBehaviorSanitizer, on valid images of every format and mode they
+read and on truncated and bit-flipped ones: each decode returns a status, never reads or writes out of bounds, never leaks. `make test`
 mutates each image 20 times; `make sanitize` (MLCC_SANITIZE_MODELS=all) 400 times."""
 
 from __future__ import annotations
@@ -45,6 +45,9 @@ def corpus(rng: np.random.Generator) -> list[bytes]:
         ("WEBP", "RGBA", {"quality": 90, "method": 6}),
         ("WEBP", "RGB", {"lossless": True}),
         ("WEBP", "P", {"lossless": True}),
+        ("JPEG2000", "RGB", {}),
+        ("JPEG2000", "RGB", {"mct": 1, "quality_layers": [30, 10], "tile_size": (16, 16)}),
+        ("JPEG2000", "L", {"precinct_size": (16, 16), "codeblock_size": (8, 8), "no_jp2": True}),
     ]:
         with io.BytesIO() as f:
             (img.quantize(20) if mode == "P" else img.convert(mode)).save(f, format=fmt, **options)
@@ -75,7 +78,7 @@ def test_decoders_are_sanitizer_clean_on_valid_and_corrupt_images(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = [tuple(map(int, line.split())) for line in proc.stdout.splitlines()]
     assert len(results) == len(images)
-    valid = 32  # 23 Pillow-written images, 2 plain PNMs, 7 WebP files from tests/data/webp
+    valid = 35  # 26 Pillow-written images, 2 plain PNMs, 7 WebP files from tests/data/webp
     assert all(status == 0 and h > 0 and w > 0 for status, h, w in results[:valid]), results[:valid]
     statuses = {status for status, _, _ in results[valid:]}
     # corrupt (10), unrecognisable (11), or a damaged header's size beyond the bound (12); some still decode

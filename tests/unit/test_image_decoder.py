@@ -1,5 +1,5 @@
-"""ImageDecoder (compiler/ops/image.py, runtime_c/mlcc_image.h, mlcc_jpeg.h, mlcc_webp.h, mlcc_vp8l.h) against Pillow,
-the ONNX reference: images Pillow writes (and some written here: interlaced and explicitly filtered PNGs, top-down BMPs,
+"""ImageDecoder (compiler/ops/image.py, runtime_c/mlcc_image.h, mlcc_jpeg.h, mlcc_webp.h, mlcc_vp8l.h,
+mlcc_jpeg2k.h) against Pillow, the ONNX reference: images Pillow writes (and some written here: interlaced and explicitly filtered PNGs, top-down BMPs,
 plain PNMs, JPEGs with other sampling factors; and lossy WebP files from tests/data/webp, written with encoder
 settings Pillow does not expose) decoded by a compiled model and compared with what Pillow decodes, byte for byte.
 
@@ -27,6 +27,7 @@ from PIL import features  # noqa: E402
 
 WEBP_FILES = sorted((Path(__file__).parents[1] / "data" / "webp").glob("*.webp"))
 needs_webp = pytest.mark.skipif(not features.check("webp"), reason="this Pillow was built without WebP")
+needs_openjpeg = pytest.mark.skipif(not features.check("jpg_2000"), reason="this Pillow was built without OpenJPEG")
 
 BUFFER = 1 << 18
 UNSUPPORTED = r"format or variant the model does not read.*\(status 11\)"
@@ -462,6 +463,48 @@ def test_the_webp_fixtures_are_all_there():
     assert len(WEBP_FILES) == 7, WEBP_FILES
 
 
+@needs_openjpeg
+@pytest.mark.parametrize("size", [(32, 32), (1, 1), (17, 33), (7, 300), (200, 150)])
+def test_jpeg2000_matches_pillow(decoders, size):
+    """Pillow's default: lossless (reversible 5/3 wavelet), one tile, one layer, LRCP, JP2 container."""
+    check(decoders, save(picture(*size, seed=size[0]), "JPEG2000"))
+
+
+@needs_openjpeg
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"mct": 1},  # the reversible colour transform
+        {"num_resolutions": 1},
+        {"num_resolutions": 8},
+        {"codeblock_size": (4, 4)},
+        {"codeblock_size": (1024, 4)},
+        {"precinct_size": (32, 32)},
+        {"progression": "RLCP", "precinct_size": (64, 32)},
+        {"progression": "RPCL"},
+        {"progression": "PCRL"},
+        {"progression": "CPRL"},
+        {"tile_size": (64, 64)},
+        {"tile_size": (100, 37), "mct": 1},
+        {"offset": (7, 11), "tile_size": (50, 50), "tile_offset": (2, 1)},
+        {"no_jp2": True},  # a bare codestream
+        {"quality_layers": [40, 20, 5]},  # layers cut by rate: coefficients left unrefined
+        {"quality_layers": [30, 10], "progression": "RLCP", "precinct_size": (64, 64)},
+        {"plt": True},
+    ],
+    ids=repr,
+)
+def test_jpeg2000_variants_match_pillow(decoders, options):
+    img = picture(150, 210, seed=3)
+    check(decoders, save(img, "JPEG2000", **options))
+
+
+@needs_openjpeg
+@pytest.mark.parametrize("mode", ["L", "LA", "RGBA"])
+def test_jpeg2000_gray_and_alpha_match_pillow(decoders, mode):
+    check(decoders, save(picture(45, 67, seed=8), "JPEG2000", mode=mode))
+
+
 @pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA"])
 def test_bmp_matches_pillow(decoders, mode):
     img = PIL.fromarray(picture(19, 23, seed=5))
@@ -536,11 +579,16 @@ def test_pnm_with_other_maxvals_matches_pillow(decoders, maxval):
 
 @pytest.mark.parametrize(
     "fmt, options",
-    [("JPEG2000", {}), ("TIFF", {"compression": "jpeg"}), ("GIF", {})],
+    [
+        ("JPEG2000", {"irreversible": True}),
+        ("JPEG2000", {"progression": "RPCL", "precinct_size": (32, 32)}),
+        ("TIFF", {"compression": "jpeg"}),
+        ("GIF", {}),
+    ],
 )
 def test_unsupported_streams_fail_the_run_with_a_status(decoders, fmt, options):
     with pytest.raises(MlccError, match=UNSUPPORTED):
-        decode(decoders, save(picture(8, 8), fmt, **options), "RGB")
+        decode(decoders, save(picture(40, 40), fmt, **options), "RGB")
 
 
 @needs_webp
@@ -574,6 +622,7 @@ def test_corrupt_streams_fail_cleanly_or_decode(decoders):
         *([save(picture(20, 30, seed=16), "WEBP")] if features.check("webp") else []),
         *([save(picture(20, 30, seed=17), "WEBP", lossless=True)] if features.check("webp") else []),
         WEBP_FILES[0].read_bytes(),
+        *([save(picture(20, 30, seed=18), "JPEG2000", quality_layers=[20, 5])] if features.check("jpg_2000") else []),
     ]
     outcomes = {"failed": 0, "decoded": 0}
     for sample in samples:
