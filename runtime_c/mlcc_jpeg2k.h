@@ -3,8 +3,8 @@
  * A JP2 file (its jp2c box) or a bare codestream. Read: the reversible path (5/3 wavelet, no quantisation:
  * Pillow's default, lossless), with the reversible colour transform or none; 1 to 4 components of 8 unsigned
  * bits at full resolution (alpha and a fourth component are dropped); any number of tiles, tile-parts,
- * quality layers, resolution levels, code-block sizes and precinct sizes; LRCP and RLCP progression, and the
- * position-driven ones where each resolution is one precinct; SOP and EPH markers. Coefficients a file leaves
+ * quality layers, resolution levels, code-block sizes and precinct sizes; the five progression orders; SOP and
+ * EPH markers. Coefficients a file leaves
  * unrefined are reconstructed at the middle of their interval, then halved toward zero, as OpenJPEG does.
  * Refused (MLCC_ERR_UNSUPPORTED_DATA): the irreversible 9/7 path, code-block coding options, subsampled or
  * signed components or other precisions, region-of-interest shifts, progression changes, packed headers,
@@ -492,6 +492,54 @@ static void mlcc_j2k_idwt(const mlcc_res *res, int r, const int32_t *low, int32_
   }
 }
 
+/* The position-driven progressions (B.12.1.3 to B.12.1.5): RPCL, PCRL, CPRL. Positions step over the tile by
+ * the smallest precinct on the reference grid; a precinct's packets (all layers) come when the position is its
+ * top-left corner (or the tile's edge cuts it), each once. */
+static int mlcc_j2k_positions(const mlcc_j2k *j, mlcc_res (*res)[33], int64_t tx0, int64_t ty0, int64_t tx1,
+                              int64_t ty1, const uint8_t *s, int64_t n, int64_t *at) {
+  int maxnl = 0, st = MLCC_OK;
+  int64_t offset[4][33], count = 0;
+  for (int c = 0; c < j->nc; ++c) {
+    maxnl = j->style[c].nl > maxnl ? j->style[c].nl : maxnl;
+    for (int r = 0; r <= j->style[c].nl; ++r) offset[c][r] = count, count += res[c][r].npx * res[c][r].npy;
+  }
+  uint8_t *done = calloc((size_t)(count ? count : 1), 1);
+  if (!done) return MLCC_ERR_OUT_OF_MEMORY;
+  int outer = j->prog == 2 ? maxnl + 1 : j->prog == 4 ? j->nc : 1; /* resolutions, components, or none */
+  int inners = j->prog == 2 ? j->nc : j->prog == 3 ? j->nc * (maxnl + 1) : maxnl + 1; /* inside a position */
+  for (int o = 0; o < outer && st == MLCC_OK; ++o) {
+    int64_t dx = INT64_MAX, dy = INT64_MAX; /* the step: the smallest precinct, over what this loop visits */
+    for (int c = 0; c < j->nc; ++c)
+      for (int r = 0; r <= j->style[c].nl; ++r) {
+        if ((j->prog == 2 && r != o) || (j->prog == 4 && c != o)) continue;
+        int level = j->style[c].nl - r;
+        int64_t sx = (int64_t)1 << (res[c][r].ppx + level), sy = (int64_t)1 << (res[c][r].ppy + level);
+        dx = sx < dx ? sx : dx, dy = sy < dy ? sy : dy;
+      }
+    if (dx == INT64_MAX) continue;
+    for (int64_t y = ty0; y < ty1 && st == MLCC_OK; y += dy - y % dy)
+      for (int64_t x = tx0; x < tx1 && st == MLCC_OK; x += dx - x % dx)
+        for (int inner = 0; inner < inners && st == MLCC_OK; ++inner) {
+          int c = j->prog == 2 ? inner : j->prog == 3 ? inner / (maxnl + 1) : o;
+          int r = j->prog == 2 ? o : inner % (maxnl + 1);
+          if (r > j->style[c].nl) continue;
+          mlcc_res *R = &res[c][r];
+          int level = j->style[c].nl - r, rpx = R->ppx + level, rpy = R->ppy + level;
+          if (!(y % ((int64_t)1 << rpy) == 0 || (y == ty0 && (R->y0 << level) % ((int64_t)1 << rpy)))) continue;
+          if (!(x % ((int64_t)1 << rpx) == 0 || (x == tx0 && (R->x0 << level) % ((int64_t)1 << rpx)))) continue;
+          if (R->npx == 0 || R->npy == 0) continue;
+          int64_t k = ((mlcc_j2k_cdiv(x, level) >> R->ppx) - (R->x0 >> R->ppx)) +
+                      ((mlcc_j2k_cdiv(y, level) >> R->ppy) - (R->y0 >> R->ppy)) * R->npx;
+          if (k < 0 || k >= R->npx * R->npy || done[offset[c][r] + k]) continue;
+          done[offset[c][r] + k] = 1;
+          for (int l = 0; l < j->layers && st == MLCC_OK && *at < n; ++l)
+            st = mlcc_j2k_packet(j, R, k, l, s, n, at);
+        }
+  }
+  free(done);
+  return st;
+}
+
 /* Decodes tile t from its packets in s[0 .. n) into the 8-bit planes (the image's size, one per component). */
 static int mlcc_j2k_tile(const mlcc_j2k *j, int64_t t, const uint8_t *s, int64_t n, uint8_t **planes) {
   int64_t p = t % j->ntx, q = t / j->ntx, W = j->x1 - j->x0;
@@ -507,22 +555,20 @@ static int mlcc_j2k_tile(const mlcc_j2k *j, int64_t t, const uint8_t *s, int64_t
   }
   /* packets in the progression's order */
   int64_t at = 0;
-  int single = 1; /* the position-driven orders are read where every resolution is one precinct */
-  for (int c = 0; c < j->nc && st == MLCC_OK; ++c)
-    for (int r = 0; r <= j->style[c].nl; ++r) single &= res[c][r].npx * res[c][r].npy <= 1;
-  if (st == MLCC_OK && j->prog >= 2 && !single) st = MLCC_ERR_UNSUPPORTED_DATA;
   int nl1 = maxnl + 1, L = j->layers;
-  int64_t total = (int64_t)L * nl1 * j->nc;
-  for (int64_t i = 0; i < total && st == MLCC_OK && at < n; ++i) {
-    int l, r, c; /* i enumerates (outer to inner) the progression's loops; precincts are innermost */
-    if (j->prog == 0) l = (int)(i / (nl1 * j->nc)), r = (int)(i / j->nc % nl1), c = (int)(i % j->nc);
-    else if (j->prog == 1) r = (int)(i / (L * j->nc)), l = (int)(i / j->nc % L), c = (int)(i % j->nc);
-    else if (j->prog == 2) r = (int)(i / (j->nc * L)), c = (int)(i / L % j->nc), l = (int)(i % L);
-    else c = (int)(i / (nl1 * L)), r = (int)(i / L % nl1), l = (int)(i % L);
-    if (r > j->style[c].nl) continue;
-    mlcc_res *R = &res[c][r];
-    for (int64_t k = 0; k < R->npx * R->npy && st == MLCC_OK && at < n; ++k)
-      st = mlcc_j2k_packet(j, R, k, l, s, n, &at);
+  if (j->prog <= 1) { /* layer-resolution-component-position, resolution-layer-component-position */
+    int64_t total = (int64_t)L * nl1 * j->nc;
+    for (int64_t i = 0; i < total && st == MLCC_OK && at < n; ++i) {
+      int l, r, c = (int)(i % j->nc);
+      if (j->prog == 0) l = (int)(i / (nl1 * j->nc)), r = (int)(i / j->nc % nl1);
+      else r = (int)(i / (L * j->nc)), l = (int)(i / j->nc % L);
+      if (r > j->style[c].nl) continue;
+      mlcc_res *R = &res[c][r];
+      for (int64_t k = 0; k < R->npx * R->npy && st == MLCC_OK && at < n; ++k)
+        st = mlcc_j2k_packet(j, R, k, l, s, n, &at);
+    }
+  } else if (st == MLCC_OK) {
+    st = mlcc_j2k_positions(j, res, tx0, ty0, tx1, ty1, s, n, &at);
   }
   /* tier 1, then the inverse wavelet transform */
   mlcc_t1 t1;
