@@ -1,12 +1,12 @@
 /* mlcc_jpeg2k.h: JPEG 2000 for mlcc_image.h (ITU-T T.800), decoded as OpenJPEG does (which Pillow uses).
  *
  * A JP2 file (its jp2c box) or a bare codestream. Read: the reversible path (5/3 wavelet, no quantisation:
- * Pillow's default, lossless), with the reversible colour transform or none; 1 to 4 components of 8 unsigned
- * bits at full resolution (alpha and a fourth component are dropped); any number of tiles, tile-parts,
- * quality layers, resolution levels, code-block sizes and precinct sizes; the five progression orders; SOP and
- * EPH markers. Coefficients a file leaves
- * unrefined are reconstructed at the middle of their interval, then halved toward zero, as OpenJPEG does.
- * Refused (MLCC_ERR_UNSUPPORTED_DATA): the irreversible 9/7 path, code-block coding options, subsampled or
+ * Pillow's default, lossless) and the irreversible one (9/7 wavelet, scalar quantisation, in single precision
+ * with OpenJPEG's constants and order of operations), with their colour transforms or none; 1 to 4 components
+ * of 8 unsigned bits at full resolution (alpha and a fourth component are dropped); any number of tiles,
+ * tile-parts, quality layers, resolution levels, code-block sizes and precinct sizes; the five progression
+ * orders; SOP and EPH markers. Coefficients a file leaves unrefined are reconstructed at the middle of their
+ * interval, as OpenJPEG does. Refused (MLCC_ERR_UNSUPPORTED_DATA): code-block coding options, subsampled or
  * signed components or other precisions, region-of-interest shifts, progression changes, packed headers,
  * palettes and YCC colour spaces. */
 #ifndef MLCC_JPEG2K_H
@@ -181,9 +181,10 @@ static void mlcc_t1_pass(mlcc_t1 *t, int kind, int p) { /* kind: 0 significance,
 }
 
 /* Decodes `passes` coding passes of data (the first a cleanup pass at bit plane top) into out (stride ostride),
- * as signed values, each halved toward zero. */
+ * as signed values: halved toward zero for the reversible path, kept doubled for the irreversible one (whose
+ * step sizes are halved instead), as OpenJPEG does. */
 static int mlcc_t1_decode(mlcc_t1 *t, const uint8_t *data, int64_t len, int passes, int top, int32_t *out,
-                          int64_t ostride) {
+                          int64_t ostride, int halve) {
   memset(t->f, 0, (size_t)((t->w + 2) * (t->h + 2)));
   memset(t->v, 0, sizeof *t->v * (size_t)(t->w * t->h));
   mlcc_mq_init(&t->mq, data, len);
@@ -192,7 +193,7 @@ static int mlcc_t1_decode(mlcc_t1 *t, const uint8_t *data, int64_t len, int pass
   for (int y = 0; y < t->h; ++y)
     for (int x = 0; x < t->w; ++x) {
       int32_t v = t->v[y * t->w + x];
-      out[y * ostride + x] = (MLCC_T1_F(t, x, y) & MLCC_T1_NEG ? -v : v) / 2;
+      out[y * ostride + x] = (MLCC_T1_F(t, x, y) & MLCC_T1_NEG ? -v : v) / (halve ? 2 : 1);
     }
   return MLCC_OK;
 }
@@ -293,6 +294,7 @@ typedef struct { /* one band's share of a precinct */
 
 typedef struct {
   int orient, mb; /* mb: magnitude bit planes */
+  float step;     /* irreversible: half the quantisation step (OpenJPEG's float) */
   int64_t x0, y0, x1, y1;
   int32_t *coef;
 } mlcc_band;
@@ -306,7 +308,7 @@ typedef struct {
 
 typedef struct {
   int nl, cbw, cbh, cbstyle, transform, pp[33]; /* pp: PPx | PPy << 4 by resolution */
-  int guard, qstyle, expn[3 * 32 + 1];
+  int guard, qstyle, expn[3 * 32 + 1], mant[3 * 32 + 1]; /* by band: exponent and mantissa of the step */
 } mlcc_j2k_style;
 
 typedef struct {
@@ -350,6 +352,9 @@ static int mlcc_j2k_layout(const mlcc_j2k_style *st, int64_t tx0, int64_t ty0, i
       B->x1 = mlcc_j2k_cdiv(tx1 - sx, nb), B->y1 = mlcc_j2k_cdiv(ty1 - sy, nb);
       int e = r == 0 ? 0 : 3 * (r - 1) + k + 1;
       B->mb = st->guard + st->expn[e] - 1;
+      int shift = 8 - st->expn[e]; /* 2^(precision - exponent), exactly, in double as OpenJPEG's pow */
+      double scale = shift >= 0 ? (double)(1ull << shift) : 1.0 / (double)(1ull << -shift);
+      B->step = 0.5f * (float)((1.0 + st->mant[e] / 2048.0) * scale);
       if (B->mb > 30) return MLCC_ERR_UNSUPPORTED_DATA; /* beyond 32-bit magnitudes, as OpenJPEG */
       int64_t area = (B->x1 - B->x0) * (B->y1 - B->y0);
       if (area > 0 && !(B->coef = calloc((size_t)area, sizeof *B->coef))) return MLCC_ERR_OUT_OF_MEMORY;
@@ -492,6 +497,85 @@ static void mlcc_j2k_idwt(const mlcc_res *res, int r, const int32_t *low, int32_
   }
 }
 
+/* The irreversible path is computed in single precision with OpenJPEG's operations in its order: products are
+ * rounded before they are added (no fused multiply-add, whatever the build's -ffp-contract). */
+#if defined(__GNUC__) && !defined(__clang__)
+#define MLCC_J2K_EXACT __attribute__((optimize("fp-contract=off"), noinline))
+#else
+#define MLCC_J2K_EXACT
+#endif
+#if defined(__clang__)
+#define MLCC_J2K_NO_CONTRACT _Pragma("clang fp contract(off)")
+#else
+#define MLCC_J2K_NO_CONTRACT
+#endif
+
+/* The inverse 9/7 lifting (F.3.8.2) as OpenJPEG computes it: low-pass samples times K, high-pass ones times
+ * 1.625732422 (its 2/K, the band gains being left out of the step sizes), then the four lifting steps. */
+MLCC_J2K_EXACT static void mlcc_j2k_97(float *x, int64_t len, int odd) {
+  MLCC_J2K_NO_CONTRACT
+  static const float lift[4] = {-0.443506852f, -0.882911075f, 0.052980118f, 1.586134342f}; /* -delta .. -alpha */
+  if (len == 1) return;
+  for (int64_t k = odd; k < len; k += 2) x[k] *= 1.230174105f;
+  for (int64_t k = !odd; k < len; k += 2) x[k] *= 1.625732422f;
+  for (int s = 0; s < 4; ++s)
+    for (int64_t k = s % 2 ? !odd : odd; k < len; k += 2) {
+      float left = x[k == 0 ? 1 : k - 1], right = x[k + 1 >= len ? len - 2 : k + 1], sum = left + right;
+      x[k] = x[k] + sum * lift[s];
+    }
+}
+
+/* As mlcc_j2k_idwt, for the irreversible path: bands dequantised (times their half steps) as they are read. */
+static void mlcc_j2k_idwt97(const mlcc_res *res, int r, const float *low, float *out, float *line) {
+  const mlcc_res *R = &res[r], *L = &res[r - 1];
+  const mlcc_band *hl = &R->band[0], *lh = &R->band[1], *hh = &R->band[2];
+  int64_t w = R->x1 - R->x0, h = R->y1 - R->y0, lw = L->x1 - L->x0, hw = hl->x1 - hl->x0;
+  int64_t lh_rows = L->y1 - L->y0;
+  for (int64_t y = 0; y < h; ++y) {
+    int high = y >= lh_rows;
+    int64_t row = high ? y - lh_rows : y;
+    const mlcc_band *hb = high ? hh : hl;
+    const int32_t *hi = hb->coef + row * hw, *lo = high ? lh->coef + row * (lh->x1 - lh->x0) : NULL;
+    const float *lof = low + row * lw;
+    for (int64_t k = 0; k < w; ++k) {
+      int64_t x = R->x0 + k;
+      if (x & 1) line[k] = (float)hi[(x - 1) / 2 - hl->x0] * hb->step;
+      else line[k] = lo ? (float)lo[x / 2 - L->x0] * lh->step : lof[x / 2 - L->x0];
+    }
+    mlcc_j2k_97(line, w, (int)(R->x0 & 1));
+    memcpy(out + y * w, line, sizeof *line * (size_t)w);
+  }
+  for (int64_t x = 0; x < w; ++x) {
+    for (int64_t k = 0; k < h; ++k) {
+      int64_t y = R->y0 + k;
+      line[k] = y & 1 ? out[(lh_rows + (y - 1) / 2 - lh->y0) * w + x] : out[(y / 2 - L->y0) * w + x];
+    }
+    mlcc_j2k_97(line, h, (int)(R->y0 & 1));
+    for (int64_t k = 0; k < h; ++k) out[k * w + x] = line[k];
+  }
+}
+
+/* The irreversible colour transform (ICT) as OpenJPEG's opj_mct_decode_real. */
+MLCC_J2K_EXACT static void mlcc_j2k_ict(float *c0, float *c1, float *c2, int64_t n) {
+  MLCC_J2K_NO_CONTRACT
+  for (int64_t i = 0; i < n; ++i) {
+    float y = c0[i], u = c1[i], v = c2[i], vr = v * 1.402f, ug = u * 0.34413f, vg = v * 0.71414f, ub = u * 1.772f;
+    c0[i] = y + vr, c1[i] = y - ug - vg, c2[i] = y + ub;
+  }
+}
+
+/* Rounds to the nearest integer, ties to even (lrintf in the default rounding mode), then shifts by 128 and
+ * clamps to a byte, as OpenJPEG's level shift for the irreversible path. */
+static uint8_t mlcc_j2k_round_shift(float v) {
+  if (!(v > -1e9f && v < 1e9f)) return v > 0 ? 255 : 0; /* also NaN, as a clamp would */
+  int64_t t = (int64_t)v;
+  float frac = v - (float)t; /* exact for |v| < 2^23; 0 above */
+  if (frac > 0.5f || (frac == 0.5f && (t & 1))) ++t;
+  else if (frac < -0.5f || (frac == -0.5f && (t & 1))) --t;
+  t += 128;
+  return (uint8_t)(t < 0 ? 0 : t > 255 ? 255 : t);
+}
+
 /* The position-driven progressions (B.12.1.3 to B.12.1.5): RPCL, PCRL, CPRL. Positions step over the tile by
  * the smallest precinct on the reference grid; a precinct's packets (all layers) come when the position is its
  * top-left corner (or the tile's edge cuts it), each once. */
@@ -548,6 +632,7 @@ static int mlcc_j2k_tile(const mlcc_j2k *j, int64_t t, const uint8_t *s, int64_t
   tx1 = tx1 < j->x1 ? tx1 : j->x1, ty1 = ty1 < j->y1 ? ty1 : j->y1;
   mlcc_res res[4][33];
   int32_t *img[4] = {NULL, NULL, NULL, NULL};
+  float *imgf[4] = {NULL, NULL, NULL, NULL}; /* the irreversible path's components */
   int st = MLCC_OK, built = 0, maxnl = 0;
   for (int c = 0; c < j->nc && st == MLCC_OK; ++c, ++built) {
     st = mlcc_j2k_layout(&j->style[c], tx0, ty0, tx1, ty1, res[c]);
@@ -575,7 +660,8 @@ static int mlcc_j2k_tile(const mlcc_j2k *j, int64_t t, const uint8_t *s, int64_t
   t1.f = malloc(66 * 66 > 1026 * 6 ? 66 * 66 : 1026 * 6), t1.v = malloc(sizeof *t1.v * 4096);
   int64_t tw = tx1 - tx0, th = ty1 - ty0;
   int32_t *line = malloc(sizeof *line * (size_t)(tw > th ? tw : th));
-  if (st == MLCC_OK && (!t1.f || !t1.v || !line)) st = MLCC_ERR_OUT_OF_MEMORY;
+  float *linef = malloc(sizeof *linef * (size_t)(tw > th ? tw : th));
+  if (st == MLCC_OK && (!t1.f || !t1.v || !line || !linef)) st = MLCC_ERR_OUT_OF_MEMORY;
   for (int c = 0; c < j->nc && st == MLCC_OK; ++c) {
     const mlcc_j2k_style *sty = &j->style[c];
     for (int r = 0; r <= sty->nl; ++r) {
@@ -588,9 +674,26 @@ static int mlcc_j2k_tile(const mlcc_j2k *j, int64_t t, const uint8_t *s, int64_t
           if (!cb->passes) continue;
           t1.w = (int)(cb->x1 - cb->x0), t1.h = (int)(cb->y1 - cb->y0), t1.orient = B->orient;
           mlcc_t1_decode(&t1, cb->data, cb->len, cb->passes, B->mb - 1 - cb->zbp,
-                         B->coef + (cb->y0 - B->y0) * (B->x1 - B->x0) + (cb->x0 - B->x0), B->x1 - B->x0);
+                         B->coef + (cb->y0 - B->y0) * (B->x1 - B->x0) + (cb->x0 - B->x0), B->x1 - B->x0,
+                         sty->transform == 1);
         }
       }
+    }
+    if (sty->transform == 0) { /* irreversible: in floats */
+      mlcc_band *ll = &res[c][0].band[0];
+      int64_t area = (ll->x1 - ll->x0) * (ll->y1 - ll->y0);
+      float *cur = malloc(sizeof *cur * (size_t)(area > 0 ? area : 1)), *next = NULL;
+      if (!cur) st = MLCC_ERR_OUT_OF_MEMORY;
+      for (int64_t i = 0; i < area && cur; ++i) cur[i] = (float)ll->coef[i] * ll->step;
+      for (int r = 1; r <= sty->nl && st == MLCC_OK; ++r) {
+        mlcc_res *R = &res[c][r];
+        int64_t ra = (R->x1 - R->x0) * (R->y1 - R->y0);
+        if (ra > 0 && !(next = malloc(sizeof *next * (size_t)ra))) st = MLCC_ERR_OUT_OF_MEMORY;
+        if (st == MLCC_OK && ra > 0) mlcc_j2k_idwt97(res[c], r, cur, next, linef);
+        free(cur), cur = next, next = NULL;
+      }
+      imgf[c] = cur;
+      continue;
     }
     /* resolution 0 is its LL band; each further one doubles it */
     int32_t *cur = res[c][0].band[0].coef, *next = NULL;
@@ -604,25 +707,31 @@ static int mlcc_j2k_tile(const mlcc_j2k *j, int64_t t, const uint8_t *s, int64_t
     }
     img[c] = cur;
   }
+  if (st == MLCC_OK && j->mct && j->nc >= 3 && j->style[0].transform == 0) {
+    if (!imgf[1] || !imgf[2]) st = MLCC_ERR_UNSUPPORTED_DATA; /* a colour transform over mixed paths */
+    else mlcc_j2k_ict(imgf[0], imgf[1], imgf[2], tw * th);
+  }
   if (st == MLCC_OK && tw > 0 && th > 0) { /* colour transform, level shift, into the planes */
-    int rct = j->mct && j->nc >= 3;
+    int rct = j->mct && j->nc >= 3 && j->style[0].transform == 1;
+    if (rct && (!img[1] || !img[2])) st = MLCC_ERR_UNSUPPORTED_DATA;
     for (int64_t y = 0; y < th; ++y)
       for (int64_t x = 0; x < tw; ++x) {
         int64_t i = y * tw + x, o = (ty0 - j->y0 + y) * W + (tx0 - j->x0 + x);
-        int32_t v[4];
-        for (int c = 0; c < j->nc; ++c) v[c] = img[c][i];
+        int32_t v[4] = {0, 0, 0, 0};
+        for (int c = 0; c < j->nc; ++c) v[c] = img[c] ? img[c][i] : 0;
+        if (st != MLCC_OK) break;
         if (rct) {
           int32_t g = v[0] - ((v[1] + v[2]) >> 2);
           v[0] = v[2] + g, v[2] = v[1] + g, v[1] = g;
         }
         for (int c = 0; c < j->nc; ++c) { /* + 128, the DC level shift */
           int32_t u = v[c] + 128;
-          planes[c][o] = (uint8_t)(u < 0 ? 0 : u > 255 ? 255 : u);
+          planes[c][o] = imgf[c] ? mlcc_j2k_round_shift(imgf[c][i]) : (uint8_t)(u < 0 ? 0 : u > 255 ? 255 : u);
         }
       }
   }
-  for (int c = 0; c < built; ++c) mlcc_j2k_free_res(res[c], j->style[c].nl + 1), free(img[c]);
-  free(t1.f), free(t1.v), free(line);
+  for (int c = 0; c < built; ++c) mlcc_j2k_free_res(res[c], j->style[c].nl + 1), free(img[c]), free(imgf[c]);
+  free(t1.f), free(t1.v), free(line), free(linef);
   return st;
 }
 
@@ -643,13 +752,25 @@ static int mlcc_j2k_cod(mlcc_j2k_style *st, const uint8_t *s, int64_t n, int pre
   return MLCC_OK;
 }
 
+/* QCD / QCC: guard bits, and per band the step's exponent and mantissa (none: exponents only; derived: from
+ * the LL band's, one exponent less per level, as OpenJPEG; expounded: each band's). */
 static int mlcc_j2k_qcd(mlcc_j2k_style *st, const uint8_t *s, int64_t n) {
   if (n < 1) return MLCC_ERR_BAD_DATA;
   st->guard = s[0] >> 5, st->qstyle = s[0] & 31;
-  if (st->qstyle != 0) return MLCC_ERR_UNSUPPORTED_DATA; /* scalar quantisation: the irreversible path */
-  if (n - 1 > 3 * 32 + 1) return MLCC_ERR_BAD_DATA;
-  for (int64_t i = 0; i < n - 1; ++i) st->expn[i] = s[1 + i] >> 3;
-  for (int64_t i = n - 1; i < 3 * 32 + 1; ++i) st->expn[i] = -1; /* missing: checked against nl below */
+  int bytes = st->qstyle == 0 ? 1 : 2;
+  int64_t given = st->qstyle == 1 ? 1 : (n - 1) / bytes;
+  if (st->qstyle > 2 || given > 3 * 32 + 1 || n < 1 + bytes * given) return MLCC_ERR_BAD_DATA;
+  for (int64_t i = 0; i < 3 * 32 + 1; ++i) {
+    if (i < given) {
+      uint32_t v = bytes == 1 ? s[1 + i] : mlcc_be16(s + 1 + 2 * i);
+      st->expn[i] = bytes == 1 ? (int)(v >> 3) : (int)(v >> 11), st->mant[i] = bytes == 1 ? 0 : (int)(v & 0x7ff);
+    } else if (st->qstyle == 1) {
+      int e = st->expn[0] - (int)((i - 1) / 3);
+      st->expn[i] = e > 0 ? e : 0, st->mant[i] = st->mant[0];
+    } else {
+      st->expn[i] = -1, st->mant[i] = 0; /* missing: checked against the levels below */
+    }
+  }
   return MLCC_OK;
 }
 
@@ -714,8 +835,9 @@ static int mlcc_j2k_stream(mlcc_img *img, const uint8_t *s, int64_t n) {
     *sty = has_coc[c] ? coc[c] : cod;
     const mlcc_j2k_style *q = has_qcc[c] ? &qcc[c] : &cod;
     sty->guard = q->guard, sty->qstyle = q->qstyle;
-    memcpy(sty->expn, q->expn, sizeof sty->expn);
-    if (sty->transform != 1 || sty->cbstyle != 0) return MLCC_ERR_UNSUPPORTED_DATA; /* 9/7; coding options */
+    memcpy(sty->expn, q->expn, sizeof sty->expn), memcpy(sty->mant, q->mant, sizeof sty->mant);
+    if (sty->transform > 1) return MLCC_ERR_BAD_DATA;
+    if (sty->cbstyle != 0) return MLCC_ERR_UNSUPPORTED_DATA; /* code-block coding options */
     for (int e = 0; e <= 3 * sty->nl; ++e)
       if (sty->expn[e] < 0) return MLCC_ERR_BAD_DATA;
   }

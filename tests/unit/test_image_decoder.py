@@ -494,6 +494,10 @@ def test_jpeg2000_matches_pillow(decoders, size):
         {"quality_layers": [40, 20, 5]},  # layers cut by rate: coefficients left unrefined
         {"quality_layers": [30, 10], "progression": "RLCP", "precinct_size": (64, 64)},
         {"plt": True},
+        {"irreversible": True},  # lossy: the 9/7 wavelet in single precision, as OpenJPEG computes it
+        {"irreversible": True, "mct": 1},  # with the irreversible colour transform
+        {"irreversible": True, "quality_layers": [30, 10], "num_resolutions": 8, "codeblock_size": (16, 16)},
+        {"irreversible": True, "progression": "RPCL", "precinct_size": (32, 32), "tile_size": (64, 64), "mct": 1},
     ],
     ids=repr,
 )
@@ -504,8 +508,9 @@ def test_jpeg2000_variants_match_pillow(decoders, options):
 
 @needs_openjpeg
 @pytest.mark.parametrize("mode", ["L", "LA", "RGBA"])
-def test_jpeg2000_gray_and_alpha_match_pillow(decoders, mode):
-    check(decoders, save(picture(45, 67, seed=8), "JPEG2000", mode=mode))
+@pytest.mark.parametrize("irreversible", [False, True])
+def test_jpeg2000_gray_and_alpha_match_pillow(decoders, mode, irreversible):
+    check(decoders, save(picture(45, 67, seed=8), "JPEG2000", mode=mode, irreversible=irreversible))
 
 
 @pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA"])
@@ -583,7 +588,6 @@ def test_pnm_with_other_maxvals_matches_pillow(decoders, maxval):
 @pytest.mark.parametrize(
     "fmt, options",
     [
-        ("JPEG2000", {"irreversible": True}),
         ("TIFF", {"compression": "jpeg"}),
         ("GIF", {}),
     ],
@@ -625,6 +629,7 @@ def test_corrupt_streams_fail_cleanly_or_decode(decoders):
         *([save(picture(20, 30, seed=17), "WEBP", lossless=True)] if features.check("webp") else []),
         WEBP_FILES[0].read_bytes(),
         *([save(picture(20, 30, seed=18), "JPEG2000", quality_layers=[20, 5])] if features.check("jpg_2000") else []),
+        *([save(picture(20, 30, seed=19), "JPEG2000", irreversible=True)] if features.check("jpg_2000") else []),
     ]
     outcomes = {"failed": 0, "decoded": 0}
     for sample in samples:
