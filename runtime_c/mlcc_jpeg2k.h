@@ -59,7 +59,7 @@ static void mlcc_mq_init(mlcc_mq *m, const uint8_t *s, int64_t n) {
   m->state[0] = 4, m->state[17] = 3, m->state[18] = 46; /* all-zero neighbourhood, run length, uniform */
 }
 
-static int mlcc_mq_decode(mlcc_mq *m, int cx) {
+static inline int mlcc_mq_decode(mlcc_mq *m, int cx) {
   int st = m->state[cx], d;
   uint32_t qe = mlcc_mq_qe[st];
   m->a -= qe;
@@ -97,17 +97,15 @@ enum { MLCC_T1_SIG = 1, MLCC_T1_NEG = 2, MLCC_T1_VISIT = 4, MLCC_T1_REFINED = 8 
 typedef struct {
   int w, h, orient; /* orient: 0 LL, 1 HL, 2 LH, 3 HH */
   uint8_t *f;       /* (w + 2) x (h + 2) flags, a border of zeros around */
+  uint8_t *nb;      /* the same layout: significant neighbours, horizontal + 4 vertical + 16 diagonal */
   int32_t *v;       /* w x h magnitudes, twice the value plus the midpoint bit, as OpenJPEG keeps them */
   mlcc_mq mq;
 } mlcc_t1;
 
 #define MLCC_T1_F(t, x, y) ((t)->f[((y) + 1) * ((t)->w + 2) + (x) + 1])
 
-static int mlcc_t1_zc(const mlcc_t1 *t, int x, int y) { /* the zero-coding context, 0 to 8 */
-  const uint8_t *f = &MLCC_T1_F(t, x, y);
-  int s = t->w + 2;
-  int h = (f[-1] & 1) + (f[1] & 1), v = (f[-s] & 1) + (f[s] & 1);
-  int d = (f[-s - 1] & 1) + (f[-s + 1] & 1) + (f[s - 1] & 1) + (f[s + 1] & 1);
+static inline int mlcc_t1_zc(const mlcc_t1 *t, int x, int y) { /* the zero-coding context, 0 to 8 */
+  int n = t->nb[(y + 1) * (t->w + 2) + x + 1], h = n & 3, v = n >> 2 & 3, d = n >> 4;
   if (t->orient == 3) {
     int hv = h + v;
     return d >= 3 ? 8 : d == 2 ? (hv >= 1 ? 7 : 6) : d == 1 ? (hv >= 2 ? 5 : hv + 3) : (hv >= 2 ? 2 : hv);
@@ -133,6 +131,9 @@ static void mlcc_t1_significant(mlcc_t1 *t, int x, int y, int p) { /* decodes th
   int cx = hc == 1 ? 12 + vc : 9 + (vc != 0);
   int neg = mlcc_mq_decode(&t->mq, cx) ^ flip;
   MLCC_T1_F(t, x, y) |= (uint8_t)(MLCC_T1_SIG | (neg ? MLCC_T1_NEG : 0));
+  uint8_t *nb = &t->nb[(y + 1) * s + x + 1];
+  nb[-1] += 1, nb[1] += 1, nb[-s] += 4, nb[s] += 4;
+  nb[-s - 1] += 16, nb[-s + 1] += 16, nb[s - 1] += 16, nb[s + 1] += 16;
   t->v[y * t->w + x] = 3 << p; /* the bit, and the middle of what remains below it */
 }
 
@@ -144,7 +145,7 @@ static void mlcc_t1_pass(mlcc_t1 *t, int kind, int p) { /* kind: 0 significance,
       if (kind == 2 && y1 - y0 == 4) { /* run-length mode: four untouched samples with no significant neighbour */
         int quiet = 1;
         for (int k = y0; k < y1 && quiet; ++k)
-          quiet = !(MLCC_T1_F(t, x, k) & (MLCC_T1_SIG | MLCC_T1_VISIT)) && !mlcc_t1_zc(t, x, k);
+          quiet = !(MLCC_T1_F(t, x, k) & (MLCC_T1_SIG | MLCC_T1_VISIT)) && !t->nb[(k + 1) * (t->w + 2) + x + 1];
         if (quiet) {
           if (!mlcc_mq_decode(&t->mq, 17)) continue; /* all four stay insignificant */
           int r = mlcc_mq_decode(&t->mq, 18) << 1;
@@ -158,12 +159,7 @@ static void mlcc_t1_pass(mlcc_t1 *t, int kind, int p) { /* kind: 0 significance,
         if (kind == 1) {
           if ((*f & (MLCC_T1_SIG | MLCC_T1_VISIT)) != MLCC_T1_SIG) continue;
           int cx = 16;
-          if (!(*f & MLCC_T1_REFINED)) {
-            int s = t->w + 2, any = 0;
-            for (int dy = -1; dy <= 1; ++dy)
-              for (int dx = -1; dx <= 1; ++dx) any |= f[dy * s + dx] & MLCC_T1_SIG & -(dx || dy);
-            cx = any ? 15 : 14;
-          }
+          if (!(*f & MLCC_T1_REFINED)) cx = t->nb[(y + 1) * (t->w + 2) + x + 1] ? 15 : 14;
           int32_t *v = &t->v[y * t->w + x];
           *v += mlcc_mq_decode(&t->mq, cx) ? 1 << p : -(1 << p);
           *f |= MLCC_T1_REFINED;
@@ -186,6 +182,7 @@ static void mlcc_t1_pass(mlcc_t1 *t, int kind, int p) { /* kind: 0 significance,
 static int mlcc_t1_decode(mlcc_t1 *t, const uint8_t *data, int64_t len, int passes, int top, int32_t *out,
                           int64_t ostride, int halve) {
   memset(t->f, 0, (size_t)((t->w + 2) * (t->h + 2)));
+  memset(t->nb, 0, (size_t)((t->w + 2) * (t->h + 2)));
   memset(t->v, 0, sizeof *t->v * (size_t)(t->w * t->h));
   mlcc_mq_init(&t->mq, data, len);
   for (int k = 0; k < passes && top - (k + 2) / 3 >= 0; ++k) /* cleanup; then per plane below: sig., ref., cleanup */
@@ -657,11 +654,11 @@ static int mlcc_j2k_tile(const mlcc_j2k *j, int64_t t, const uint8_t *s, int64_t
   }
   /* tier 1, then the inverse wavelet transform */
   mlcc_t1 t1;
-  t1.f = malloc(66 * 66 > 1026 * 6 ? 66 * 66 : 1026 * 6), t1.v = malloc(sizeof *t1.v * 4096);
+  t1.f = malloc(1026 * 6), t1.nb = malloc(1026 * 6), t1.v = malloc(sizeof *t1.v * 4096); /* the largest block */
   int64_t tw = tx1 - tx0, th = ty1 - ty0;
   int32_t *line = malloc(sizeof *line * (size_t)(tw > th ? tw : th));
   float *linef = malloc(sizeof *linef * (size_t)(tw > th ? tw : th));
-  if (st == MLCC_OK && (!t1.f || !t1.v || !line || !linef)) st = MLCC_ERR_OUT_OF_MEMORY;
+  if (st == MLCC_OK && (!t1.f || !t1.nb || !t1.v || !line || !linef)) st = MLCC_ERR_OUT_OF_MEMORY;
   for (int c = 0; c < j->nc && st == MLCC_OK; ++c) {
     const mlcc_j2k_style *sty = &j->style[c];
     for (int r = 0; r <= sty->nl; ++r) {
@@ -731,7 +728,7 @@ static int mlcc_j2k_tile(const mlcc_j2k *j, int64_t t, const uint8_t *s, int64_t
       }
   }
   for (int c = 0; c < built; ++c) mlcc_j2k_free_res(res[c], j->style[c].nl + 1), free(img[c]), free(imgf[c]);
-  free(t1.f), free(t1.v), free(line), free(linef);
+  free(t1.f), free(t1.nb), free(t1.v), free(line), free(linef);
   return st;
 }
 
