@@ -1,6 +1,6 @@
-"""ImageDecoder: mlcc's decoders (runtime_c/mlcc_image.h, mlcc_jpeg.h, mlcc_webp.h, mlcc_vp8l.h,
-mlcc_jpeg2k.h) against Pillow on a 1920x1080 picture in each format, side by side in one process; the decoded images are compared byte for byte first. Benchmarks are
-not tests: nothing here asserts a timing.
+"""ImageDecoder: mlcc's decoders (runtime_c/mlcc_image.h, mlcc_jpeg.h, mlcc_webp.h, mlcc_vp8l.h, mlcc_jpeg2k.h)
+against Pillow on a 1920x1080 picture in each format, side by side in one process; the decoded images are compared
+byte for byte first. Benchmarks are not tests: nothing here asserts a timing.
 
     python bench/images.py [--runs 7] [--out FILE.md]
 """
