@@ -38,6 +38,7 @@ RUNTIME_FILES = {
         "mlcc_webp.h",
         "mlcc_vp8l.h",
         "mlcc_jpeg2k.h",
+        "mlcc_gif.h",
     ),
     "cuda": ("mlcc_runtime.h", "mlcc_runtime.c", "mlcc_convert.h", "mlcc_math.h", "mlcc_cuda.h"),
 }

@@ -1,6 +1,6 @@
 /* mlcc_image.h: the image decoders behind ImageDecoder (compiler/ops/image.py), included by a model that has one.
  *
- * mlcc_image_decode reads an encoded image (BMP, PNM, TIFF, PNG, JPEG, WebP or JPEG 2000, told apart by their
+ * mlcc_image_decode reads an encoded image (BMP, PNM, TIFF, PNG, JPEG, WebP, JPEG 2000 or GIF, told apart by their
  * first bytes) and writes it as rows of RGB, BGR or grayscale bytes, matching what Pillow's Image.open gives (the
  * ONNX reference): JPEG with libjpeg's integer inverse DCT, its "fancy" chroma upsampling and its YCbCr
  * tables; grayscale from RGB with Pillow's weights (L = R 299/1000 + G 587/1000 + B 114/1000 in 16-bit
@@ -685,6 +685,7 @@ static int mlcc_png(mlcc_img *img, const uint8_t *s, int64_t n) {
 #include "mlcc_jpeg.h"
 #include "mlcc_webp.h"
 #include "mlcc_jpeg2k.h"
+#include "mlcc_gif.h"
 
 /* Decode `n` bytes at `s` into img->out; MLCC_OK with img->h and img->w set, or a status code. */
 static int mlcc_image_decode(mlcc_img *img, const uint8_t *s, int64_t n) {
@@ -697,7 +698,8 @@ static int mlcc_image_decode(mlcc_img *img, const uint8_t *s, int64_t n) {
   if (n >= 12 && !memcmp(s, "RIFF", 4) && !memcmp(s + 8, "WEBP", 4)) return mlcc_webp(img, s, n);
   if ((n >= 12 && !memcmp(s, "\0\0\0\x0cjP  \r\n\x87\n", 12)) || (n >= 4 && !memcmp(s, "\xff\x4f\xff\x51", 4)))
     return mlcc_jpeg2k(img, s, n);
-  return MLCC_ERR_UNSUPPORTED_DATA; /* GIF, ... or not an image */
+  if (n >= 6 && (!memcmp(s, "GIF87a", 6) || !memcmp(s, "GIF89a", 6))) return mlcc_gif(img, s, n);
+  return MLCC_ERR_UNSUPPORTED_DATA; /* not an image in a format read here */
 }
 
 #endif

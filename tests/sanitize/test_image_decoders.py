@@ -1,5 +1,5 @@
-"""The image decoders (runtime_c/mlcc_image.h, mlcc_jpeg.h, mlcc_webp.h, mlcc_vp8l.h, mlcc_jpeg2k.h) under -Wall
--Wextra -Werror, AddressSanitizer and UndefinedBehaviorSanitizer, on valid images of every format and mode they
+"""The image decoders (runtime_c/mlcc_image.h and the decoders it includes) under -Wall -Wextra
+-Werror, AddressSanitizer and UndefinedBehaviorSanitizer, on valid images of every format and mode they
 read and on truncated and bit-flipped ones: each decode returns a status, never reads or writes out of bounds, never leaks. `make test`
 mutates each image 20 times; `make sanitize` (MLCC_SANITIZE_MODELS=all) 400 times."""
 
@@ -49,6 +49,8 @@ def corpus(rng: np.random.Generator) -> list[bytes]:
         ("JPEG2000", "RGB", {"mct": 1, "quality_layers": [30, 10], "tile_size": (16, 16)}),
         ("JPEG2000", "L", {"precinct_size": (16, 16), "codeblock_size": (8, 8), "no_jp2": True}),
         ("JPEG2000", "RGB", {"irreversible": True, "mct": 1, "progression": "PCRL", "precinct_size": (16, 16)}),
+        ("GIF", "RGB", {}),
+        ("GIF", "P", {"interlace": True, "transparency": 2}),
     ]:
         with io.BytesIO() as f:
             (img.quantize(20) if mode == "P" else img.convert(mode)).save(f, format=fmt, **options)
@@ -79,7 +81,7 @@ def test_decoders_are_sanitizer_clean_on_valid_and_corrupt_images(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = [tuple(map(int, line.split())) for line in proc.stdout.splitlines()]
     assert len(results) == len(images)
-    valid = 36  # 27 Pillow-written images, 2 plain PNMs, 7 WebP files from tests/data/webp
+    valid = 38  # 29 Pillow-written images, 2 plain PNMs, 7 WebP files from tests/data/webp
     assert all(status == 0 and h > 0 and w > 0 for status, h, w in results[:valid]), results[:valid]
     statuses = {status for status, _, _ in results[valid:]}
     # corrupt (10), unrecognisable (11), or a damaged header's size beyond the bound (12); some still decode

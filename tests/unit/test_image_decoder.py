@@ -1,5 +1,5 @@
 """ImageDecoder (compiler/ops/image.py, runtime_c/mlcc_image.h, mlcc_jpeg.h, mlcc_webp.h, mlcc_vp8l.h,
-mlcc_jpeg2k.h) against Pillow, the ONNX reference: images Pillow writes (and some written here: interlaced and explicitly filtered PNGs, top-down BMPs,
+mlcc_jpeg2k.h, mlcc_gif.h) against Pillow, the ONNX reference: images Pillow writes (and some written here: interlaced and explicitly filtered PNGs, top-down BMPs,
 plain PNMs, JPEGs with other sampling factors; and lossy WebP files from tests/data/webp, written with encoder
 settings Pillow does not expose) decoded by a compiled model and compared with what Pillow decodes, byte for byte.
 
@@ -513,6 +513,56 @@ def test_jpeg2000_gray_and_alpha_match_pillow(decoders, mode, irreversible):
     check(decoders, save(picture(45, 67, seed=8), "JPEG2000", mode=mode, irreversible=irreversible))
 
 
+@pytest.mark.parametrize("size", [(1, 1), (17, 33), (200, 300)])
+@pytest.mark.parametrize("mode", ["1", "L", "P", "RGB"])
+@pytest.mark.parametrize("interlace", [False, True])
+def test_gif_matches_pillow(decoders, size, mode, interlace):
+    img = PIL.fromarray(picture(*size, seed=size[1]))
+    img = img.quantize(5) if mode == "P" else img.convert(mode)
+    check(decoders, save(img, "GIF", interlace=interlace))
+
+
+def _gif_parts(data: bytes) -> tuple[int, int]:
+    """The global colour table's size in bytes, and where the first image descriptor is."""
+    table = 3 * (2 << (data[10] & 7)) if data[10] & 0x80 else 0
+    at = 13 + table
+    while data[at] == 0x21:  # extensions: label, then sub-blocks
+        at += 2
+        while data[at]:
+            at += data[at] + 1
+        at += 1
+    assert data[at] == 0x2C
+    return table, at
+
+
+def test_gif_frame_inside_a_larger_screen_with_transparency_matches_pillow(decoders):
+    """The screen around the frame takes the transparent index's colour (index 0's without one)."""
+    img = PIL.fromarray(picture(20, 30, seed=4)).quantize(16)
+    for options in ({}, {"transparency": 3}):
+        data = bytearray(save(img, "GIF", **options))
+        _, at = _gif_parts(data)
+        struct.pack_into("<HH", data, 6, 45, 33)  # the logical screen
+        struct.pack_into("<HH", data, at + 1, 7, 5)  # the frame's offset in it
+        check(decoders, bytes(data))
+
+
+def test_gif_with_a_local_colour_table_or_none_matches_pillow(decoders):
+    data = save(PIL.fromarray(picture(20, 30, seed=5)).quantize(16), "GIF")
+    table, _ = _gif_parts(data)
+    bare = bytearray(data[:10]) + bytes([data[10] & 0x7F]) + data[11:13] + data[13 + table :]
+    check(decoders, bytes(bare))  # no table at all: each index is its own gray level
+    _, at = _gif_parts(bare)
+    local = bare[: at + 9] + bytes([bare[at + 9] | 0x80 | (data[10] & 7)]) + data[13 : 13 + table] + bare[at + 10 :]
+    check(decoders, bytes(local))
+
+
+def test_animated_gif_gives_its_first_frame_as_pillow(decoders):
+    frames = [PIL.fromarray(picture(30, 40, seed=s)) for s in (6, 7, 8)]
+    with io.BytesIO() as f:
+        frames[0].save(f, format="GIF", save_all=True, append_images=frames[1:])
+        check(decoders, f.getvalue())
+
+
 @pytest.mark.parametrize("mode", ["1", "L", "P", "RGB", "RGBA"])
 def test_bmp_matches_pillow(decoders, mode):
     img = PIL.fromarray(picture(19, 23, seed=5))
@@ -589,7 +639,6 @@ def test_pnm_with_other_maxvals_matches_pillow(decoders, maxval):
     "fmt, options",
     [
         ("TIFF", {"compression": "jpeg"}),
-        ("GIF", {}),
     ],
 )
 def test_unsupported_streams_fail_the_run_with_a_status(decoders, fmt, options):
@@ -630,6 +679,7 @@ def test_corrupt_streams_fail_cleanly_or_decode(decoders):
         WEBP_FILES[0].read_bytes(),
         *([save(picture(20, 30, seed=18), "JPEG2000", quality_layers=[20, 5])] if features.check("jpg_2000") else []),
         *([save(picture(20, 30, seed=19), "JPEG2000", irreversible=True)] if features.check("jpg_2000") else []),
+        save(picture(20, 30, seed=20), "GIF", interlace=True),
     ]
     outcomes = {"failed": 0, "decoded": 0}
     for sample in samples:
