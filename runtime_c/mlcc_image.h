@@ -7,8 +7,8 @@
  * fixed point). Palette, gray and 16-bit images become 8-bit RGB first; alpha is dropped.
  *
  * The input is untrusted: every read is bounds-checked and sizes are checked against the output bound before
- * any allocation. A stream in a format or variant the decoders do not read (animated WebP, JPEG 2000 with coding options,
- * arithmetic-coded JPEG, TIFF compressed other than with PackBits, LZW or Deflate, ...) returns
+ * any allocation. A stream in a format or variant the decoders do not read (animated WebP, JPEG 2000 with
+ * coding options, arithmetic-coded JPEG, TIFF compressed other than with PackBits, LZW or Deflate, ...) returns
  * MLCC_ERR_UNSUPPORTED_DATA, an image larger than the bound MLCC_ERR_OVER_BOUND, a corrupt one MLCC_ERR_BAD_DATA.
  * Work buffers come from malloc and are freed before returning (MLCC_ERR_OUT_OF_MEMORY if one cannot be had). */
 #ifndef MLCC_IMAGE_H
@@ -63,13 +63,58 @@ static uint32_t mlcc_le32(const uint8_t *p) { return mlcc_le16(p) | mlcc_le16(p 
 static uint32_t mlcc_be16(const uint8_t *p) { return (uint32_t)p[0] << 8 | p[1]; }
 static uint32_t mlcc_be32(const uint8_t *p) { return mlcc_be16(p) << 16 | mlcc_be16(p + 2); }
 
-/* ---- BMP: uncompressed 1, 4, 8 (palette), 24 and 32 bits per pixel, bottom-up or top-down ---- */
+/* ---- BMP: 1, 4, 8 (palette; uncompressed, RLE8 or RLE4), 16, 24 and 32 bits per pixel (bit fields in the
+ * layouts Pillow reads), bottom-up or top-down ---- */
+
+/* Decodes RLE8 / RLE4 data at s[at .. n) into w x h palette indices (rows in stored order), as Pillow's
+ * BmpRleDecoder: unset pixels are 0, an end of line pads its row, a delta skips; all pixels must be given. */
+static int mlcc_bmp_rle(const uint8_t *s, int64_t n, int64_t at, int rle4, int64_t w, int64_t h, uint8_t *idx) {
+  int64_t total = w * h, len = 0, x = 0;
+  memset(idx, 0, (size_t)total);
+  while (len < total && at + 2 <= n) {
+    int count = s[at], byte = s[at + 1];
+    at += 2;
+    if (count) { /* a run of one byte (RLE4: two alternating nibbles) */
+      if (x + count > w) count = (int)(w - x > 0 ? w - x : 0);
+      for (int i = 0; i < count && len < total; ++i)
+        idx[len++] = (uint8_t)(rle4 ? (i & 1 ? byte & 15 : byte >> 4) : byte);
+      x += count;
+    } else if (byte == 0) { /* end of line */
+      while (len % w) ++len;
+      x = 0;
+    } else if (byte == 1) { /* end of bitmap */
+      break;
+    } else if (byte == 2) { /* delta: right, up */
+      if (at + 2 > n) break;
+      int64_t skip = s[at] + s[at + 1] * w;
+      at += 2;
+      len += skip < total - len ? skip : total - len;
+      x = len % w;
+    } else { /* absolute: `byte` literal pixels, padded to a 16-bit boundary of the file */
+      int64_t count2 = byte < total - len ? byte : total - len, bytes = rle4 ? (count2 + 1) / 2 : count2;
+      int64_t got = bytes < n - at ? bytes : n - at;
+      for (int64_t i = 0; i < got; ++i) {
+        if (rle4) {
+          idx[len++] = (uint8_t)(s[at + i] >> 4);
+          if (2 * i + 1 < count2) idx[len++] = (uint8_t)(s[at + i] & 15);
+        } else {
+          idx[len++] = s[at + i];
+        }
+      }
+      at += got;
+      if (got < bytes || len == total) break;
+      x += byte;
+      at += at & 1;
+    }
+  }
+  return len == total ? MLCC_OK : MLCC_ERR_BAD_DATA; /* Pillow: "not enough image data" */
+}
 
 static int mlcc_bmp(mlcc_img *img, const uint8_t *s, int64_t n) {
   if (n < 26) return MLCC_ERR_BAD_DATA;
   uint32_t offset = mlcc_le32(s + 10), dib = mlcc_le32(s + 14);
   int64_t w, h;
-  uint32_t bpp, compression = 0, colors = 0, entry = 4;
+  uint32_t bpp, compression = 0, colors = 0, entry = 4, mask[4] = {0, 0, 0, 0};
   if (dib == 12) { /* OS/2 core header */
     w = mlcc_le16(s + 18);
     h = mlcc_le16(s + 20);
@@ -86,8 +131,35 @@ static int mlcc_bmp(mlcc_img *img, const uint8_t *s, int64_t n) {
   }
   int top_down = h < 0;
   if (top_down) h = -h;
-  if (compression != 0 && !(compression == 3 && bpp == 32)) return MLCC_ERR_UNSUPPORTED_DATA; /* RLE, bit fields */
-  if (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 24 && bpp != 32) return MLCC_ERR_UNSUPPORTED_DATA;
+  /* byte order of a direct-colour pixel: R, G, B at these byte offsets (16-bit: 5-6-5 or 5-5-5 fields) */
+  int r_at = 2, g_at = 1, b_at = 0, r565 = 0;
+  if (compression == 3) { /* bit fields: the masks follow a 40-byte header, or are in a longer one */
+    int nmask = dib >= 56 ? 4 : 3; /* alpha's mask only in a header that holds it */
+    if (n < 54 + 4 * nmask) return MLCC_ERR_BAD_DATA;
+    for (int i = 0; i < nmask; ++i) mask[i] = mlcc_le32(s + 54 + 4 * i);
+    static const uint32_t layouts32[8][7] = { /* masks, then where R, G, B are */
+        {0xff0000, 0xff00, 0xff, 0, 2, 1, 0},     {0xff000000, 0xff0000, 0xff00, 0, 3, 2, 1},
+        {0xff000000, 0xff00, 0xff, 0, 3, 1, 0},   {0xff000000, 0xff0000, 0xff00, 0xff, 3, 2, 1},
+        {0xff, 0xff00, 0xff0000, 0xff000000, 0, 1, 2}, {0xff0000, 0xff00, 0xff, 0xff000000, 2, 1, 0},
+        {0xff000000, 0xff00, 0xff, 0xff0000, 3, 1, 0}, {0, 0, 0, 0, 2, 1, 0}};
+    int found = 0;
+    if (bpp == 32) {
+      for (int k = 0; k < 8 && !found; ++k)
+        if (!memcmp(mask, layouts32[k], sizeof mask))
+          found = 1, r_at = (int)layouts32[k][4], g_at = (int)layouts32[k][5], b_at = (int)layouts32[k][6];
+    } else if (bpp == 24) {
+      found = mask[0] == 0xff0000 && mask[1] == 0xff00 && mask[2] == 0xff;
+    } else if (bpp == 16) {
+      found = (r565 = mask[0] == 0xf800 && mask[1] == 0x7e0 && mask[2] == 0x1f) ||
+              (mask[0] == 0x7c00 && mask[1] == 0x3e0 && mask[2] == 0x1f);
+    }
+    if (!found) return MLCC_ERR_UNSUPPORTED_DATA; /* a layout Pillow does not read either */
+  } else if (compression == 1 || compression == 2) {
+    if (bpp != (compression == 1 ? 8u : 4u)) return MLCC_ERR_BAD_DATA;
+  } else if (compression != 0) {
+    return MLCC_ERR_UNSUPPORTED_DATA; /* JPEG or PNG inside */
+  }
+  if (bpp != 1 && bpp != 4 && bpp != 8 && bpp != 16 && bpp != 24 && bpp != 32) return MLCC_ERR_UNSUPPORTED_DATA;
   int st = mlcc_img_begin(img, w, h);
   if (st != MLCC_OK) return st;
   uint8_t palette[256][3];
@@ -104,16 +176,37 @@ static int mlcc_bmp(mlcc_img *img, const uint8_t *s, int64_t n) {
     }
   }
   int64_t stride = (w * bpp + 31) / 32 * 4;
-  if (offset > n || stride * h > n - offset) return MLCC_ERR_BAD_DATA;
+  uint8_t *rle = NULL;
+  if (offset > n) return MLCC_ERR_BAD_DATA;
+  if (compression == 1 || compression == 2) {
+    if (!(rle = malloc((size_t)(w * h)))) return MLCC_ERR_OUT_OF_MEMORY;
+    if ((st = mlcc_bmp_rle(s, n, offset, compression == 2, w, h, rle)) != MLCC_OK) {
+      free(rle);
+      return st;
+    }
+  } else if (stride * h > n - offset) {
+    return MLCC_ERR_BAD_DATA;
+  }
   uint8_t *rgb = malloc((size_t)w * 3);
-  if (!rgb) return MLCC_ERR_OUT_OF_MEMORY;
+  if (!rgb) {
+    free(rle);
+    return MLCC_ERR_OUT_OF_MEMORY;
+  }
   for (int64_t y = 0; y < h; ++y) {
-    const uint8_t *row = s + offset + stride * (top_down ? y : h - 1 - y);
+    int64_t stored = top_down ? y : h - 1 - y;
+    const uint8_t *row = s + offset + stride * stored;
     for (int64_t x = 0; x < w; ++x) {
       uint8_t *o = rgb + 3 * x;
-      if (bpp >= 24) {
+      if (rle) {
+        memcpy(o, palette[rle[stored * w + x]], 3);
+      } else if (bpp == 16) { /* Pillow's BGR;16 and BGR;15: each field scaled by 255 / its maximum */
+        unsigned v = row[2 * x] | (unsigned)row[2 * x + 1] << 8;
+        o[0] = (uint8_t)((r565 ? v >> 11 & 31 : v >> 10 & 31) * 255 / 31);
+        o[1] = (uint8_t)(r565 ? (v >> 5 & 63) * 255 / 63 : (v >> 5 & 31) * 255 / 31);
+        o[2] = (uint8_t)((v & 31) * 255 / 31);
+      } else if (bpp >= 24) {
         const uint8_t *p = row + x * (bpp / 8);
-        o[0] = p[2], o[1] = p[1], o[2] = p[0];
+        o[0] = p[r_at], o[1] = p[g_at], o[2] = p[b_at];
       } else {
         int64_t bit = x * bpp;
         unsigned v = (row[bit >> 3] >> (8 - bpp - (bit & 7))) & ((1u << bpp) - 1);
@@ -122,7 +215,7 @@ static int mlcc_bmp(mlcc_img *img, const uint8_t *s, int64_t n) {
     }
     mlcc_img_row(img, y, rgb);
   }
-  free(rgb);
+  free(rgb), free(rle);
   return MLCC_OK;
 }
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import struct
 import subprocess
 
 import numpy as np
@@ -57,6 +58,11 @@ def corpus(rng: np.random.Generator) -> list[bytes]:
             valid.append(f.getvalue())
     valid += [b"P3\n2 1\n255\n255 0 0  0 0 255\n", b"P1\n3 2\n101010\n"]
     valid += [path.read_bytes() for path in sorted((ROOT / "tests" / "data" / "webp").glob("*.webp"))]
+    rle8 = bytes([5, 7, 3, 200, 0, 3, 1, 2, 3, 0, 2, 44, 0, 0, 0, 4, 9, 8, 7, 6, 9, 5, 0, 0, 0, 2, 3, 1, 10, 6, 0, 0])
+    rle8 += bytes([13, 3, 0, 0, 13, 4, 0, 0, 13, 8, 0, 1])  # a 13 x 7 RLE8 bitmap with every escape
+    header = struct.pack("<IiiHHIIiiII", 40, 13, 7, 1, 8, 1, len(rle8), 0, 0, 256, 0)
+    palette = bytes(range(256)) * 4
+    valid.append(b"BM" + struct.pack("<IHHI", 54 + 1024 + len(rle8), 0, 0, 54 + 1024) + header + palette + rle8)
     broken = []
     for sample in valid:
         for trial in range(400 if SELECTED == "all" else 20):
@@ -81,7 +87,7 @@ def test_decoders_are_sanitizer_clean_on_valid_and_corrupt_images(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = [tuple(map(int, line.split())) for line in proc.stdout.splitlines()]
     assert len(results) == len(images)
-    valid = 38  # 29 Pillow-written images, 2 plain PNMs, 7 WebP files from tests/data/webp
+    valid = 39  # 29 Pillow-written images, 2 plain PNMs, 7 WebP files from tests/data/webp, an RLE8 BMP
     assert all(status == 0 and h > 0 and w > 0 for status, h, w in results[:valid]), results[:valid]
     statuses = {status for status, _, _ in results[valid:]}
     # corrupt (10), unrecognisable (11), or a damaged header's size beyond the bound (12); some still decode

@@ -569,6 +569,63 @@ def test_bmp_matches_pillow(decoders, mode):
     check(decoders, save(img.quantize(16) if mode == "P" else img, "BMP", mode=None if mode == "P" else mode))
 
 
+def _bmp(w: int, h: int, bpp: int, data: bytes, compression: int = 0, masks=(), palette=b"", dib: int = 40) -> bytes:
+    """A BMP with a 40-byte header (bit field masks after it) or a longer one (masks inside)."""
+    after = b"".join(struct.pack("<I", m) for m in masks) if dib == 40 else b""
+    header = struct.pack("<IiiHHIIiiII", dib, w, h, 1, bpp, compression, len(data), 2835, 2835, len(palette) // 4, 0)
+    if dib > 40:
+        header += b"".join(struct.pack("<I", m) for m in masks) + bytes(dib - 40 - 4 * len(masks))
+    offset = 14 + len(header) + len(after) + len(palette)
+    return b"BM" + struct.pack("<IHHI", offset + len(data), 0, 0, offset) + header + after + palette + data
+
+
+def _bmp_rows(rng, w: int, h: int, row_bytes: int) -> bytes:
+    return b"".join(rng.integers(0, 256, row_bytes, dtype=np.uint8).tobytes() + bytes(-row_bytes % 4) for _ in range(h))
+
+
+def test_16_bit_and_bit_field_bmps_match_pillow(decoders):
+    """16 bits (5-5-5 plain; 5-6-5 and 5-5-5 as bit fields), 24-bit bit fields, and the eight 32-bit mask
+    layouts Pillow reads (with the alpha mask in a 56-byte header, or three masks after a 40-byte one)."""
+    rng, w, h = np.random.default_rng(12), 13, 7
+    check(decoders, _bmp(w, h, 16, _bmp_rows(rng, w, h, 2 * w)))
+    for masks in [(0xF800, 0x7E0, 0x1F), (0x7C00, 0x3E0, 0x1F)]:
+        check(decoders, _bmp(w, h, 16, _bmp_rows(rng, w, h, 2 * w), 3, masks))
+    check(decoders, _bmp(w, h, 24, _bmp_rows(rng, w, h, 3 * w), 3, (0xFF0000, 0xFF00, 0xFF)))
+    for masks in [
+        (0xFF0000, 0xFF00, 0xFF, 0),
+        (0xFF000000, 0xFF0000, 0xFF00, 0),
+        (0xFF000000, 0xFF00, 0xFF, 0),
+        (0xFF000000, 0xFF0000, 0xFF00, 0xFF),
+        (0xFF, 0xFF00, 0xFF0000, 0xFF000000),
+        (0xFF0000, 0xFF00, 0xFF, 0xFF000000),
+        (0xFF000000, 0xFF00, 0xFF, 0xFF0000),
+        (0, 0, 0, 0),
+    ]:
+        check(decoders, _bmp(w, h, 32, _bmp_rows(rng, w, h, 4 * w), 3, masks, dib=56))
+        if masks[3] == 0:
+            check(decoders, _bmp(w, h, 32, _bmp_rows(rng, w, h, 4 * w), 3, masks[:3]))
+    with pytest.raises(MlccError, match=UNSUPPORTED):  # a layout Pillow refuses too
+        decode(decoders, _bmp(w, h, 16, _bmp_rows(rng, w, h, 2 * w), 3, (0xF00, 0xF0, 0xF)), "RGB")
+
+
+def test_run_length_encoded_bmps_match_pillow(decoders):
+    """RLE8 and RLE4: runs, absolute runs of odd and even length (word-aligned), ends of line, a delta (the
+    skipped pixels are index 0), the end of the bitmap; a stream that leaves pixels unset fails, as in Pillow."""
+    w, h = 13, 7
+    palette = np.random.default_rng(13).integers(0, 256, 4 * 256, dtype=np.uint8).tobytes()
+    rle8 = bytes([5, 7, 3, 200, 0, 3, 1, 2, 3, 0, 2, 44, 0, 0, 0, 4, 9, 8, 7, 6, 9, 5, 0, 0, 0, 2, 3, 1, 10, 6, 0, 0])
+    rle8 += bytes([13, 3, 0, 0, 13, 4, 0, 0, 13, 8, 0, 1])
+    check(decoders, _bmp(w, h, 8, rle8, 1, palette=palette))
+    rle4 = bytes([5, 0x7A, 0, 3, 0x12, 0x30, 5, 0x45, 0, 0]) + bytes([13, 0x45, 0, 0]) * 2
+    rle4 += bytes([0, 2, 2, 1, 11, 0xF1, 0, 0]) + bytes([13, 0x9C, 0, 0]) * 2 + bytes([0, 1])
+    check(decoders, _bmp(w, h, 4, rle4, 2, palette=palette[:64]))
+    short = _bmp(w, h, 8, rle8[:20] + bytes([0, 1]), 1, palette=palette)
+    with pytest.raises(ValueError, match="not enough image data"):
+        PIL.open(io.BytesIO(short)).load()
+    with pytest.raises(MlccError, match=r"\(status 10\)"):
+        decode(decoders, short, "RGB")
+
+
 def test_top_down_bmp_matches_pillow(decoders):
     bottom_up = bytearray(save(picture(6, 5, seed=6), "BMP"))
     offset, height = struct.unpack_from("<I", bottom_up, 10)[0], struct.unpack_from("<i", bottom_up, 22)[0]
