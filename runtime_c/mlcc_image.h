@@ -297,7 +297,7 @@ static int mlcc_pnm(mlcc_img *img, const uint8_t *s, int64_t n) {
 }
 
 /* ---- TIFF: the first image, 8-bit samples (gray, RGB, RGBA, palette) or bilevel, uncompressed, PackBits,
-   LZW or Deflate (with or without horizontal differencing), chunky, in strips ---- */
+   LZW or Deflate (with or without horizontal differencing), in strips or tiles, chunky or planar ---- */
 
 static int64_t mlcc_zlib(const uint8_t *s, int64_t n, uint8_t *out, int64_t size);
 
@@ -359,6 +359,35 @@ static int64_t mlcc_tiff_value(const mlcc_tiff *t, int64_t entry, uint32_t i) {
   return size == 2 ? mlcc_tiff16(t, at) : mlcc_tiff32(t, at);
 }
 
+/* One strip or tile's bytes s[at .. at + size) decompressed into out[0 .. need). */
+static int mlcc_tiff_segment(const uint8_t *s, int64_t at, int64_t size, int64_t compression, uint8_t *out,
+                             int64_t need) {
+  if (compression == 1) {
+    if (size < need) return MLCC_ERR_BAD_DATA;
+    memcpy(out, s + at, (size_t)need);
+  } else if (compression == 32773) { /* PackBits */
+    int64_t i = at, o = 0, end = at + size;
+    while (o < need && i < end) {
+      int c = (int8_t)s[i++];
+      if (c >= 0) {
+        if (c + 1 > end - i || c + 1 > need - o) break;
+        memcpy(out + o, s + i, (size_t)c + 1), i += c + 1, o += c + 1;
+      } else if (c != -128) {
+        if (i >= end || 1 - c > need - o) break;
+        memset(out + o, s[i++], (size_t)(1 - c)), o += 1 - c;
+      }
+    }
+    if (o < need) return MLCC_ERR_BAD_DATA;
+  } else if (compression == 5) {
+    if (mlcc_tiff_lzw(s + at, size, out, need) != need) return MLCC_ERR_BAD_DATA;
+  } else if (mlcc_zlib(s + at, size, out, need) != need) { /* Deflate */
+    return MLCC_ERR_BAD_DATA;
+  }
+  return MLCC_OK;
+}
+
+/* TIFF (the first image): 8-bit gray, RGB, RGBA and palette, and bilevel; in strips or tiles, samples
+ * interleaved or in separate planes. */
 static int mlcc_tiff_decode(mlcc_img *img, const uint8_t *s, int64_t n) {
   mlcc_tiff t = {s, n, s[0] == 'M'};
   int64_t ifd = mlcc_tiff32(&t, 4);
@@ -366,7 +395,7 @@ static int mlcc_tiff_decode(mlcc_img *img, const uint8_t *s, int64_t n) {
   uint32_t entries = mlcc_tiff16(&t, ifd);
   if (ifd + 2 + 12 * (int64_t)entries > n) return MLCC_ERR_BAD_DATA;
   int64_t w = -1, h = -1, bits = 1, compression = 1, photometric = -1, spp = 1, rows_per_strip = -1, planar = 1;
-  int64_t offsets = 0, counts = 0, colormap = 0, predictor = 1;
+  int64_t offsets = 0, counts = 0, colormap = 0, predictor = 1, tw = 0, th = 0;
   for (uint32_t e = 0; e < entries; ++e) {
     int64_t at = ifd + 2 + 12 * (int64_t)e;
     switch (mlcc_tiff16(&t, at)) {
@@ -375,86 +404,84 @@ static int mlcc_tiff_decode(mlcc_img *img, const uint8_t *s, int64_t n) {
       case 258: bits = mlcc_tiff_value(&t, at, 0); break;
       case 259: compression = mlcc_tiff_value(&t, at, 0); break;
       case 262: photometric = mlcc_tiff_value(&t, at, 0); break;
-      case 273: offsets = at; break;
+      case 273: case 324: offsets = at; break; /* strip or tile offsets */
       case 277: spp = mlcc_tiff_value(&t, at, 0); break;
       case 278: rows_per_strip = mlcc_tiff_value(&t, at, 0); break;
-      case 279: counts = at; break;
+      case 279: case 325: counts = at; break;
       case 284: planar = mlcc_tiff_value(&t, at, 0); break;
       case 317: predictor = mlcc_tiff_value(&t, at, 0); break;
       case 320: colormap = at; break;
+      case 322: tw = mlcc_tiff_value(&t, at, 0); break;
+      case 323: th = mlcc_tiff_value(&t, at, 0); break;
       default: break;
     }
   }
   int bilevel = bits == 1 && spp == 1 && (photometric == 0 || photometric == 1);
   int known = compression == 1 || compression == 32773 || compression == 5 || compression == 8 || compression == 32946;
-  if (!offsets || !counts) return MLCC_ERR_UNSUPPORTED_DATA; /* tiles, not strips */
-  if (planar != 1 || !known || (predictor != 1 && (predictor != 2 || bilevel))) return MLCC_ERR_UNSUPPORTED_DATA;
+  if (!offsets || !counts) return MLCC_ERR_BAD_DATA;
+  if ((planar != 1 && planar != 2) || !known || (predictor != 1 && (predictor != 2 || bilevel)))
+    return MLCC_ERR_UNSUPPORTED_DATA;
   if (!bilevel && (bits != 8 || !((photometric <= 1 && spp == 1) || (photometric == 2 && (spp == 3 || spp == 4)) ||
                                   (photometric == 3 && spp == 1 && colormap))))
     return MLCC_ERR_UNSUPPORTED_DATA; /* 16-bit or float samples, CMYK, YCbCr, CIELab, ... */
   int st = mlcc_img_begin(img, w, h);
   if (st != MLCC_OK) return st;
-  if (rows_per_strip < 1 || rows_per_strip > h) rows_per_strip = h;
-  int64_t stride = bilevel ? (w + 7) / 8 : w * spp, strip_bytes = stride * rows_per_strip;
-  uint8_t *strip = malloc((size_t)strip_bytes), *rgb = malloc((size_t)w * 3);
-  if (!strip || !rgb) {
-    free(strip), free(rgb);
-    return MLCC_ERR_OUT_OF_MEMORY;
+  int tiled = tw > 0 || th > 0;
+  if (tiled && (tw < 1 || th < 1)) return MLCC_ERR_BAD_DATA;
+  if (tiled && (tw > w + 1024 || th > h + 1024)) return MLCC_ERR_UNSUPPORTED_DATA; /* bounded work buffers */
+  if (!tiled) { /* strips: tiles as wide as the image */
+    if (rows_per_strip < 1 || rows_per_strip > h) rows_per_strip = h;
+    tw = w, th = rows_per_strip;
   }
-  st = MLCC_OK;
-  for (int64_t y0 = 0, k = 0; y0 < h && st == MLCC_OK; y0 += rows_per_strip, ++k) {
-    int64_t rows = h - y0 < rows_per_strip ? h - y0 : rows_per_strip, need = rows * stride;
+  int64_t planes = planar == 2 ? spp : 1, per = planar == 2 ? 1 : spp; /* samples per pixel in a segment */
+  int64_t across = (w + tw - 1) / tw, down = (h + th - 1) / th;
+  int64_t seg_stride = bilevel ? (tw + 7) / 8 : tw * per, seg_bytes = seg_stride * th;
+  /* the image as w x h pixels of spp samples (bilevel: one byte 0 or 1 per pixel) */
+  uint8_t *seg = malloc((size_t)seg_bytes), *pix = malloc((size_t)(w * h * (bilevel ? 1 : spp)));
+  uint8_t *rgb = malloc((size_t)w * 3);
+  if (!seg || !pix || !rgb) st = MLCC_ERR_OUT_OF_MEMORY;
+  for (int64_t k = 0; k < planes * across * down && st == MLCC_OK; ++k) {
+    int64_t plane = k / (across * down), tile = k % (across * down), x0 = tile % across * tw, y0 = tile / across * th;
+    int64_t rows = tiled ? th : (h - y0 < th ? h - y0 : th); /* a last strip may be short, a tile never */
     int64_t at = mlcc_tiff_value(&t, offsets, (uint32_t)k), size = mlcc_tiff_value(&t, counts, (uint32_t)k);
     if (at < 0 || size < 0 || at > n || size > n - at) {
       st = MLCC_ERR_BAD_DATA;
       break;
     }
-    if (compression == 1) {
-      if (size < need) st = MLCC_ERR_BAD_DATA;
-      else memcpy(strip, s + at, (size_t)need);
-    } else if (compression == 32773) { /* PackBits */
-      int64_t i = at, o = 0, end = at + size;
-      while (o < need && i < end) {
-        int c = (int8_t)s[i++];
-        if (c >= 0) {
-          if (c + 1 > end - i || c + 1 > need - o) break;
-          memcpy(strip + o, s + i, (size_t)c + 1), i += c + 1, o += c + 1;
-        } else if (c != -128) {
-          if (i >= end || 1 - c > need - o) break;
-          memset(strip + o, s[i++], (size_t)(1 - c)), o += 1 - c;
-        }
-      }
-      if (o < need) st = MLCC_ERR_BAD_DATA;
-    } else if (compression == 5) {
-      if (mlcc_tiff_lzw(s + at, size, strip, need) != need) st = MLCC_ERR_BAD_DATA;
-    } else if (mlcc_zlib(s + at, size, strip, need) != need) { /* Deflate */
-      st = MLCC_ERR_BAD_DATA;
-    }
-    for (int64_t r = 0; r < rows && st == MLCC_OK; ++r) {
-      uint8_t *row = strip + r * stride;
+    if ((st = mlcc_tiff_segment(s, at, size, compression, seg, rows * seg_stride)) != MLCC_OK) break;
+    for (int64_t r = 0; r < rows && y0 + r < h; ++r) {
+      uint8_t *row = seg + r * seg_stride;
       if (predictor == 2) /* horizontal differencing: each sample was stored as its difference from the left one */
-        for (int64_t i = spp; i < stride; ++i) row[i] = (uint8_t)(row[i] + row[i - spp]);
-      for (int64_t x = 0; x < w; ++x) {
-        uint8_t *o = rgb + 3 * x;
-        if (bilevel) {
-          int v = (row[x / 8] >> (7 - x % 8)) & 1;
-          o[0] = o[1] = o[2] = (uint8_t)((v ^ (photometric == 0)) ? 255 : 0);
-        } else if (photometric == 2) {
-          o[0] = row[x * spp], o[1] = row[x * spp + 1], o[2] = row[x * spp + 2];
-        } else if (photometric == 3) { /* 16-bit colour map entries, all reds then greens then blues */
-          for (int c = 0; c < 3; ++c) {
-            int64_t v = mlcc_tiff_value(&t, colormap, (uint32_t)(c * 256 + row[x]));
-            if (v < 0) st = MLCC_ERR_BAD_DATA;
-            o[c] = (uint8_t)(v >> 8);
-          }
-        } else {
-          o[0] = o[1] = o[2] = photometric == 0 ? (uint8_t)(255 - row[x]) : row[x];
-        }
+        for (int64_t i = per; i < tw * per; ++i) row[i] = (uint8_t)(row[i] + row[i - per]);
+      for (int64_t x = 0; x < tw && x0 + x < w; ++x) {
+        int64_t p = (y0 + r) * w + x0 + x;
+        if (bilevel) pix[p] = (row[x / 8] >> (7 - x % 8)) & 1;
+        else if (planar == 2) pix[p * spp + plane] = row[x];
+        else memcpy(pix + p * spp, row + x * spp, (size_t)spp);
       }
-      mlcc_img_row(img, y0 + r, rgb);
     }
   }
-  free(strip), free(rgb);
+  for (int64_t y = 0; y < h && st == MLCC_OK; ++y) {
+    for (int64_t x = 0; x < w; ++x) {
+      uint8_t *o = rgb + 3 * x;
+      const uint8_t *v = pix + (y * w + x) * (bilevel ? 1 : spp);
+      if (bilevel) {
+        o[0] = o[1] = o[2] = (uint8_t)((v[0] ^ (photometric == 0)) ? 255 : 0);
+      } else if (photometric == 2) {
+        o[0] = v[0], o[1] = v[1], o[2] = v[2];
+      } else if (photometric == 3) { /* 16-bit colour map entries, all reds then greens then blues */
+        for (int c = 0; c < 3; ++c) {
+          int64_t m = mlcc_tiff_value(&t, colormap, (uint32_t)(c * 256 + v[0]));
+          if (m < 0) st = MLCC_ERR_BAD_DATA;
+          o[c] = (uint8_t)(m >> 8);
+        }
+      } else {
+        o[0] = o[1] = o[2] = photometric == 0 ? (uint8_t)(255 - v[0]) : v[0];
+      }
+    }
+    mlcc_img_row(img, y, rgb);
+  }
+  free(seg), free(pix), free(rgb);
   return st;
 }
 

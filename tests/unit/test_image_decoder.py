@@ -650,6 +650,72 @@ def test_tiff_in_several_strips_matches_pillow(decoders, compression):
     check(decoders, save(picture(150, 200, seed=8), "TIFF", compression=compression))
 
 
+def _tiff(pixels: np.ndarray, tile=None, planar=False, deflate=False, predictor=False, rows_per_strip=None) -> bytes:
+    """A little-endian TIFF of 8-bit gray (h, w) or RGB / RGBA (h, w, c) pixels, in strips or (padded) tiles, with
+    the samples interleaved or in separate planes; uncompressed or Deflate, with or without differencing."""
+    pixels = pixels if pixels.ndim == 3 else pixels[:, :, None]
+    h, w, spp = pixels.shape
+    planes = [pixels[:, :, c : c + 1] for c in range(spp)] if planar else [pixels]
+    tw, th = tile if tile else (w, rows_per_strip or h)
+    segments = []
+    for plane in planes:
+        for y0 in range(0, h, th):
+            for x0 in range(0, w, tw):
+                block = plane[y0 : y0 + th, x0 : x0 + tw]
+                if tile:
+                    block = np.pad(block, ((0, th - block.shape[0]), (0, tw - block.shape[1]), (0, 0)))
+                rows = block.reshape(block.shape[0], -1).astype(np.int16)
+                if predictor:
+                    per = block.shape[2]
+                    rows[:, per:] = (rows[:, per:] - rows[:, :-per]) % 256
+                data = rows.astype(np.uint8).tobytes()
+                segments.append(zlib.compress(data) if deflate else data)
+    body, entries = bytearray(), []
+
+    def external(fmt: str, values) -> int:
+        body.extend(struct.pack(f"<{len(values)}{fmt}", *values))
+        return 8 + len(body) - struct.calcsize(f"<{len(values)}{fmt}")
+
+    starts = []
+    for seg in segments:
+        starts.append(8 + len(body))
+        body.extend(seg + bytes(len(seg) % 2))
+    many = len(segments) > 1
+    offsets = external("I", starts) if many else starts[0]
+    counts = external("I", [len(seg) for seg in segments]) if many else len(segments[0])
+    bits = external("H", [8] * spp) if spp > 2 else (8 | 8 << 16 if spp == 2 else 8)
+    tags = [(256, 4, 1, w), (257, 4, 1, h), (258, 3, spp, bits), (259, 3, 1, 8 if deflate else 1)]
+    tags += [(262, 3, 1, 2 if spp >= 3 else 1), (273 if not tile else 324, 4, len(segments), offsets)]
+    tags += [(277, 3, 1, spp), (279 if not tile else 325, 4, len(segments), counts), (284, 3, 1, 2 if planar else 1)]
+    tags += [(278, 4, 1, th)] if not tile else [(322, 4, 1, tw), (323, 4, 1, th)]
+    tags += [(317, 3, 1, 2)] if predictor else []
+    tags += [(338, 3, 1, 2)] if spp == 4 else []
+    for tag in sorted(tags):
+        entries.append(struct.pack("<HHII", *tag))
+    ifd = struct.pack("<H", len(entries)) + b"".join(entries) + bytes(4)
+    return b"II*\0" + struct.pack("<I", 8 + len(body)) + bytes(body) + ifd
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"planar": True},
+        {"planar": True, "rows_per_strip": 10},
+        {"tile": (16, 16)},
+        {"tile": (32, 16), "planar": True},
+        {"tile": (16, 16), "deflate": True, "predictor": True},
+        {"tile": (16, 32), "planar": True, "deflate": True, "predictor": True},
+        {"planar": True, "deflate": True, "predictor": True, "rows_per_strip": 5},
+    ],
+    ids=repr,
+)
+def test_tiled_and_planar_tiffs_match_pillow(decoders, options):
+    """Tiles (padded past the image's edges) and separate sample planes, which Pillow reads but does not write."""
+    rgb = picture(37, 45, seed=14)
+    for pixels in (rgb, rgb[:, :, 0], np.concatenate([rgb, rgb[:, :, :1]], 2)):
+        check(decoders, _tiff(pixels, **options))
+
+
 @pytest.mark.parametrize("mode", ["L", "RGB"])
 def test_tiff_with_horizontal_differencing_matches_pillow(decoders, mode):
     img = PIL.fromarray(picture(23, 31, seed=20)).convert(mode)
