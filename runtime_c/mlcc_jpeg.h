@@ -5,9 +5,10 @@
  * fixed-point YCbCr to RGB tables. Huffman coding, sequential (baseline and extended) or progressive
  * (spectral selection and successive approximation; coefficients are gathered over all scans, then
  * transformed, as libjpeg does for a whole file: its block smoothing only applies to coefficients a file
- * leaves unrefined, and is not done here), 8-bit samples, 1 (gray) or 3 (YCbCr; RGB where an Adobe marker
- * says so) components, sampling factors 1 to 4 (at most 10 blocks per MCU), restart intervals. Arithmetic-coded, lossless, hierarchical,
- * 12-bit and CMYK streams are refused (MLCC_ERR_UNSUPPORTED_DATA). */
+ * leaves unrefined, and is not done here), 8-bit samples, 1 (gray), 3 (YCbCr or RGB, told as libjpeg tells
+ * them) or 4 (CMYK, or YCCK where an Adobe marker says so; to RGB as Pillow converts CMYK) components,
+ * sampling factors 1 to 4 (at most 10 blocks per MCU), restart intervals. Arithmetic-coded, lossless,
+ * hierarchical and 12-bit streams are refused (MLCC_ERR_UNSUPPORTED_DATA). */
 #ifndef MLCC_JPEG_H
 #define MLCC_JPEG_H
 
@@ -39,8 +40,9 @@ typedef struct {
   int count, marker_hit;
   uint16_t q[4][64];
   mlcc_jhuff dc[4], ac[4];
-  mlcc_jcomp c[3];
-  int nc, hmax, vmax, restart, adobe_rgb, progressive;
+  mlcc_jcomp c[4];
+  int nc, hmax, vmax, restart, progressive;
+  int jfif, adobe, adobe_transform; /* markers seen: APP0 "JFIF", APP14 "Adobe" (and its transform) */
   int64_t w, h, mcux, mcuy;
 } mlcc_jpeg_dec;
 
@@ -291,7 +293,7 @@ static int mlcc_jrestart(mlcc_jpeg_dec *d, mlcc_jband *b) {
 static int mlcc_jscan(mlcc_jpeg_dec *d, const uint8_t *sos, int len) {
   int ns = sos[0];
   if (ns < 1 || ns > d->nc || len < 1 + 2 * ns + 3) return 1;
-  mlcc_jcomp *in_scan[3];
+  mlcc_jcomp *in_scan[4];
   const uint8_t *ss = sos + 1 + 2 * ns;
   mlcc_jband b = {ss[0], ss[1], ss[2] >> 4, ss[2] & 15, 0};
   if (!d->progressive ? b.ss != 0 || b.se != 63 || b.ah != 0 || b.al != 0
@@ -403,11 +405,11 @@ static void mlcc_jupsample(const mlcc_jpeg_dec *d, const mlcc_jcomp *c, int64_t 
   for (int64_t x = 0; x < d->w; ++x) out[x] = near[x / hx]; /* other factors: replicated (int_upsample) */
 }
 
-/* The frame header: MLCC_OK, or a status (12-bit samples and CMYK are not read). */
+/* The frame header: MLCC_OK, or a status (12-bit samples are not read). */
 static int mlcc_jpeg_frame(mlcc_jpeg_dec *d, const uint8_t *f, int len) {
   if (len < 6) return MLCC_ERR_BAD_DATA;
   d->h = mlcc_be16(f + 1), d->w = mlcc_be16(f + 3), d->nc = f[5];
-  if (f[0] != 8 || (d->nc != 1 && d->nc != 3)) return MLCC_ERR_UNSUPPORTED_DATA;
+  if (f[0] != 8 || (d->nc != 1 && d->nc != 3 && d->nc != 4)) return MLCC_ERR_UNSUPPORTED_DATA;
   if (len < 6 + 3 * d->nc) return MLCC_ERR_BAD_DATA;
   d->hmax = d->vmax = 1;
   for (int i = 0; i < d->nc; ++i) {
@@ -494,8 +496,10 @@ static int mlcc_jpeg(mlcc_img *img, const uint8_t *s, int64_t n) {
     } else if (m == 0xdd) { /* DRI */
       if (blen < 2) bad = 1;
       else d->restart = (int)mlcc_be16(b);
-    } else if (m == 0xee) { /* Adobe: transform 0 means the components are RGB, not YCbCr */
-      if (blen >= 12 && !memcmp(b, "Adobe", 5)) d->adobe_rgb = b[11] == 0;
+    } else if (m == 0xee) { /* Adobe: its transform says how the colour components are coded */
+      if (blen >= 12 && !memcmp(b, "Adobe", 5)) d->adobe = 1, d->adobe_transform = b[11];
+    } else if (m == 0xe0) { /* JFIF: YCbCr, whatever else is said */
+      if (blen >= 5 && !memcmp(b, "JFIF", 5)) d->jfif = 1;
     } else if (m == 0xda) { /* SOS: entropy-coded data follows the header */
       d->at = at;
       /* sequential: a scan per component at most; progressive: any number up to a bound on the work */
@@ -511,12 +515,19 @@ static int mlcc_jpeg(mlcc_img *img, const uint8_t *s, int64_t n) {
   }
   if (scanned && st != MLCC_ERR_OUT_OF_MEMORY) {
     mlcc_jplanes(d);
-    /* Y, Cb, Cr of one row, each w + 1 bytes: doubling an odd width's ceil(w / 2) samples gives w + 1 */
-    uint8_t *rows = malloc((size_t)(d->w + 1) * 3);
+    /* Y, Cb, Cr (, K) of one row, each w + 1 bytes: doubling an odd width's ceil(w / 2) samples gives w + 1 */
+    uint8_t *rows = malloc((size_t)(d->w + 1) * 4);
     if (!rows) {
       st = MLCC_ERR_OUT_OF_MEMORY;
     } else {
-      uint8_t *cb = rows + d->w + 1, *cr = cb + d->w + 1, *rgb = malloc((size_t)d->w * 3);
+      uint8_t *cb = rows + d->w + 1, *cr = cb + d->w + 1, *k4 = cr + d->w + 1, *rgb = malloc((size_t)d->w * 3);
+      /* libjpeg's colour space: three components are YCbCr with a JFIF marker, else RGB where an Adobe
+         marker says transform 0 or (without either marker) the component ids are 'R', 'G', 'B'; four are YCCK
+         where an Adobe marker gives a transform other than 0 (converted to CMYK), else CMYK. Pillow then
+         inverts CMYK, marker or not ("assume adobe conventions"). */
+      int rgb_ids = d->c[0].id == 'R' && d->c[1].id == 'G' && d->c[2].id == 'B';
+      int ycc = d->nc == 3 ? d->jfif || (d->adobe ? d->adobe_transform != 0 : !rgb_ids)
+                           : d->adobe && d->adobe_transform != 0;
       st = rgb ? MLCC_OK : MLCC_ERR_OUT_OF_MEMORY;
       for (int64_t y = 0; y < d->h && st == MLCC_OK; ++y) {
         mlcc_jupsample(d, &d->c[0], y, rows);
@@ -525,9 +536,10 @@ static int mlcc_jpeg(mlcc_img *img, const uint8_t *s, int64_t n) {
         } else {
           mlcc_jupsample(d, &d->c[1], y, cb);
           mlcc_jupsample(d, &d->c[2], y, cr);
-          for (int64_t x = 0; x < d->w && d->adobe_rgb; ++x)
+          if (d->nc == 4) mlcc_jupsample(d, &d->c[3], y, k4);
+          for (int64_t x = 0; x < d->w && !ycc; ++x)
             rgb[3 * x] = rows[x], rgb[3 * x + 1] = cb[x], rgb[3 * x + 2] = cr[x];
-          for (int64_t x = 0; x < d->w && !d->adobe_rgb; ++x) {
+          for (int64_t x = 0; x < d->w && ycc; ++x) {
             /* jdcolor.c: FIX(1.40200) = 91881, FIX(1.77200) = 116130, FIX(0.71414) = 46802, FIX(0.34414) =
                22554, in 16-bit fixed point, rounded */
             int Y = rows[x], u = cb[x] - 128, v = cr[x] - 128;
@@ -537,6 +549,16 @@ static int mlcc_jpeg(mlcc_img *img, const uint8_t *s, int64_t n) {
             rgb[3 * x] = (uint8_t)(r < 0 ? 0 : r > 255 ? 255 : r);
             rgb[3 * x + 1] = (uint8_t)(g < 0 ? 0 : g > 255 ? 255 : g);
             rgb[3 * x + 2] = (uint8_t)(b < 0 ? 0 : b > 255 ? 255 : b);
+            if (d->nc == 4) /* YCCK: libjpeg's C, M, Y are 255 minus these */
+              for (int c = 0; c < 3; ++c) rgb[3 * x + c] = (uint8_t)(255 - rgb[3 * x + c]);
+          }
+          for (int64_t x = 0; x < d->w && d->nc == 4; ++x) { /* inverted CMYK to RGB as Pillow's cmyk2rgb */
+            int nk = k4[x]; /* 255 - (255 - k) */
+            for (int c = 0; c < 3; ++c) {
+              int v = 255 - rgb[3 * x + c], t = v * nk + 128;
+              int o = nk - (((t >> 8) + t) >> 8);
+              rgb[3 * x + c] = (uint8_t)(o < 0 ? 0 : o > 255 ? 255 : o);
+            }
           }
         }
         mlcc_img_row(img, y, rgb);
@@ -545,7 +567,7 @@ static int mlcc_jpeg(mlcc_img *img, const uint8_t *s, int64_t n) {
       free(rows);
     }
   }
-  for (int i = 0; i < d->nc && i < 3; ++i) free(d->c[i].plane), free(d->c[i].coef);
+  for (int i = 0; i < d->nc && i < 4; ++i) free(d->c[i].plane), free(d->c[i].coef);
   free(d);
   return st;
 }

@@ -27,6 +27,7 @@ def corpus(rng: np.random.Generator) -> list[bytes]:
         ("JPEG", "RGB", {"subsampling": 1, "restart_marker_blocks": 2}),
         ("JPEG", "L", {}),
         ("JPEG", "RGB", {"progressive": True}),
+        ("JPEG", "CMYK", {"quality": 80}),
         ("JPEG", "L", {"progressive": True, "restart_marker_blocks": 3}),
         ("PNG", "RGB", {}),
         ("PNG", "P", {}),
@@ -87,7 +88,7 @@ def test_decoders_are_sanitizer_clean_on_valid_and_corrupt_images(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = [tuple(map(int, line.split())) for line in proc.stdout.splitlines()]
     assert len(results) == len(images)
-    valid = 39  # 29 Pillow-written images, 2 plain PNMs, 7 WebP files from tests/data/webp, an RLE8 BMP
+    valid = 40  # 30 Pillow-written images, 2 plain PNMs, 7 WebP files from tests/data/webp, an RLE8 BMP
     assert all(status == 0 and h > 0 and w > 0 for status, h, w in results[:valid]), results[:valid]
     statuses = {status for status, _, _ in results[valid:]}
     # corrupt (10), unrecognisable (11), or a damaged header's size beyond the bound (12); some still decode

@@ -149,17 +149,24 @@ ZIGZAG = np.array(
 )
 
 
-def _jpeg(pixels: np.ndarray, factors, q: int = 3) -> bytes:
-    """A baseline JPEG written here, for the sampling factors Pillow cannot write: YCbCr (JFIF), each plane
-    box-averaged to its factor, a flat quantisation table, and Huffman tables in which every DC size has a
-    4-bit code and every AC run/size an 8-bit one (valid, if not compact)."""
+def _jpeg(pixels: np.ndarray, factors, q: int = 3, raw: bool = False, marker=b"JFIF", ids=None) -> bytes:
+    """A baseline JPEG written here, for what Pillow cannot write: other sampling factors (YCbCr, JFIF), or with
+    raw=True the pixels' channels stored as they are (4 for CMYK / YCCK), behind a JFIF marker, an Adobe one
+    (marker=("Adobe", transform)) or none (marker=None), with the given component ids. Each plane is
+    box-averaged to its factor; a flat quantisation table, and Huffman tables in which every DC size has a 4-bit
+    code and every AC run/size an 8-bit one (valid, if not compact)."""
     h, w, _ = pixels.shape
     rgb = pixels.astype(np.float64)
-    ycc = [
-        0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2],
-        128 - 0.168736 * rgb[..., 0] - 0.331264 * rgb[..., 1] + 0.5 * rgb[..., 2],
-        128 + 0.5 * rgb[..., 0] - 0.418688 * rgb[..., 1] - 0.081312 * rgb[..., 2],
-    ]
+    ycc = (
+        [rgb[..., c] for c in range(rgb.shape[2])]
+        if raw
+        else [
+            0.299 * rgb[..., 0] + 0.587 * rgb[..., 1] + 0.114 * rgb[..., 2],
+            128 - 0.168736 * rgb[..., 0] - 0.331264 * rgb[..., 1] + 0.5 * rgb[..., 2],
+            128 + 0.5 * rgb[..., 0] - 0.418688 * rgb[..., 1] - 0.081312 * rgb[..., 2],
+        ]
+    )
+    ids = ids or list(range(1, len(factors) + 1))
     hmax, vmax = max(f[0] for f in factors), max(f[1] for f in factors)
     mcu_w, mcu_h = 8 * hmax, 8 * vmax
     mx, my = -(-w // mcu_w), -(-h // mcu_h)
@@ -172,7 +179,7 @@ def _jpeg(pixels: np.ndarray, factors, q: int = 3) -> bytes:
     basis = np.cos((2 * n[None, :] + 1) * n[:, None] * np.pi / 16) * np.where(n[:, None] == 0, np.sqrt(1 / 8), 0.5)
     ac_symbols = [0x00, 0xF0] + [r << 4 | s for r in range(16) for s in range(1, 11)]
     ac_code = {sym: i for i, sym in enumerate(ac_symbols)}
-    bits, preds = [], [0, 0, 0]
+    bits, preds = [], [0] * len(factors)
 
     def put(value: int, length: int) -> None:
         bits.extend((value >> (length - 1 - i)) & 1 for i in range(length))
@@ -216,15 +223,21 @@ def _jpeg(pixels: np.ndarray, factors, q: int = 3) -> bytes:
     def segment(marker: int, body: bytes) -> bytes:
         return struct.pack(">BBH", 0xFF, marker, len(body) + 2) + body
 
-    sof = struct.pack(">BHHB", 8, h, w, 3) + b"".join(
-        bytes([i + 1, fh << 4 | fv, 0]) for i, (fh, fv) in enumerate(factors)
+    sof = struct.pack(">BHHB", 8, h, w, len(factors)) + b"".join(
+        bytes([ids[i], fh << 4 | fv, 0]) for i, (fh, fv) in enumerate(factors)
     )
     dc_table = bytes([0x00]) + bytes([0, 0, 0, 12] + [0] * 12) + bytes(range(12))
     ac_table = bytes([0x10]) + bytes([0] * 7 + [len(ac_symbols)] + [0] * 8) + bytes(ac_symbols)
-    sos = bytes([3, 1, 0x00, 2, 0x00, 3, 0x00, 0, 63, 0])
+    sos = bytes([len(factors)]) + b"".join(bytes([i, 0x00]) for i in ids) + bytes([0, 63, 0])
+    if marker == b"JFIF":
+        app = segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
+    elif marker:
+        app = segment(0xEE, b"Adobe" + struct.pack(">HHHB", 100, 0, 0, marker[1]))
+    else:
+        app = b""
     return (
         b"\xff\xd8"
-        + segment(0xE0, b"JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00")
+        + app
         + segment(0xDB, bytes([0]) + bytes([q] * 64))
         + segment(0xC0, sof)
         + segment(0xC4, dc_table + ac_table)
@@ -251,6 +264,25 @@ def test_jpeg_sampling_factors_pillow_cannot_write_match_pillow(decoders, factor
     """Pillow writes 4:4:4, 4:2:2 and 4:2:0 only: JPEGs written here with other factors (vertical-only fancy
     upsampling, chroma replicated 4 times, components subsampled differently) against Pillow's decoding."""
     check(decoders, _jpeg(picture(*size, seed=18), factors))
+
+
+@pytest.mark.parametrize(
+    "marker", [("Adobe", 2), ("Adobe", 0), None], ids=["ycck-adobe", "cmyk-adobe", "cmyk-no-marker"]
+)
+@pytest.mark.parametrize("factors", [((1, 1),) * 4, ((2, 2), (1, 1), (1, 1), (2, 2))])
+def test_four_component_jpegs_match_pillow(decoders, marker, factors):
+    """CMYK and YCCK (libjpeg converts YCCK to CMYK; Pillow inverts CMYK, marker or not, then takes it to RGB
+    with its own formula). Pillow writes only CMYK with an Adobe marker (also checked)."""
+    pixels = np.concatenate([picture(21, 30, seed=21), picture(21, 30, seed=22)[:, :, :1]], -1)
+    check(decoders, _jpeg(pixels, factors, q=2, raw=True, marker=marker))
+    check(decoders, save(PIL.fromarray(picture(21, 30, seed=23)).convert("CMYK"), "JPEG", quality=90))
+
+
+@pytest.mark.parametrize("marker", [None, ("Adobe", 0), ("Adobe", 1), b"JFIF"])
+def test_three_component_colour_space_is_told_as_libjpeg_tells_it(decoders, marker):
+    """With component ids 'R', 'G', 'B': RGB unless a JFIF marker (or an Adobe transform 1) says YCbCr."""
+    pixels = picture(17, 26, seed=24)
+    check(decoders, _jpeg(pixels, ((1, 1),) * 3, q=2, raw=True, marker=marker, ids=[ord("R"), ord("G"), ord("B")]))
 
 
 def test_jpeg_with_more_than_ten_blocks_per_mcu_is_refused_as_by_pillow(decoders):
