@@ -354,7 +354,7 @@ static int mlcc_j2k_layout(const mlcc_j2k_style *st, int64_t tx0, int64_t ty0, i
       B->step = 0.5f * (float)((1.0 + st->mant[e] / 2048.0) * scale);
       if (B->mb > 30) return MLCC_ERR_UNSUPPORTED_DATA; /* beyond 32-bit magnitudes, as OpenJPEG */
       int64_t area = (B->x1 - B->x0) * (B->y1 - B->y0);
-      if (area > 0 && !(B->coef = calloc((size_t)area, sizeof *B->coef))) return MLCC_ERR_OUT_OF_MEMORY;
+      if (!(B->coef = calloc((size_t)(area > 0 ? area : 1), sizeof *B->coef))) return MLCC_ERR_OUT_OF_MEMORY;
     }
     if (R->x1 <= R->x0 || R->y1 <= R->y0) continue; /* no precincts */
     R->npx = mlcc_j2k_cdiv(R->x1, R->ppx) - (R->x0 >> R->ppx);
@@ -685,7 +685,7 @@ static int mlcc_j2k_tile(const mlcc_j2k *j, int64_t t, const uint8_t *s, int64_t
       for (int r = 1; r <= sty->nl && st == MLCC_OK; ++r) {
         mlcc_res *R = &res[c][r];
         int64_t ra = (R->x1 - R->x0) * (R->y1 - R->y0);
-        if (ra > 0 && !(next = malloc(sizeof *next * (size_t)ra))) st = MLCC_ERR_OUT_OF_MEMORY;
+        if (!(next = malloc(sizeof *next * (size_t)(ra > 0 ? ra : 1)))) st = MLCC_ERR_OUT_OF_MEMORY; /* never NULL */
         if (st == MLCC_OK && ra > 0) mlcc_j2k_idwt97(res[c], r, cur, next, linef);
         free(cur), cur = next, next = NULL;
       }
@@ -698,7 +698,7 @@ static int mlcc_j2k_tile(const mlcc_j2k *j, int64_t t, const uint8_t *s, int64_t
     for (int r = 1; r <= sty->nl && st == MLCC_OK; ++r) {
       mlcc_res *R = &res[c][r];
       int64_t area = (R->x1 - R->x0) * (R->y1 - R->y0);
-      if (area > 0 && !(next = malloc(sizeof *next * (size_t)area))) st = MLCC_ERR_OUT_OF_MEMORY;
+      if (!(next = malloc(sizeof *next * (size_t)(area > 0 ? area : 1)))) st = MLCC_ERR_OUT_OF_MEMORY;
       if (st == MLCC_OK && area > 0) mlcc_j2k_idwt(res[c], r, cur, next, line);
       free(cur), cur = next, next = NULL;
     }

@@ -539,6 +539,13 @@ def test_jpeg2000_variants_match_pillow(decoders, options):
 
 
 @needs_openjpeg
+def test_jpeg2000_with_tiny_tiles_at_odd_offsets_matches_pillow(decoders):
+    """3 x 5 tiles from an odd origin: some resolutions of some tiles are empty, others one sample wide."""
+    options = {"offset": (7, 11), "tile_size": (3, 5), "tile_offset": (6, 9), "num_resolutions": 2}
+    check(decoders, save(picture(20, 30, seed=9), "JPEG2000", **options))
+
+
+@needs_openjpeg
 @pytest.mark.parametrize("mode", ["L", "LA", "RGBA"])
 @pytest.mark.parametrize("irreversible", [False, True])
 def test_jpeg2000_gray_and_alpha_match_pillow(decoders, mode, irreversible):
