@@ -7,8 +7,8 @@
  * fixed point). Palette, gray and 16-bit images become 8-bit RGB first; alpha is dropped.
  *
  * The input is untrusted: every read is bounds-checked and sizes are checked against the output bound before
- * any allocation. A stream in a format or variant the decoders do not read (animated WebP, JPEG 2000 with
- * coding options, arithmetic-coded JPEG, TIFF compressed other than with PackBits, LZW or Deflate, ...) returns
+ * any allocation. A stream in a format or variant the decoders do not read (JPEG 2000 with coding
+ * options, arithmetic-coded JPEG, TIFF compressed other than with PackBits, LZW or Deflate, ...) returns
  * MLCC_ERR_UNSUPPORTED_DATA, an image larger than the bound MLCC_ERR_OVER_BOUND, a corrupt one MLCC_ERR_BAD_DATA.
  * Work buffers come from malloc and are freed before returning (MLCC_ERR_OUT_OF_MEMORY if one cannot be had). */
 #ifndef MLCC_IMAGE_H

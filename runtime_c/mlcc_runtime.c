@@ -28,7 +28,7 @@ static inline const char *mlcc_status_message(int status) {
     case MLCC_ERR_BAD_DATA: return "an input's contents are invalid (a corrupt or truncated image)";
     case MLCC_ERR_UNSUPPORTED_DATA:
       return "an input is in a format or variant the model does not read (ImageDecoder: BMP, PNM, TIFF, PNG, JPEG, "
-             "WebP, JPEG 2000 and GIF are read; not animated WebP or arithmetic-coded JPEG)";
+             "WebP, JPEG 2000 and GIF are read; not arithmetic-coded JPEG or JPEG-compressed TIFF)";
     case MLCC_ERR_OVER_BOUND:
       return "a data-dependent output would exceed the bound the model was compiled with (raise it with mlcc "
              "--output-bound NAME=D0,D1,...)";

@@ -10,7 +10,7 @@
  * filter levels, the "inner edges" rule from the decoded coefficients). Macroblocks are reconstructed into
  * whole planes first (prediction reads unfiltered samples), then filtered in raster order. Output: libwebp's
  * "fancy" chroma upsampling (9-3-3-1 weights with its rounding) and its fixed-point BT.601 YUV to RGB.
- * Animated files return MLCC_ERR_UNSUPPORTED_DATA. */
+ * Of an animation, the first frame is decoded onto its canvas (the rest black), as WebPAnimDecoder gives it. */
 #ifndef MLCC_WEBP_H
 #define MLCC_WEBP_H
 
@@ -787,37 +787,63 @@ static int mlcc_vp8_frame(mlcc_vp8 *d, mlcc_img *img, const uint8_t *s, int64_t 
 
 #include "mlcc_vp8l.h"
 
-/* A RIFF WEBP file: its VP8 or VP8L chunk (directly, or after VP8X and the chunks it allows) decoded into img. */
-static int mlcc_webp(mlcc_img *img, const uint8_t *s, int64_t n) {
-  if (n < 20) return MLCC_ERR_BAD_DATA;
-  int64_t end = (int64_t)mlcc_le32(s + 4) + 8, at = 12, canvas_w = 0, canvas_h = 0;
-  if (end > n) end = n; /* a truncated file: its chunks are checked against what is there */
-  while (at + 8 <= end) {
-    const uint8_t *id = s + at;
-    int64_t size = mlcc_le32(s + at + 4);
-    if (size > end - at - 8) return MLCC_ERR_BAD_DATA;
+/* The first VP8 or VP8L chunk among the chunks s[0 .. n) (ALPH and others skipped), decoded into img; its size
+ * must be w x h where those are given (nonzero). */
+static int mlcc_webp_image(mlcc_img *img, const uint8_t *s, int64_t n, int64_t w, int64_t h) {
+  for (int64_t at = 0; at + 8 <= n;) {
+    int64_t size = mlcc_le32(s + at + 4), fw = 0, fh = 0;
+    if (size > n - at - 8) return MLCC_ERR_BAD_DATA;
     const uint8_t *data = s + at + 8;
-    if (!memcmp(id, "VP8 ", 4)) {
+    int st = -1;
+    if (!memcmp(s + at, "VP8 ", 4)) {
       mlcc_vp8 d;
       memset(&d, 0, sizeof d);
-      int st = mlcc_vp8_frame(&d, img, data, size);
-      if (st == MLCC_OK && canvas_w && (canvas_w != d.w || canvas_h != d.h)) st = MLCC_ERR_BAD_DATA;
+      st = mlcc_vp8_frame(&d, img, data, size);
+      fw = d.w, fh = d.h;
       free(d.y), free(d.u), free(d.v), free(d.top_modes), free(d.top_nz), free(d.mb_info);
-      return st;
+    } else if (!memcmp(s + at, "VP8L", 4)) {
+      st = mlcc_vp8l(img, data, size, &fw, &fh);
     }
-    if (!memcmp(id, "VP8L", 4)) {
-      int64_t w = 0, h = 0;
-      int st = mlcc_vp8l(img, data, size, &w, &h);
-      return st == MLCC_OK && canvas_w && (canvas_w != w || canvas_h != h) ? MLCC_ERR_BAD_DATA : st;
-    }
-    if (!memcmp(id, "ANIM", 4) || !memcmp(id, "ANMF", 4)) return MLCC_ERR_UNSUPPORTED_DATA;
-    if (!memcmp(id, "VP8X", 4)) {
-      if (size < 10) return MLCC_ERR_BAD_DATA;
-      if (data[0] & 2) return MLCC_ERR_UNSUPPORTED_DATA; /* animation */
-      canvas_w = 1 + (data[4] | data[5] << 8 | (int64_t)data[6] << 16);
-      canvas_h = 1 + (data[7] | data[8] << 8 | (int64_t)data[9] << 16);
-    }
+    if (st >= 0) return st == MLCC_OK && w && (w != fw || h != fh) ? MLCC_ERR_BAD_DATA : st;
     at += 8 + size + (size & 1);
+  }
+  return MLCC_ERR_BAD_DATA;
+}
+
+static int64_t mlcc_le24(const uint8_t *p) { return p[0] | p[1] << 8 | (int64_t)p[2] << 16; }
+
+/* A RIFF WEBP file: its VP8 or VP8L chunk (directly, or after VP8X and the chunks it allows) decoded into img;
+ * of an animation, the first frame on a transparent (here black) canvas, as WebPAnimDecoder gives it. */
+static int mlcc_webp(mlcc_img *img, const uint8_t *s, int64_t n) {
+  if (n < 20) return MLCC_ERR_BAD_DATA;
+  int64_t end = (int64_t)mlcc_le32(s + 4) + 8;
+  if (end > n) end = n; /* a truncated file: its chunks are checked against what is there */
+  if (memcmp(s + 12, "VP8X", 4)) return mlcc_webp_image(img, s + 12, end - 12, 0, 0);
+  int64_t size = mlcc_le32(s + 16);
+  if (size < 10 || size > end - 20) return MLCC_ERR_BAD_DATA;
+  int64_t cw = 1 + mlcc_le24(s + 24), ch = 1 + mlcc_le24(s + 27), at = 20 + size + (size & 1);
+  if (!(s[20] & 2)) return mlcc_webp_image(img, s + at, end - at, cw, ch);
+  for (; at + 8 <= end; at += 8 + size + (size & 1)) { /* an animation: its first ANMF chunk */
+    size = mlcc_le32(s + at + 4);
+    if (size > end - at - 8) return MLCC_ERR_BAD_DATA;
+    if (memcmp(s + at, "ANMF", 4)) continue;
+    const uint8_t *f = s + at + 8;
+    if (size < 16) return MLCC_ERR_BAD_DATA;
+    int64_t fx = 2 * mlcc_le24(f), fy = 2 * mlcc_le24(f + 3), fw = 1 + mlcc_le24(f + 6), fh = 1 + mlcc_le24(f + 9);
+    if (fx + fw > cw || fy + fh > ch) return MLCC_ERR_BAD_DATA;
+    int st = mlcc_img_begin(img, cw, ch);
+    if (st != MLCC_OK) return st;
+    uint8_t *frame = malloc((size_t)(fw * fh * 3)), *row = calloc((size_t)cw, 3);
+    mlcc_img sub = {frame, fh, fw, MLCC_IMAGE_RGB, 0, 0};
+    st = frame && row ? mlcc_webp_image(&sub, f + 16, size - 16, fw, fh) : MLCC_ERR_OUT_OF_MEMORY;
+    for (int64_t y = 0; y < ch && st == MLCC_OK; ++y) {
+      int inside = y >= fy && y < fy + fh;
+      memset(row, 0, (size_t)(cw * 3));
+      if (inside) memcpy(row + 3 * fx, frame + 3 * (y - fy) * fw, (size_t)(3 * fw));
+      mlcc_img_row(img, y, row);
+    }
+    free(frame), free(row);
+    return st;
   }
   return MLCC_ERR_BAD_DATA;
 }

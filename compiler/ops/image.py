@@ -6,7 +6,7 @@ and mlcc_gif.h.
 Height and width depend on the data: the output is stored with an upper bound of MAX_SIDE x MAX_SIDE pixels
 unless --output-bound gives another (Value.dynamic_axes (0, 1); the run reports the decoded shape through
 `PREFIX_output_shape`, and the image is written contiguously at the start of the buffer). A stream the decoders
-do not read (animated WebP, JPEG 2000 with coding options, arithmetic-coded JPEG, JPEG-compressed TIFF, ...)
+do not read (JPEG 2000 with coding options, arithmetic-coded JPEG, JPEG-compressed TIFF, ...)
 makes the run return MLCC_ERR_UNSUPPORTED_DATA, an image larger than the bound MLCC_ERR_OVER_BOUND, a corrupt one
 MLCC_ERR_BAD_DATA.
 The op is never folded: even a constant image is decoded at run time (the compiler has no decoder of its own).

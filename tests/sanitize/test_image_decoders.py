@@ -47,6 +47,7 @@ def corpus(rng: np.random.Generator) -> list[bytes]:
         ("WEBP", "RGBA", {"quality": 90, "method": 6}),
         ("WEBP", "RGB", {"lossless": True}),
         ("WEBP", "P", {"lossless": True}),
+        ("WEBP", "RGBA", {"save_all": True, "append_images": [PIL.new("RGBA", (37, 23), (9, 99, 199, 99))]}),
         ("JPEG2000", "RGB", {}),
         ("JPEG2000", "RGB", {"mct": 1, "quality_layers": [30, 10], "tile_size": (16, 16)}),
         ("JPEG2000", "L", {"precinct_size": (16, 16), "codeblock_size": (8, 8), "no_jp2": True}),
@@ -88,7 +89,7 @@ def test_decoders_are_sanitizer_clean_on_valid_and_corrupt_images(tmp_path):
     assert proc.returncode == 0, proc.stderr[-4000:]
     results = [tuple(map(int, line.split())) for line in proc.stdout.splitlines()]
     assert len(results) == len(images)
-    valid = 40  # 30 Pillow-written images, 2 plain PNMs, 7 WebP files from tests/data/webp, an RLE8 BMP
+    valid = 41  # 31 Pillow-written images, 2 plain PNMs, 7 WebP files from tests/data/webp, an RLE8 BMP
     assert all(status == 0 and h > 0 and w > 0 for status, h, w in results[:valid]), results[:valid]
     statuses = {status for status, _, _ in results[valid:]}
     # corrupt (10), unrecognisable (11), or a damaged header's size beyond the bound (12); some still decode

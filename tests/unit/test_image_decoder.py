@@ -809,13 +809,23 @@ def test_unsupported_streams_fail_the_run_with_a_status(decoders, fmt, options):
 
 
 @needs_webp
-def test_animated_webp_is_refused_with_a_status(decoders):
+@pytest.mark.parametrize("lossless", [False, True])
+def test_animated_webp_gives_its_first_frame_as_pillow(decoders, lossless):
+    """The first frame on the canvas; with a transparent border the encoder crops that frame to a rectangle
+    inside the canvas (checked), and the rest of the canvas is transparent black."""
     frames = [PIL.fromarray(picture(16, 16, seed=s)) for s in (1, 2)]
     with io.BytesIO() as f:
-        frames[0].save(f, format="WEBP", save_all=True, append_images=frames[1:], duration=50)
+        frames[0].save(f, format="WEBP", save_all=True, append_images=frames[1:], duration=50, lossless=lossless)
+        check(decoders, f.getvalue())
+    first = np.zeros((30, 40, 4), np.uint8)
+    first[6:20, 10:30, :3], first[6:20, 10:30, 3] = picture(14, 20, seed=3), 255
+    frames = [PIL.fromarray(first, "RGBA"), PIL.fromarray(picture(30, 40, seed=4)).convert("RGBA")]
+    with io.BytesIO() as f:
+        frames[0].save(f, format="WEBP", save_all=True, append_images=frames[1:], duration=50, lossless=lossless)
         data = f.getvalue()
-    with pytest.raises(MlccError, match=UNSUPPORTED):
-        decode(decoders, data, "RGB")
+    frame = data.index(b"ANMF") + 8
+    assert data[frame : frame + 3] != b"\0\0\0"  # the first frame is offset in the canvas
+    check(decoders, data)
 
 
 def test_an_image_beyond_the_bound_fails_the_run(decoders):
