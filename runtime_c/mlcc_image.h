@@ -518,9 +518,31 @@ static uint32_t mlcc_inf_bits(mlcc_inflate *z, int need) {
   return v;
 }
 
+/* Of a canonical prefix code with count[len] codes of each length 1 to 15 (lengths[0 .. n) per symbol): the
+ * symbols in code order into symbol[], and a table fast[1 << bits] that gives each code of at most `bits` bits,
+ * by the stream's next `bits` bits, as length << 12 | symbol (0 where the code is longer). Codes enter the
+ * stream first bit first (deflate, VP8L), so the table is indexed by the reversed codes. */
+static void mlcc_huff_index(const uint16_t *count, const uint8_t *lengths, int n, uint16_t *symbol, uint16_t *fast,
+                            int bits) {
+  uint16_t offs[16];
+  offs[1] = 0;
+  for (int len = 1; len < 15; ++len) offs[len + 1] = (uint16_t)(offs[len] + count[len]);
+  for (int i = 0; i < n; ++i)
+    if (lengths[i]) symbol[offs[lengths[i]]++] = (uint16_t)i;
+  memset(fast, 0, sizeof *fast << bits);
+  for (int len = 1, code = 0, index = 0; len <= bits; ++len) {
+    for (int i = 0; i < count[len]; ++i) {
+      int c = code + i, rev = 0;
+      for (int b = 0; b < len; ++b) rev |= ((c >> b) & 1) << (len - 1 - b);
+      for (int j = rev; j < 1 << bits; j += 1 << len) fast[j] = (uint16_t)(len << 12 | symbol[index + i]);
+    }
+    index += count[len];
+    code = (code + count[len]) << 1;
+  }
+}
+
 /* Canonical codes from code lengths; nonzero where the lengths over-subscribe. */
 static int mlcc_huff_build(mlcc_huff *hf, const uint8_t *lengths, int n) {
-  uint16_t offs[16];
   memset(hf->count, 0, sizeof hf->count);
   for (int i = 0; i < n; ++i) hf->count[lengths[i]]++;
   hf->count[0] = 0;
@@ -529,20 +551,7 @@ static int mlcc_huff_build(mlcc_huff *hf, const uint8_t *lengths, int n) {
     left = 2 * left - hf->count[len];
     if (left < 0) return 1;
   }
-  offs[1] = 0;
-  for (int len = 1; len < 15; ++len) offs[len + 1] = offs[len] + hf->count[len];
-  for (int i = 0; i < n; ++i)
-    if (lengths[i]) hf->symbol[offs[lengths[i]]++] = (uint16_t)i;
-  memset(hf->fast, 0, sizeof hf->fast);
-  for (int len = 1, code = 0, index = 0; len <= 9; ++len) {
-    for (int i = 0; i < hf->count[len]; ++i) { /* codes go into the stream first bit first: reversed */
-      int c = code + i, rev = 0;
-      for (int b = 0; b < len; ++b) rev |= ((c >> b) & 1) << (len - 1 - b);
-      for (int j = rev; j < 512; j += 1 << len) hf->fast[j] = (uint16_t)(len << 12 | hf->symbol[index + i]);
-    }
-    index += hf->count[len];
-    code = (code + hf->count[len]) << 1;
-  }
+  mlcc_huff_index(hf->count, lengths, n, hf->symbol, hf->fast, 9);
   return 0;
 }
 

@@ -58,7 +58,6 @@ typedef struct {
 } mlcc_lcode;
 
 static int mlcc_lcode_build(mlcc_lcode *h, const uint8_t *len, int n) {
-  uint16_t offs[16];
   int coded = 0, last = 0, left = 1;
   memset(h->count, 0, sizeof h->count);
   h->symbol = NULL, h->single = -1;
@@ -73,20 +72,7 @@ static int mlcc_lcode_build(mlcc_lcode *h, const uint8_t *len, int n) {
     if ((left = 2 * left - h->count[l]) < 0) return MLCC_ERR_BAD_DATA; /* over-subscribed */
   if (left != 0) return MLCC_ERR_BAD_DATA;                              /* incomplete */
   if (!(h->symbol = malloc(sizeof *h->symbol * (size_t)coded))) return MLCC_ERR_OUT_OF_MEMORY;
-  offs[1] = 0;
-  for (int l = 1; l < 15; ++l) offs[l + 1] = (uint16_t)(offs[l] + h->count[l]);
-  for (int i = 0; i < n; ++i)
-    if (len[i]) h->symbol[offs[len[i]]++] = (uint16_t)i;
-  memset(h->fast, 0, sizeof h->fast);
-  for (int l = 1, code = 0, index = 0; l <= 8; ++l) {
-    for (int i = 0; i < h->count[l]; ++i) { /* codes enter the stream first bit first: reversed */
-      int c = code + i, rev = 0;
-      for (int k = 0; k < l; ++k) rev |= ((c >> k) & 1) << (l - 1 - k);
-      for (int j = rev; j < 256; j += 1 << l) h->fast[j] = (uint16_t)(l << 12 | h->symbol[index + i]);
-    }
-    index += h->count[l];
-    code = (code + h->count[l]) << 1;
-  }
+  mlcc_huff_index(h->count, len, n, h->symbol, h->fast, 8);
   return MLCC_OK;
 }
 
