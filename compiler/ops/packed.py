@@ -107,6 +107,7 @@ def p_major_gain(p: int, mg: int, mr: int, nr: int) -> float:
     return pixel_major / normal
 
 
+BLOCK_CHANNELS = 8  # channels per block of a channel-blocked input (PadBlocks): 32 bytes, half a cache line
 GEMV_A_BYTES = 16 << 10  # the rows of A one pass keeps in L1
 
 
@@ -183,6 +184,10 @@ class PackedConv(OpDef):
         w_shape = tuple(node.attr("w_shape"))
         if wp.rank != 3 or wp.shape[0] != node.attr("group", 1):
             raise ShapeError(f"PackedConv {node.name!r}: packed weights {list(wp.shape)} do not match the group")
+        if node.attr("blocked", 0):  # X is PadBlocks' [N, C / 8, H, W, 8]: the convolution of its C channels
+            if x.rank != 5 or x.shape[4] != node.attr("blocked"):
+                raise ShapeError(f"PackedConv {node.name!r}: a blocked input should be 5-D, not {list(x.shape)}")
+            return conv_geometry(node, (x.shape[0], x.shape[1] * x.shape[4]) + x.shape[2:4], w_shape)
         slack = node.attr("slack_rows", 0)
         if slack and (x.rank != 4 or x.shape[2] <= slack):
             raise ShapeError(
@@ -196,6 +201,14 @@ class PackedConv(OpDef):
         return [(x.dtype, (x.shape[0], node.attr("w_shape")[0]) + out)]
 
     def reference(self, node, inputs):
+        if node.attr("blocked", 0):
+            m, c, kh, kw = node.attr("w_shape")
+            w = unpack_conv_weights_p_major(inputs[1], (m, c // BLOCK_CHANNELS, kh, kw, BLOCK_CHANNELS))
+            w = w.transpose(0, 1, 4, 2, 3).reshape(m, c, kh, kw)
+            x = inputs[0]
+            x = x.transpose(0, 1, 4, 2, 3).reshape(x.shape[0], c, *x.shape[2:4])
+            b = inputs[2] if len(inputs) > 2 else None
+            return [conv_reference(x, w, b, self._geometry(node))]
         if node.attr("p_major", 0):
             w = unpack_conv_weights_p_major(inputs[1], tuple(node.attr("w_shape")))
         else:
@@ -231,6 +244,8 @@ class PackedConv(OpDef):
         mr, nr = node.attr("mr"), node.attr("nr")
         direct = bool(node.attr("direct", 0))
         params = _im2col_params(node, group, kernel, out, begin, strides, dil)
+        if node.attr("blocked", 0):  # the image's blocks one after the other: as planes of C channels
+            params.update(C=x.shape[1] * x.shape[4], **{"in": [1, x.shape[2], x.shape[3]]})
         p_panels = -(-params["P"] // mr)
         channels = -(-params["M"] // group // nr) * nr  # of a group, in whole strips
         # scratch: with `direct` none; else a K block of the patch matrix in panels, and the tiles of
@@ -397,3 +412,49 @@ class PadPlanes(OpDef):
             "scratch_floats": 0,
         }
         return [Kernel("pad_planes", "pad", [x], [y], params, ["X", "Y"])]
+
+
+@register("PadBlocks", since=1, domain=PACKED_DOMAIN)
+class PadBlocks(OpDef):
+    """X [N, C, H, W] float32 -> Y [N, ceil(C / 8), H + top + bottom, W + left + right, 8]: zero padded and
+    channel-blocked (the 8 channels of a block side by side per pixel, zero past C), the input of a
+    blocked pixel-major convolution (passes/pack_weights.py), which then reads the window of one input
+    pixel's channels from one place rather than from 8 planes (attribute pads = [top, left, bottom, right])."""
+
+    def infer(self, node):
+        x = need_input(node, 0)
+        top, left, bottom, right = node.attr("pads")
+        if x.rank != 4 or min(top, left, bottom, right) < 0:
+            raise ShapeError(f"PadBlocks {node.name!r}: needs a 4-D input and pads >= 0")
+        blocks = -(-x.shape[1] // BLOCK_CHANNELS)
+        shape = (x.shape[0], blocks, x.shape[2] + top + bottom, x.shape[3] + left + right, BLOCK_CHANNELS)
+        return [(x.dtype, shape)]
+
+    def reference(self, node, inputs):
+        top, left, bottom, right = node.attr("pads")
+        x = inputs[0]
+        n, c, h, w = x.shape
+        blocks = -(-c // BLOCK_CHANNELS)
+        xp = np.pad(x, [(0, 0), (0, blocks * BLOCK_CHANNELS - c), (top, bottom), (left, right)])
+        return [np.ascontiguousarray(xp.reshape(n, blocks, BLOCK_CHANNELS, *xp.shape[2:]).transpose(0, 1, 3, 4, 2))]
+
+    def lower(self, node):
+        x, y = node.inputs[0], node.outputs[0]
+        top, left, _, _ = node.attr("pads")
+        n, blocks, oh, ow, cb = y.shape
+        params = {
+            "N": n,
+            "C": x.shape[1],
+            "blocks": blocks,
+            "CB": cb,
+            "IH": x.shape[2],
+            "IW": x.shape[3],
+            "OH": oh,
+            "OW": ow,
+            "top": top,
+            "left": left,
+            "per_task": max(1, 4096 // (oh * ow)),  # blocks per task: at least 128 KiB of output
+            "threaded": True,
+            "scratch_floats": 0,
+        }
+        return [Kernel("pad_blocks", "pad", [x], [y], params, ["X", "Y"])]
