@@ -194,8 +194,9 @@ def test_without_a_relu_the_sum_is_the_output(tmp_path, monkeypatch):
 @pytest.mark.parametrize("name", ["packed_1x1", "packed_k_blocks", "direct_3x3", "pixel_direct_3x3"])
 def test_a_heavy_epilogue_runs_after_the_tiles_in_place_or_not(name, threads, tmp_path, monkeypatch):
     """SiLU(Conv(x) + r): the tiles (with the bias, added onto the residual in place) first, then the epilogue
-    over the task's whole block, which reads the sum back; in place (r dies) and not (r read again). (The
-    pixel-major kernel, which small_pixel_major gives the deep convolution too, keeps it per tile.)"""
+    over the task's whole block (the in-place pixel-major kernel: over its last 8 tiles), which reads the sum
+    back; in place (r dies) and not (r read again). (The pixel-major kernel that packs patch panels, which
+    small_pixel_major gives the deep convolution too, keeps it per tile.)"""
     x_shape, w_shape, attrs = CASES[name]
     monkeypatch.setenv("MLCC_NUM_THREADS", str(threads))
     cpu = CPUS[-1]
@@ -208,7 +209,10 @@ def test_a_heavy_epilogue_runs_after_the_tiles_in_place_or_not(name, threads, tm
         with compile_and_load(model, out, cpu=cpu) as compiled:
             source = (out / "model.c").read_text()
             assert "mlcc_logistic_denf" in source
-            assert ("overlap" in source) == (family != "conv_pmajor")  # the epilogue's pass of its own
+            # the epilogue's pass of its own: over the task's block, or a pixel-major kernel's last 8 tiles
+            # where it reads its input in place; per tile where it packs patch panels
+            packs_panels = family == "conv_pmajor" and "PIX + p0" not in source
+            assert ("overlap" in source) == (not packs_panels)
             got = compiled.run({"x": x})
             names = [t.name for t in compiled.outputs]
         assert_close([got[n] for n in names], run_ort(model, {"x": x}), rtol=1e-4, atol=1e-5)
