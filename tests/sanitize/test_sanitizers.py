@@ -55,13 +55,13 @@ def kernel_mix() -> onnx.ModelProto:
         helper.make_node("Conv", ["x3", "wd8", "b8"], ["f"], pads=[1, 1, 1, 1], strides=[2, 2], group=8),
         helper.make_node("Relu", ["f"], ["y4"]),
         # SiLU epilogues after the tiles: direct and packed (stride 2) convolutions, a Gemm with C
-        helper.make_node("Conv", ["x2", "w8g", "b16"], ["g"], pads=[1, 1, 1, 1]),  # 8 channels: not blocked
+        helper.make_node("Conv", ["x5", "w6g", "b16"], ["g"], pads=[1, 1, 1, 1]),  # 6 channels: not blocked
         helper.make_node("Sigmoid", ["g"], ["gs"]),
         helper.make_node("Mul", ["g", "gs"], ["y5"]),
         helper.make_node("Conv", ["x", "w16", "b16"], ["h"], pads=[1, 1, 1, 1], strides=[2, 2]),
         helper.make_node("Sigmoid", ["h"], ["hs"]),
         helper.make_node("Mul", ["h", "hs"], ["y6"]),
-        helper.make_node("Conv", ["x3", "w8p", "b16"], ["u"], strides=[2, 2]),  # 8 channels: im2col
+        helper.make_node("Conv", ["x5", "w6p", "b16"], ["u"], strides=[2, 2]),  # 6 channels: im2col
         helper.make_node("Sigmoid", ["u"], ["us"]),
         helper.make_node("Mul", ["u", "us"], ["y8"]),
         helper.make_node("Gemm", ["x4", "wg", "bg"], ["k"]),
@@ -70,12 +70,13 @@ def kernel_mix() -> onnx.ModelProto:
     ]
     inits = [weight("w16", (16, 16, 3, 3)), weight("b16", (16,)), weight("wd", (16, 1, 3, 3)),
              weight("wd8", (8, 1, 3, 3)), weight("b8", (8,)), weight("wg", (30, 21)), weight("bg", (21,)),
-             weight("w8g", (16, 8, 3, 3)), weight("w8p", (16, 8, 3, 3)),
+             weight("w6g", (16, 6, 3, 3)), weight("w6p", (16, 6, 3, 3)),
              numpy_helper.from_array(np.float32(0), "lo"), numpy_helper.from_array(np.float32(6), "hi")]  # fmt: skip
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 20, 20]),
               helper.make_tensor_value_info("x2", TensorProto.FLOAT, [1, 8, 5, 40]),
               helper.make_tensor_value_info("x3", TensorProto.FLOAT, [1, 8, 12, 40]),
-              helper.make_tensor_value_info("x4", TensorProto.FLOAT, [5, 30])]  # fmt: skip
+              helper.make_tensor_value_info("x4", TensorProto.FLOAT, [5, 30]),
+              helper.make_tensor_value_info("x5", TensorProto.FLOAT, [1, 6, 12, 40])]  # fmt: skip
     names = ("y1", "y2", "y3", "p3", "y4", "y5", "y6", "y7", "y8")
     outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names]
     graph = helper.make_graph(nodes, "kernel_mix", inputs, outputs, inits)

@@ -114,13 +114,13 @@ CONVS = {
     ),
     # 49 pixels of a 1-D map: pixel-major with the patch panels packed (no in-place reads off 2-D maps)
     "p_major_conv1d": ((1, 24, 51), (64, 24, 3), {}),
-    # 16 or more input channels, 2-D windows: channel-blocked input without AVX-512 (PadBlocks, _blocked_conv):
-    # 20 channels (the last block 4 real, 4 zeros), 13 outputs (a partial strip), 143 pixels (a partial tile)
-    "blocked_partial_block": ((1, 20, 13, 11), (13, 20, 3, 3), {"pads": [1, 1, 1, 1]}),
+    # 2-D windows whose channels fill their blocks: channel-blocked input without AVX-512 (PadBlocks,
+    # _blocked_conv): 60 channels (the last block 4 real, 4 zeros), 13 outputs (a partial strip), 143 pixels
+    "blocked_partial_block": ((1, 60, 13, 11), (13, 60, 3, 3), {"pads": [1, 1, 1, 1]}),
     # three blocks, 5x5 windows at stride 2 without padding on the right, 2 images
     "blocked_5x5_stride2": ((2, 24, 17, 16), (40, 24, 5, 5), {"strides": [2, 2], "pads": [2, 2, 1, 0]}),
 }
-# cases for the channel-major direct kernel: the blocked one would take them (BLOCKED_MIN_CHANNELS)
+# cases for the channel-major direct kernel: the blocked one would take them (BLOCKED_MAX_WASTE)
 NOT_BLOCKED = {"deep_k_blocks", "direct_strip_groups"}
 # the kernel each kind of PackedConv runs, as its call in the generated source
 ENGINE_CALLS = {
@@ -163,7 +163,7 @@ def test_packed_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkeypat
     x_shape, w_shape, attrs = CONVS[name]
     small_pixel_major(monkeypatch)
     if name in NOT_BLOCKED:
-        monkeypatch.setattr(layout, "BLOCKED_MIN_CHANNELS", 10**6)
+        monkeypatch.setattr(layout, "BLOCKED_MAX_WASTE", -1)
     model = conv_model(x_shape, w_shape, **attrs)
     monkeypatch.setenv("MLCC_NUM_THREADS", str(threads))
     x = np.random.default_rng(5).standard_normal(x_shape).astype(np.float32)
@@ -194,7 +194,7 @@ def test_direct_conv_strips_are_grouped_while_their_input_rows_fit_in_l1(monkeyp
     # of 6 (their K block's input rows fill half of L1), its last stage (9.4 MB, 4 strips) in one group
     # (the weights read once), its first (147 KB of weights) in groups of 3, squeezenet's fire 3x3 (K = 144)
     # in groups of 7; with a 64 KiB L2 only two strips' tiles (132 rows, 8.25 KiB a strip) fit in a third
-    monkeypatch.setattr(layout, "BLOCKED_MIN_CHANNELS", 10**6)  # else the blocked kernel takes them all
+    monkeypatch.setattr(layout, "BLOCKED_MAX_WASTE", -1)  # else the blocked kernel takes them all
     for (x_shape, w_shape), group, l2 in [
         (CONVS["direct_strip_groups"][:2], 6, 512),
         (((1, 512, 7, 7), (512, 512, 3, 3)), 4, 512),
@@ -235,8 +235,12 @@ def test_the_kernel_choice_per_cpu(monkeypatch):
     assert chosen["x86-64-v4"]["deep_k_blocks"] == "pixel-direct"  # 3x3 of 33 channels: depth 297
     assert chosen["x86-64-v4"]["3x3_pad"] == "direct"  # depth 45
     assert chosen["x86-64-v4"]["pointwise"] == chosen["x86-64-v4"]["pointwise_deep"] == "packed"  # 1x1, depth < 1024
-    assert chosen["generic"]["3x3_pad"] == "direct"  # 5 channels: too few to block
-    assert chosen["generic"]["deep_k_blocks"] == chosen["generic"]["pixel_direct_strided"] == "blocked"
+    assert chosen["generic"]["3x3_pad"] == "direct"  # 5 channels: 3 of the 8 computed would be zeros
+    eight = conv_model((1, 8, 9, 9), (4, 8, 3, 3), strides=[2, 2])  # a full block
+    twelve = conv_model((1, 12, 9, 9), (4, 12, 3, 3), strides=[2, 2])  # 16 computed: a quarter zeros
+    assert conv_kind(eight, "generic")[0] == "blocked" and conv_kind(twelve, "generic")[0] == "packed"
+    assert chosen["generic"]["pixel_direct_strided"] == "blocked"  # 16 channels
+    assert chosen["generic"]["deep_k_blocks"] == "direct"  # 33 channels: 7 of the 40 computed would be zeros
     assert chosen["generic"]["wide_output"] == "direct"  # 3 channels (a stem): not blocked
     assert chosen["x86-64-v4"]["pixel_direct_strided"] == "pixel-direct"
     few = conv_model((1, 33, 8, 8), (9, 33, 3, 3), pads=[1, 1, 1, 1])  # 9 channels would fill 9 of 32 columns

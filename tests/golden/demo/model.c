@@ -804,133 +804,117 @@ static void k2_maxpool(const float *X, float *Y) {
   }
 }
 
-struct k3_fused_conv_relu_args {
+struct k3_pad_args {
+  const float *X;
+  float *Y;
+  mlcc_exec *x;
+  int64_t row_chunks, col_blocks, nc;
+};
+
+static void k3_pad_task(void *ctx, int64_t task, int worker) {
+  (void)worker;
+  const struct k3_pad_args *args = (const struct k3_pad_args *)ctx;
+  const float *X = args->X;
+  float *Y = args->Y;
+  const int64_t last = (task + 1) * 12 < 1 ? (task + 1) * 12 : 1;
+  for (int64_t b = task * 12; b < last; ++b) {
+    const int64_t n = b / 1, c0 = b % 1 * 8;
+    const int64_t cn = 8 - c0 < 8 ? 8 - c0 : 8; /* channels of this block */
+    const float *x = X + (n * 8 + c0) * 256;
+    float *y = Y + b * 2592;
+    memset(y, 0, 144 * sizeof(float));
+    for (int64_t r = 0; r < 16; ++r) { /* the block's channel rows interleaved: channels side by side per pixel */
+      float *row = y + (1 + r) * 144;
+      memset(row, 0, 8 * sizeof(float));
+      if (cn == 8) {
+        for (int64_t w = 0; w < 16; ++w)
+          for (int64_t c = 0; c < 8; ++c) row[(1 + w) * 8 + c] = x[(c * 16 + r) * 16 + w];
+      } else {
+        for (int64_t w = 0; w < 16; ++w)
+          for (int64_t c = 0; c < 8; ++c) row[(1 + w) * 8 + c] = c < cn ? x[(c * 16 + r) * 16 + w] : 0.0f;
+      }
+      memset(row + 136, 0, 8 * sizeof(float));
+    }
+    memset(y + 2448, 0, 144 * sizeof(float));
+  }
+}
+
+static void k3_pad(const float *X, float *Y, mlcc_exec *x) {
+  struct k3_pad_args args = { X, Y, x, 1, 1, 0 };
+  mlcc_pool_run(x->pool, 1, k3_pad_task, &args);
+}
+
+struct k4_fused_conv_relu_args {
   const float *X;
   const float *W;
+  const int32_t *OFF;
+  const int32_t *PIX;
   const float *B;
   float *Y;
   mlcc_exec *x;
   int64_t row_chunks, col_blocks, nc;
 };
 
-/* rows k0..k0+kc, columns j0..j0+nc of the patch matrix of one image and group, in 8-wide strips */
-static void k3_fused_conv_relu_pack(const float *restrict xg, int64_t k0, int64_t kc, int64_t j0, int64_t nc, float *restrict dst) {
-  const int64_t od0 = j0 / 64, oh0 = (j0 / 8) % 8, ow0 = j0 % 8;
-  for (int64_t kk = 0; kk < kc; ++kk) {
-    const int64_t k = k0 + kk, c = k / 9, t = k % 9;
-    const int64_t kd = t / 9, kh = (t / 3) % 3, kw = t % 3;
-    const float *xc = xg + c * 256;
-    float *d = dst + kk * 8;
-    int64_t od = od0, oh = oh0, ow = ow0;
-    for (int64_t q = 0; q < nc;) {
-      int64_t run = 8 - ow < nc - q ? 8 - ow : nc - q;
-      const int64_t id = od * 1 - 0 + kd * 1, ih = oh * 2 - 1 + kh * 1;
-      const int row_ok = id >= 0 && id < 1 && ih >= 0 && ih < 16;
-      const float *xr = xc + (row_ok ? (id * 16 + ih) * 16 : 0);
-      int64_t iw = ow * 2 - 1 + kw * 1;
-      while (run > 0) { /* pieces inside one output row and one strip: contiguous in the strip */
-        const int64_t piece = 8 - q % 8 < run ? 8 - q % 8 : run;
-        float *dd = d + (q / 8) * kc * 8 + q % 8;
-        if (!row_ok) {
-          for (int64_t e = 0; e < piece; ++e) dd[e] = 0.0f;
-        } else if (iw >= 0 && iw + (piece - 1) * 2 < 16) {
-          /* a whole strip row is a loop of constant length (vectorised, strided or not) */
-          if (piece == 8) {
-            for (int64_t e = 0; e < 8; ++e) dd[e] = xr[iw + e * 2];
-          } else {
-            for (int64_t e = 0; e < piece; ++e) dd[e] = xr[iw + e * 2];
-          }
-        } else {
-          for (int64_t e = 0; e < piece; ++e) {
-            const int64_t at = iw + e * 2;
-            dd[e] = at >= 0 && at < 16 ? xr[at] : 0.0f;
-          }
-        }
-        q += piece;
-        run -= piece;
-        iw += piece * 2;
-      }
-      ow = 0;
-      if (++oh == 8) {
-        oh = 0;
-        ++od;
-      }
-    }
-  }
-}
 
-static void k3_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
-  const struct k3_fused_conv_relu_args *args = (const struct k3_fused_conv_relu_args *)ctx;
+static void k4_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
+  const struct k4_fused_conv_relu_args *args = (const struct k4_fused_conv_relu_args *)ctx;
   const float *X = args->X;
   const float *W = args->W;
+  const int32_t *OFF = args->OFF;
+  const int32_t *PIX = args->PIX;
   const float *B = args->B;
   float *Y = args->Y;
   const int64_t chunks = args->row_chunks, blocks = args->col_blocks;
   const int64_t mb = task % chunks, jb = task / chunks % blocks, outer = task / chunks / blocks;
-  const int64_t j0 = jb * args->nc, nc = 64 - j0 < args->nc ? 64 - j0 : args->nc;
+  const int64_t j0 = jb * args->nc, nc = 16 - j0 < args->nc ? 16 - j0 : args->nc;
   (void)outer;
   const int64_t g = outer % 1, n = outer / 1;
-  (void)g;
-  const int64_t p_lo = mb * 3 / chunks, p_hi = (mb + 1) * 3 / chunks;
-  float *bp = args->x->scratch + (int64_t)worker * args->x->scratch_floats;
-  const float *xg = X + (n * 8 + g * 8) * 256;
-  float tb[48]; /* the tile */
-  for (int64_t k0 = 0; k0 < 72; k0 += 72) {
-    const int64_t kc = 72 - k0 < 72 ? 72 - k0 : 72;
-    k3_fused_conv_relu_pack(xg, k0, kc, j0, nc, bp);
-    /* panel by panel (in L1) over the block's strips (in L2): the tile's rows, and the epilogue's operands,
-       are then read and written as MR sequential streams the hardware prefetches */
-    for (int64_t pi = p_lo; pi < p_hi; ++pi) {
-      const float *ap = W + (g * 216 + k0 * 3 + pi * kc) * 6;
-      const int64_t m0 = pi * 6, mr = 16 - m0 < 6 ? 16 - m0 : 6;
-      const int64_t run0 = n * 16 + g * 16 + m0; /* output channel plane of the tile's first row */
-      for (int64_t s = 0; s < nc; s += 8) {
-        const int64_t nr = nc - s < 8 ? nc - s : 8;
-        mlcc_ukr_packed(kc, ap, 0, bp + s * kc, tb, 8, mr, nr, 0);
-        /* one pass per row: the bias (read once, held in a register) and the epilogue; a whole strip is a
-           loop of constant length, kept apart from the tail's (the compiler's code for one loop serving
-           both is slower) */
-        if (nr == 8) {
-          for (int64_t i = 0; i < mr; ++i) {
-            float *row = Y + (run0 + i) * 64;
-            const float bias = B[g * 16 + m0 + i];
-            {
-              const int64_t r = run0 + i;
-              (void)r;
-              MLCC_ROW_LOOP
-              for (int64_t j = j0 + s; j < j0 + s + 8; ++j) {
-                const float acc = tb[i * 8 + (j - j0 - s)] + bias;
-                row[j] = (float)((acc < 0 ? 0.0f : acc));
-              }
+  const int64_t q_lo = mb * 11 / chunks, q_hi = (mb + 1) * 11 / chunks;
+  const float *xg = X + (n * 8 + g * 8) * 324;
+  (void)worker; /* no scratch */
+  /* strip by strip of W^T (K x NR, streamed from L2) over the chunk's panels: each tile in one call over the
+     whole depth, read in place and stored transposed with the bias, then the epilogue while it is in L1 */
+  for (int64_t s = 0; s < nc; s += 8) {
+    const int64_t nr = nc - s < 8 ? nc - s : 8, m0 = j0 + s;
+    const int64_t plane0 = n * 16 + g * 16 + m0; /* output channel plane of the strip's first column */
+    const float *bs = W + ((int64_t)g * 2 + m0 / 8) * 576;
+    for (int64_t q = q_lo; q < q_hi; ++q) {
+      const int64_t p0 = q * 6, mr = 64 - p0 < 6 ? 64 - p0 : 6;
+      if (s + 8 < nc) { /* a share of the next strip into L2 per panel: it streams in while this one runs */
+        const char *next = (const char *)(bs + 576);
+        const int64_t lo = (q - q_lo) * 2304 / (q_hi - q_lo), hi = (q - q_lo + 1) * 2304 / (q_hi - q_lo);
+        for (int64_t at = lo / 64 * 64; at < hi; at += 64) MLCC_PREFETCH_L2(next + at);
+      }
+      mlcc_ukr_gather6(72, xg, 0, bs, OFF, PIX + p0, B + g * 16 + m0, Y + plane0 * 64 + p0, 64, mr, nr, 0);
+      if ((q - q_lo) % 8 == 7 || q == q_hi - 1) {
+        /* the epilogue over the last (up to) 8 panels' pixels, still in L1: runs of 48, in which its
+           dependency chains overlap (per tile, runs of 6 left SiLU's exp and division waiting) */
+        const int64_t e_lo = (q - (q - q_lo) % 8) * 6, e_hi = p0 + mr;
+        for (int64_t ch = 0; ch < nr; ++ch) {
+          float *row = Y + (plane0 + ch) * 64;
+          {
+            const int64_t r = plane0 + ch;
+            (void)r;
+            MLCC_ROW_LOOP
+            for (int64_t j = e_lo; j < e_hi; ++j) {
+              const float acc = row[j];
+              row[j] = (float)((acc < 0 ? 0.0f : acc));
             }
           }
-        } else {
-          for (int64_t i = 0; i < mr; ++i) {
-            float *row = Y + (run0 + i) * 64;
-            const float bias = B[g * 16 + m0 + i];
-            {
-              const int64_t r = run0 + i;
-              (void)r;
-              MLCC_ROW_LOOP
-              for (int64_t j = j0 + s; j < j0 + s + nr; ++j) {
-                const float acc = tb[i * 8 + (j - j0 - s)] + bias;
-                row[j] = (float)((acc < 0 ? 0.0f : acc));
-              }
-            }
-          }
+
         }
       }
     }
   }
 }
 
-static void k3_fused_conv_relu(const float *X, const float *W, const float *B, float *Y, mlcc_exec *x) {
-  struct k3_fused_conv_relu_args args = { X, W, B, Y, x, 1, 1, 64 };
-  mlcc_split(x->threads, 1, 8, 8, 3, &args.col_blocks, &args.nc, &args.row_chunks);
-  mlcc_pool_run(x->pool, 1 * args.col_blocks * args.row_chunks, k3_fused_conv_relu_task, &args);
+static void k4_fused_conv_relu(const float *X, const float *W, const int32_t *OFF, const int32_t *PIX, const float *B, float *Y, mlcc_exec *x) {
+  struct k4_fused_conv_relu_args args = { X, W, OFF, PIX, B, Y, x, 1, 1, 16 };
+  mlcc_split(x->threads, 1, 2, 8, 11, &args.col_blocks, &args.nc, &args.row_chunks);
+  mlcc_pool_run(x->pool, 1 * args.col_blocks * args.row_chunks, k4_fused_conv_relu_task, &args);
 }
 
-static void k4_global_avgpool(const float *X, float *Y) {
+static void k5_global_avgpool(const float *X, float *Y) {
   for (int64_t o = 0; o < 16; ++o) {
     const int64_t xo = o * 64;
     /* 16 independent double sums the compiler vectorises (one chain would wait on each add) */
@@ -947,7 +931,7 @@ static void k4_global_avgpool(const float *X, float *Y) {
   }
 }
 
-struct k5_gemm_args {
+struct k6_gemm_args {
   const float *A;
   const float *B;
   const float *C;
@@ -956,9 +940,9 @@ struct k5_gemm_args {
   int64_t row_chunks, col_blocks, nc;
 };
 
-static void k5_gemm_task(void *ctx, int64_t task, int worker) {
+static void k6_gemm_task(void *ctx, int64_t task, int worker) {
   (void)worker;
-  const struct k5_gemm_args *args = (const struct k5_gemm_args *)ctx;
+  const struct k6_gemm_args *args = (const struct k6_gemm_args *)ctx;
   const float *A = args->A;
   const float *B = args->B;
   const float *C = args->C;
@@ -1000,13 +984,13 @@ static void k5_gemm_task(void *ctx, int64_t task, int worker) {
   }
 }
 
-static void k5_gemm(const float *A, const float *B, const float *C, float *Y, mlcc_exec *x) {
-  struct k5_gemm_args args = { A, B, C, Y, x, 1, 1, 16 };
+static void k6_gemm(const float *A, const float *B, const float *C, float *Y, mlcc_exec *x) {
+  struct k6_gemm_args args = { A, B, C, Y, x, 1, 1, 16 };
   mlcc_split(x->threads, 1, 2, 8, 1, &args.col_blocks, &args.nc, &args.row_chunks);
-  mlcc_pool_run(x->pool, 1 * args.col_blocks * args.row_chunks, k5_gemm_task, &args);
+  mlcc_pool_run(x->pool, 1 * args.col_blocks * args.row_chunks, k6_gemm_task, &args);
 }
 
-static void k6_softmax(const float *X, float *Y) {
+static void k7_softmax(const float *X, float *Y) {
   for (int64_t o = 0; o < 1; ++o)
   for (int64_t i = 0; i < 1; ++i) {
     const int64_t xo = o * 10 + i;
@@ -1037,7 +1021,7 @@ struct demo_model {
   uint32_t magic;          /* MLCC_MAGIC while the instance is live */
   uint8_t *arena;          /* 47104 bytes of activations */
   uint8_t *fills;          /* 0 bytes of constants filled at create time */
-  const uint8_t *weights;  /* 7872 bytes of weights */
+  const uint8_t *weights;  /* 7936 bytes of weights */
   void *owned_weights;     /* the buffer behind `weights` when read from a file */
   int num_threads;
   mlcc_exec exec;          /* thread pool and per-worker GEMM scratch (11424 floats each) */
@@ -1074,7 +1058,7 @@ API int demo_create_from_file(demo_model **out, const char *weights_path) {
   demo_model *m = (demo_model *)calloc(1, sizeof *m);
   if (!m) return MLCC_ERR_OUT_OF_MEMORY;
   m->magic = MLCC_MAGIC; /* now: destroy frees a partly created instance too */
-  int status = mlcc_read_weights(weights_path, model_hash, 7872, &m->owned_weights);
+  int status = mlcc_read_weights(weights_path, model_hash, 7936, &m->owned_weights);
   if (status == MLCC_OK) {
     m->weights = (const uint8_t *)m->owned_weights + MLCC_WEIGHTS_HEADER;
     status = init(m);
@@ -1092,7 +1076,7 @@ API int demo_create(demo_model **out) {
   *out = NULL;
   int status = mlcc_check_weights(demo_weights_blob,
                                   (uint64_t)(demo_weights_blob_end - demo_weights_blob),
-                                  model_hash, 7872);
+                                  model_hash, 7936);
   if (status != MLCC_OK) return status;
   demo_model *m = (demo_model *)calloc(1, sizeof *m);
   if (!m) return MLCC_ERR_OUT_OF_MEMORY;
@@ -1134,11 +1118,12 @@ API int demo_run(demo_model *m, const void *const *inputs, void *const *outputs)
   k0_pad((const float *)inputs[0], (float *)(m->arena + 32768), &m->exec); /* PadPlanes 'conv1:pad' */
   k1_fused_conv_relu((float *)(m->arena + 32768), (const float *)(m->weights + 0), (const int32_t *)(m->weights + 1408), (const float *)(m->weights + 1344), (float *)(m->arena + 0), &m->exec); /* Conv 'conv1' + Relu 'relu1' */
   k2_maxpool((float *)(m->arena + 0), (float *)(m->arena + 32768)); /* MaxPool 'pool1' */
-  k3_fused_conv_relu((float *)(m->arena + 32768), (const float *)(m->weights + 1536), (const float *)(m->weights + 6720), (float *)(m->arena + 0), &m->exec); /* Conv 'conv2' + Relu 'relu2' */
-  k4_global_avgpool((float *)(m->arena + 0), (float *)(m->arena + 4096)); /* GlobalAveragePool 'gap' */
+  k3_pad((float *)(m->arena + 32768), (float *)(m->arena + 0), &m->exec); /* PadBlocks 'conv2:blocks' */
+  k4_fused_conv_relu((float *)(m->arena + 0), (const float *)(m->weights + 1536), (const int32_t *)(m->weights + 6208), (const int32_t *)(m->weights + 6528), (const float *)(m->weights + 6144), (float *)(m->arena + 10368), &m->exec); /* Conv 'conv2' + Relu 'relu2' */
+  k5_global_avgpool((float *)(m->arena + 10368), (float *)(m->arena + 0)); /* GlobalAveragePool 'gap' */
   /* Flatten 'flatten': no copy, 'f' is stored in place */
-  k5_gemm((float *)(m->arena + 4096), (const float *)(m->weights + 6784), (const float *)(m->weights + 7808), (float *)(m->arena + 0), &m->exec); /* Gemm 'fc' */
-  k6_softmax((float *)(m->arena + 0), (float *)outputs[0]); /* Softmax 'softmax' */
+  k6_gemm((float *)(m->arena + 0), (const float *)(m->weights + 6848), (const float *)(m->weights + 7872), (float *)(m->arena + 64), &m->exec); /* Gemm 'fc' */
+  k7_softmax((float *)(m->arena + 64), (float *)outputs[0]); /* Softmax 'softmax' */
   return MLCC_OK;
 }
 
