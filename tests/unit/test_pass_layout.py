@@ -119,6 +119,8 @@ CONVS = {
     "blocked_partial_block": ((1, 60, 13, 11), (13, 60, 3, 3), {"pads": [1, 1, 1, 1]}),
     # three blocks, 5x5 windows at stride 2 without padding on the right, 2 images
     "blocked_5x5_stride2": ((2, 24, 17, 16), (40, 24, 5, 5), {"strides": [2, 2], "pads": [2, 2, 1, 0]}),
+    # SAME_UPPER with an even window at stride 2: more padding after than before
+    "blocked_same_upper": ((1, 8, 9, 10), (8, 8, 4, 4), {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
 }
 # cases for the channel-major direct kernel: the blocked one would take them (BLOCKED_MAX_WASTE)
 NOT_BLOCKED = {"deep_k_blocks", "direct_strip_groups"}
