@@ -69,6 +69,13 @@ DIRECT_MAX_WASTE = 0.3  # the share of virtual columns a direct convolution may 
 # channels (after the transposed store in registers): 8->16 at 80x80 0.89, 8->32 stride 2 0.75, 8->64 at
 # 56x56 0.93. 12 channels (16 computed) 1.29; 3 (stems: 8 computed) 2-4x slower.
 BLOCKED_MAX_WASTE = 1 / 8
+# On AVX2, window convolutions left channel-major (channels that do not fill blocks) take the pixel-major
+# kernel on their NCHW input in place at a depth of P_AVX2_DEPTH_STRIDED or more where strided (instead of
+# im2col: 3 channels 7x7 stride 2 at 224x224 0.84 of the time, 5x5 0.75; 3x3 of depth 27 0.91-1.09), and of
+# P_AVX2_DEPTH or more at stride 1 (instead of the direct kernel: 7x7 of 3 channels and 5x5 of 4 0.94; 3x3 of
+# 6 and 12 channels 1.05, 1.06).
+P_AVX2_DEPTH_STRIDED = 64
+P_AVX2_DEPTH = 96
 
 
 def _strip_group(packed: Node, kernel, dil, width: int, virtual: int, cpu: CpuTarget) -> int:
@@ -230,18 +237,32 @@ def _packed_conv(node: Node, cpu: CpuTarget, fresh: FreshNames) -> Node | None:
     mg = w.shape[0] // group
     direct_gain = p_major_gain(pixels, mg, cpu.pixel_rows(pixels), cpu.nr)  # with the in-place kernel's tiles
     p_major = (
-        pixels <= P_MAJOR_PIXELS
-        and mg >= P_MAJOR_CHANNELS
-        and depth >= P_MAJOR_DEPTH
-        and p_major_gain(pixels, mg, cpu.mr, cpu.nr) >= P_MAJOR_GAIN
-    ) or (
-        # read in place and stored transposed from registers (_pixel_direct_conv, cpu.transpose_plan)
-        transpose_plan(cpu.mr, cpu.vw) is not None
-        and group == 1
-        and len(w.shape) == 4
-        and depth >= P_DIRECT_DEPTH
-        and (w.shape[2:] != (1, 1) or depth >= P_DIRECT_DEPTH_1X1 or direct_gain >= P_DIRECT_1X1_GAIN)
-        and direct_gain >= P_DIRECT_MIN_GAIN
+        (
+            pixels <= P_MAJOR_PIXELS
+            and mg >= P_MAJOR_CHANNELS
+            and depth >= P_MAJOR_DEPTH
+            and p_major_gain(pixels, mg, cpu.mr, cpu.nr) >= P_MAJOR_GAIN
+        )
+        or (
+            # read in place and stored transposed from registers (_pixel_direct_conv, cpu.transpose_plan)
+            transpose_plan(cpu.mr, cpu.vw) is not None
+            and group == 1
+            and len(w.shape) == 4
+            and depth >= P_DIRECT_DEPTH
+            and (w.shape[2:] != (1, 1) or depth >= P_DIRECT_DEPTH_1X1 or direct_gain >= P_DIRECT_1X1_GAIN)
+            and direct_gain >= P_DIRECT_MIN_GAIN
+        )
+        or (
+            # AVX2 (tiles transposed by 8x8 shuffles, gemm_engine.j2): the window convolutions the blocked kernel
+            # leaves (too few channels to fill blocks: stems), read in place where deep enough
+            cpu.vw == 8
+            and transpose_plan(cpu.mr, cpu.vw) is None
+            and group == 1
+            and len(w.shape) == 4
+            and w.shape[2:] != (1, 1)
+            and depth >= (P_AVX2_DEPTH_STRIDED if max(node.attr("strides") or [1]) > 1 else P_AVX2_DEPTH)
+            and direct_gain >= P_DIRECT_MIN_GAIN
+        )
     )
     if p_major:
         packed = pack_conv_weights_p_major(w.data, group, cpu.nr)

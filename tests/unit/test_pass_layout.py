@@ -119,10 +119,13 @@ CONVS = {
     "blocked_partial_block": ((1, 60, 13, 11), (13, 60, 3, 3), {"pads": [1, 1, 1, 1]}),
     # three blocks, 5x5 windows at stride 2 without padding on the right, 2 images
     "blocked_5x5_stride2": ((2, 24, 17, 16), (40, 24, 5, 5), {"strides": [2, 2], "pads": [2, 2, 1, 0]}),
+    # a stem (3 channels, 7x7 at stride 2, depth 147): pixel-major in place on AVX2, im2col on SSE2
+    "stem_7x7_s2": ((1, 3, 30, 31), (16, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),
     # SAME_UPPER with an even window at stride 2: more padding after than before
     "blocked_same_upper": ((1, 8, 9, 10), (8, 8, 4, 4), {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
 }
-# cases for the channel-major direct kernel: the blocked one would take them (BLOCKED_MAX_WASTE)
+# cases for the channel-major direct kernel: the blocked one would take them (BLOCKED_MAX_WASTE), and on AVX2
+# the pixel-major one (P_AVX2_DEPTH)
 NOT_BLOCKED = {"deep_k_blocks", "direct_strip_groups"}
 # the kernel each kind of PackedConv runs, as its call in the generated source
 ENGINE_CALLS = {
@@ -166,6 +169,7 @@ def test_packed_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkeypat
     small_pixel_major(monkeypatch)
     if name in NOT_BLOCKED:
         monkeypatch.setattr(layout, "BLOCKED_MAX_WASTE", -1)
+        monkeypatch.setattr(layout, "P_AVX2_DEPTH", 10**9)
     model = conv_model(x_shape, w_shape, **attrs)
     monkeypatch.setenv("MLCC_NUM_THREADS", str(threads))
     x = np.random.default_rng(5).standard_normal(x_shape).astype(np.float32)
@@ -197,6 +201,7 @@ def test_direct_conv_strips_are_grouped_while_their_input_rows_fit_in_l1(monkeyp
     # (the weights read once), its first (147 KB of weights) in groups of 3, squeezenet's fire 3x3 (K = 144)
     # in groups of 7; with a 64 KiB L2 only two strips' tiles (132 rows, 8.25 KiB a strip) fit in a third
     monkeypatch.setattr(layout, "BLOCKED_MAX_WASTE", -1)  # else the blocked kernel takes them all
+    monkeypatch.setattr(layout, "P_AVX2_DEPTH", 10**9)  # and the pixel-major one, on AVX2
     for (x_shape, w_shape), group, l2 in [
         (CONVS["direct_strip_groups"][:2], 6, 512),
         (((1, 512, 7, 7), (512, 512, 3, 3)), 4, 512),
@@ -212,16 +217,16 @@ def test_direct_conv_strips_are_grouped_while_their_input_rows_fit_in_l1(monkeyp
 
 @pytest.mark.parametrize("cpu", CPUS)
 def test_packed_conv_takes_a_residual_relu_epilogue(cpu, tmp_path, monkeypatch):
-    model = conv_model((1, 8, 13, 11), (14, 8, 3, 3), residual=[1, 14, 13, 11], pads=[1, 1, 1, 1])
+    model = conv_model((1, 6, 13, 11), (14, 6, 3, 3), residual=[1, 14, 13, 11], pads=[1, 1, 1, 1])
     monkeypatch.setenv("MLCC_NUM_THREADS", "2")
     rng = np.random.default_rng(2)
     feeds = {
-        "x": rng.standard_normal((1, 8, 13, 11)).astype(np.float32),
+        "x": rng.standard_normal((1, 6, 13, 11)).astype(np.float32),
         "r": rng.standard_normal((1, 14, 13, 11)).astype(np.float32),
     }
     with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
         source = (tmp_path / "model.c").read_text()
-        assert "fused_conv_add_relu" in source and "mlcc_ukr_packed" in source
+        assert "fused_conv_add_relu" in source and ENGINE_CALLS["direct"] in source  # 6 channels: not blocked
         got = compiled.run(feeds)["y"]
     assert_close([got], run_ort(model, feeds), rtol=1e-4, atol=1e-4)
 
@@ -241,6 +246,10 @@ def test_the_kernel_choice_per_cpu(monkeypatch):
     eight = conv_model((1, 8, 9, 9), (4, 8, 3, 3), strides=[2, 2])  # a full block
     twelve = conv_model((1, 12, 9, 9), (4, 12, 3, 3), strides=[2, 2])  # 16 computed: a quarter zeros
     assert conv_kind(eight, "generic")[0] == "blocked" and conv_kind(twelve, "generic")[0] == "packed"
+    stem = conv_model(*CONVS["stem_7x7_s2"][:2], **CONVS["stem_7x7_s2"][2])
+    assert conv_kind(stem, "x86-64-v3")[0] == "pixel-direct" and conv_kind(stem, "generic")[0] == "packed"
+    shallow = conv_model((1, 3, 30, 31), (16, 3, 3, 3), strides=[2, 2])  # depth 27: im2col on AVX2 too
+    assert conv_kind(shallow, "x86-64-v3")[0] == "packed"
     assert chosen["generic"]["pixel_direct_strided"] == "blocked"  # 16 channels
     assert chosen["generic"]["deep_k_blocks"] == "direct"  # 33 channels: 7 of the 40 computed would be zeros
     assert chosen["generic"]["wide_output"] == "direct"  # 3 channels (a stem): not blocked

@@ -26,7 +26,7 @@ CPUS = HOST_CPUS
 CASES = {
     "packed_1x1": ((1, 24, 14, 15), (40, 24, 1, 1), {}),  # channel-major, X's rows packed
     "packed_k_blocks": ((1, 420, 5, 6), (16, 420, 1, 1), {}),  # depth 420: two K blocks, both accumulate
-    "direct_3x3": ((1, 8, 13, 11), (14, 8, 3, 3), {"pads": [1, 1, 1, 1]}),  # channel-major, read in place
+    "direct_3x3": ((1, 6, 13, 11), (14, 6, 3, 3), {"pads": [1, 1, 1, 1]}),  # channel-major, read in place
     "pixel_direct_3x3": ((2, 32, 9, 10), (64, 32, 3, 3), {"pads": [1, 1, 1, 1]}),  # AVX-512: pixel-major, batch 2
     "pixel_direct_s2": ((1, 32, 15, 17), (56, 32, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
     "pixel_1d": ((1, 24, 51), (64, 24, 3), {"pads": [1, 1]}),  # 1-D, 51 pixels: pixel-major, packed panels
