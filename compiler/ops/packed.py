@@ -9,7 +9,8 @@ im2col packed on the fly into NR-wide strips, 1x1 stride-1 convolutions straight
 `direct` (stride 1, 2-D: X padded, read in place through a table of tap offsets, inputs [X, Wp, B, OFF]);
 `p_major` (pixel-major: Wp is W^T in NR-channel strips, tiles of MR pixels stored transposed), with `direct`
 reading X in place through OFF and a table PIX of each output pixel's window corner (inputs [X, Wp, B, OFF,
-PIX], B possibly absent).
+PIX], B possibly absent); `blocked` (with both: X is PadBlocks' channel-blocked [N, C/8, H, W, 8], W^T's rows in
+the order (channel block, kh, kw, channel in block), w_shape's C a multiple of 8).
 
 PackedMatMul(A, Bp[, C]) is Y = A @ B (+ C) for A [..., K] and a constant B [K, N] (alpha already folded
 in) stored as Bp [strips, K, NR]: B's columns cut into strips of NR, each strip row-major, zero past N. C
