@@ -20,8 +20,9 @@ def mlcc(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 def test_compile_builds_and_prints_a_summary(tmp_path):
     r = mlcc(str(DEMO), "--input-shape", "image=1,3,32,32", "--name", "demo", "-o", "out", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
-    # conv+bn+relu and conv+relu fused; the stride-1 conv1 reads an input padded by its own kernel (direct conv)
-    assert "mlcc: compiled 10 nodes -> 7 kernels" in r.stdout
+    # conv+bn+relu and conv+relu fused; the stride-1 conv1 reads an input padded by its own kernel (direct conv),
+    # conv2 (8 channels) a channel-blocked copy (PadBlocks)
+    assert "mlcc: compiled 10 nodes -> 8 kernels" in r.stdout
     assert "arena" in r.stdout and "build" in r.stdout
     for name in ("model.h", "model.c", "Makefile", "libdemo.so", "libdemo.a", "report.json"):
         assert (tmp_path / "out" / name).is_file(), name
