@@ -603,11 +603,14 @@ def test_light_models_canonicalised_still_match(name, tmp_path, canonical_pipeli
 @pytest.mark.parametrize("name", ["resnet50", "shufflenet", "inception_v2", "densenet121"])
 def test_light_architectures_with_random_weights_folded_match_onnxruntime(name, tmp_path, canonical_pipeline):
     m = with_random_weights(onnx.load(LIGHT / f"light_{name}.onnx"), seed=7)
-    feeds = {k: RNG.standard_normal(v.shape).astype(np.float32) for k, v in dummy_input(m).items()}
+    rng = np.random.default_rng(7)  # its own: the shared RNG's draws depend on which tests ran before on the worker
+    feeds = {k: rng.standard_normal(v.shape).astype(np.float32) for k, v in dummy_input(m).items()}
     want = run_ort(m, feeds)
     assert np.std(want[0]) > 1e-4, "the reference output is degenerate; the test would prove nothing"
     got = run_mlcc(m, feeds, tmp_path / "out")
-    assert_close(got, want, rtol=1e-3, atol=1e-5)
+    # absolute tolerance from the outputs' scale: densenet121's reach |y| ~ 100, where float32 rounding in sums
+    # taken in another order than onnxruntime's leaves ~2e-5 on an element near 0 (1e-5 failed one of 1000)
+    assert_close(got, want, rtol=1e-3, atol=max(1e-5, 1e-6 * float(np.abs(want[0]).max())))
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     nodes = {t["pass"]: t["nodes"] for t in report["passes"]}
     assert light_counts(nodes)[1:] == LIGHT_NODES[name][1:]
