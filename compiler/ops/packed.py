@@ -202,20 +202,18 @@ class PackedConv(OpDef):
         return [(x.dtype, (x.shape[0], node.attr("w_shape")[0]) + out)]
 
     def reference(self, node, inputs):
-        if node.attr("blocked", 0):
+        x = inputs[0]
+        if node.attr("blocked", 0):  # X and W^T's rows back in channel order
             m, c, kh, kw = node.attr("w_shape")
             w = unpack_conv_weights_p_major(inputs[1], (m, c // BLOCK_CHANNELS, kh, kw, BLOCK_CHANNELS))
             w = w.transpose(0, 1, 4, 2, 3).reshape(m, c, kh, kw)
-            x = inputs[0]
             x = x.transpose(0, 1, 4, 2, 3).reshape(x.shape[0], c, *x.shape[2:4])
-            b = inputs[2] if len(inputs) > 2 else None
-            return [conv_reference(x, w, b, self._geometry(node))]
-        if node.attr("p_major", 0):
+        elif node.attr("p_major", 0):
             w = unpack_conv_weights_p_major(inputs[1], tuple(node.attr("w_shape")))
         else:
             w = unpack_conv_weights(inputs[1], tuple(node.attr("w_shape")), node.attr("mr"), node.attr("kc"))
         b = inputs[2] if len(inputs) > 2 else None
-        x = inputs[0][:, :, : inputs[0].shape[2] - node.attr("slack_rows", 0)]
+        x = x[:, :, : x.shape[2] - node.attr("slack_rows", 0)]
         return [conv_reference(x, w, b, self._geometry(node))]
 
     def lower(self, node):

@@ -133,6 +133,21 @@ def _direct_conv(node: Node, packed: Node, cpu: CpuTarget, fresh: FreshNames) ->
     return [pad, conv]
 
 
+def _in_place_tables(channels, kernel, dil, out, strides, height, width, mr, block=1):
+    """OFF and PIX of a 2-D pixel-major PackedConv that reads its padded input ([.., height, width, block]) in
+    place (conv_pmajor.c.j2): OFF[k] the offset of k = (channel block, kh, kw, channel in block) from a window's
+    corner, PIX[p] the corner of output pixel p's window, in whole tiles of mr (past the last pixel: the last
+    one again). A block of 1 is a plain NCHW input, k = (c, kh, kw)."""
+    taps = kernel[0] * kernel[1]
+    k = np.arange(channels * taps)
+    cb, t, ci = k // (taps * block), k // block % taps, k % block
+    offsets = ((cb * height + t // kernel[1] * dil[0]) * width + t % kernel[1] * dil[1]) * block + ci
+    pixels = out[0] * out[1]
+    p = np.minimum(np.arange(-(-pixels // mr) * mr), pixels - 1)
+    corners = ((p // out[1]) * strides[0] * width + (p % out[1]) * strides[1]) * block
+    return offsets, corners
+
+
 def _pixel_direct_conv(node: Node, packed: Node, cpu: CpuTarget, fresh: FreshNames) -> list[Node] | None:
     """A 2-D pixel-major PackedConv as [PadPlanes +] a direct one that reads the padded input in place:
     A[p, k] = Xp[PIX[p] + OFF[k]], PIX[p] the corner of output pixel p's window in Xp, OFF[k] the offset of
@@ -150,17 +165,12 @@ def _pixel_direct_conv(node: Node, packed: Node, cpu: CpuTarget, fresh: FreshNam
             x.shape[:2] + (x.shape[2] + pads[0] + pads[2], x.shape[3] + pads[1] + pads[3]),
         )
     height, width = xp.shape[2:]
-    cg, taps = x.shape[1] // group, kernel[0] * kernel[1]
-    k = np.arange(cg * taps)
-    offsets = (k // taps) * (height * width) + (k // kernel[1] % kernel[0]) * dil[0] * width + (k % kernel[1]) * dil[1]
-    pixels = out[0] * out[1]
-    mr = cpu.pixel_rows(pixels)
-    p = np.minimum(np.arange(-(-pixels // mr) * mr), pixels - 1)  # past the last pixel: the last one again
-    corners = (p // out[1]) * strides[0] * width + (p % out[1]) * strides[1]
+    mr = cpu.pixel_rows(out[0] * out[1])
+    offsets, corners = _in_place_tables(x.shape[1] // group, kernel, dil, out, strides, height, width, mr)
     if offsets.max() + corners.max() + x.shape[1] * height * width >= 2**31:
         return None
-    off = Value(fresh(node.name, "offsets"), INT32, (len(k),), offsets.astype(np.int32))
-    pix = Value(fresh(node.name, "pixels"), INT32, (len(p),), corners.astype(np.int32))
+    off = Value(fresh(node.name, "offsets"), INT32, offsets.shape, offsets.astype(np.int32))
+    pix = Value(fresh(node.name, "pixels"), INT32, corners.shape, corners.astype(np.int32))
     attrs = dict(packed.attrs, direct=1, mr=mr, pads=[0, 0, 0, 0], auto_pad="NOTSET")
     conv = Node(
         "PackedConv",
@@ -201,14 +211,8 @@ def _blocked_conv(node: Node, cpu: CpuTarget, fresh: FreshNames) -> list[Node] |
     pads = [begin[0], begin[1], end[0], end[1]]
     height, width = x.shape[2] + pads[0] + pads[2], x.shape[3] + pads[1] + pads[3]
     xb = Value(fresh(x.name, "blocked"), FLOAT32, (x.shape[0], blocks, height, width, BLOCK_CHANNELS))
-    taps = kernel[0] * kernel[1]
-    k = np.arange(cp * taps)
-    cb, t, ci = k // (taps * BLOCK_CHANNELS), k // BLOCK_CHANNELS % taps, k % BLOCK_CHANNELS
-    offsets = ((cb * height + t // kernel[1] * dil[0]) * width + t % kernel[1] * dil[1]) * BLOCK_CHANNELS + ci
-    pixels = out[0] * out[1]
-    mr = cpu.pixel_rows(pixels)
-    p = np.minimum(np.arange(-(-pixels // mr) * mr), pixels - 1)  # past the last pixel: the last one again
-    corners = ((p // out[1]) * strides[0] * width + (p % out[1]) * strides[1]) * BLOCK_CHANNELS
+    mr = cpu.pixel_rows(out[0] * out[1])
+    offsets, corners = _in_place_tables(cp, kernel, dil, out, strides, height, width, mr, BLOCK_CHANNELS)
     if offsets.max() + corners.max() + xb.size >= 2**31:
         return None
     # W [M, C, KH, KW] -> [M, blocks, KH, KW, 8] (zero past C): k's order
@@ -216,10 +220,11 @@ def _blocked_conv(node: Node, cpu: CpuTarget, fresh: FreshNames) -> list[Node] |
     wb = wb.reshape(m, blocks, BLOCK_CHANNELS, *kernel).transpose(0, 1, 3, 4, 2)
     packed = pack_conv_weights_p_major(np.ascontiguousarray(wb), 1, cpu.nr)
     wp = Value(fresh(w.name, "packed"), FLOAT32, packed.shape, packed)
-    off = Value(fresh(node.name, "offsets"), INT32, (len(k),), offsets.astype(np.int32))
-    pix = Value(fresh(node.name, "pixels"), INT32, (len(p),), corners.astype(np.int32))
-    attrs = dict(node.attrs, source_op="Conv", w_shape=[m, cp, *kernel], mr=mr, nr=cpu.nr, kc=cpu.kc_for(len(k)))
-    attrs.update(nc=cpu.nc(len(k)), p_major=1, direct=1, blocked=BLOCK_CHANNELS, pads=[0, 0, 0, 0], auto_pad="NOTSET")
+    off = Value(fresh(node.name, "offsets"), INT32, offsets.shape, offsets.astype(np.int32))
+    pix = Value(fresh(node.name, "pixels"), INT32, corners.shape, corners.astype(np.int32))
+    depth = len(offsets)
+    attrs = dict(node.attrs, source_op="Conv", w_shape=[m, cp, *kernel], mr=mr, nr=cpu.nr, kc=cpu.kc_for(depth))
+    attrs.update(nc=cpu.nc(depth), p_major=1, direct=1, blocked=BLOCK_CHANNELS, pads=[0, 0, 0, 0], auto_pad="NOTSET")
     conv = Node("PackedConv", [xb, wp, node.input(2), off, pix], node.outputs, attrs, node.name, PACKED_DOMAIN, 1)
     return [Node("PadBlocks", [x], [xb], {"pads": pads}, f"{node.name}:blocks", PACKED_DOMAIN, 1), conv]
 
