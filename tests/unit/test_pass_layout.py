@@ -542,3 +542,20 @@ def test_every_cpu_choice_builds_and_the_flag_reaches_the_makefile(tmp_path):
         makefile = (tmp_path / cpu / "Makefile").read_text()
         assert f"MLCC_ARCH = {cpu_target(cpu).march}" in makefile
         assert f"{cpu_target(cpu).vw}-float vectors" in (tmp_path / cpu / "model.c").read_text()
+
+
+@pytest.mark.parametrize("name", ["blocked_partial_block", "blocked_5x5_stride2", "blocked_same_upper", "stem_7x7_s2"])
+def test_packed_conv_references_read_their_layouts(name):
+    """The numpy references of PadBlocks, PadPlanes and the in-place PackedConvs (what constant folding runs)
+    undo the layouts the pass chose (channel blocks, W^T in block order, padded planes)."""
+    x_shape, w_shape, attrs = CONVS[name]
+    model = conv_model(x_shape, w_shape, **attrs)
+    graph = pack_weights(import_onnx(model, {}), cpu_target("x86-64-v3"))
+    x = np.random.default_rng(3).standard_normal(x_shape).astype(np.float32)
+    values = {id(graph.inputs[0]): x}
+    for node in graph.nodes:
+        inputs = [None if v is None else values.get(id(v), v.data) for v in node.inputs]
+        (values[id(node.outputs[0])],) = lookup(node.op, node.domain, node.version).reference(node, inputs)
+    assert graph.nodes[0].op == ("PadPlanes" if name.startswith("stem") else "PadBlocks")
+    want = run_ort(model, {"x": x})
+    assert_close([values[id(graph.nodes[-1].outputs[0])]], want, rtol=1e-4, atol=2e-6 * float(np.abs(want[0]).max()))
