@@ -1,27 +1,66 @@
 """`make bench-gpu`: mlcc's CUDA target against PyTorch eager and torch.compile, and the own GEMM engine
-against cuBLAS (torch.matmul), on one GPU. Prints a markdown table; with --out, writes it and a JSON file.
+against cuBLAS (torch.matmul), on one GPU. Prints markdown tables; with --out, writes gpu.md and gpu.json there.
 
-Models: ResNet-50 (torchvision architecture, seeded random weights) exported to ONNX, at batch 1 and 32.
-Timing: CUDA events around N back-to-back runs after warm-up, median of 5 repeats, on the same stream.
-Benchmarks are not tests: nothing here asserts a timing.
+Models, each at batch 1 and 32: ResNet-50 (torchvision's architecture, seeded random weights, exported to ONNX),
+and from bench/zoo.py the 6-layer BERT-style encoder (hidden 384, sequence 128) and the YOLO-style detector at
+320x320 of `make bench`, which PyTorch runs through bench/onnx_torch.py: the same graph and weights as mlcc.
+Baselines: PyTorch eager, torch.compile (default mode) and the torch.compile module captured into a CUDA graph
+(what mode="reduce-overhead" does, without a second compile). mlcc's fp32 rows are measured against PyTorch
+in exact fp32 (TF32 off for matmul and cuDNN), its tf32 and fp16 rows against PyTorch with TF32 allowed.
+All mlcc builds (CUDA_ARCH as in the environment) run in parallel first, while torch.compile compiles.
+
+Timing: CUDA events around N back-to-back runs after warm-up, median of 5 repeats, all on one stream.
+--profile adds each mlcc build's kernels, by GPU time, to the output (torch.profiler; CUPTI sees every kernel,
+those inside CUDA graphs included). Benchmarks are not tests: nothing here asserts a timing.
+
+    python bench/gpu.py [--out bench/results] [--models resnet50,bert,yolo] [--batches 1,32]
+                        [--precisions fp32,tf32,fp16] [--no-gemm] [--no-models] [--jobs 12] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
 import datetime
 import json
+import multiprocessing
+import os
 import statistics
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
+import onnx
 import torch
 
 import mlcc
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from onnx_torch import OnnxModule  # noqa: E402
+from zoo import bert_encoder, yolo_detector  # noqa: E402
+
 REPEATS, WARMUP = 5, 10
+GEMM_SHAPES = [  # ResNet-50's convolutions as implicit GEMMs (M = channels out, N = pixels, K), its FC, BERT FFNs
+    (64, 3136, 576),
+    (256, 3136, 64),
+    (128, 784, 1152),
+    (512, 784, 128),
+    (256, 196, 2304),
+    (1024, 196, 256),
+    (512, 49, 4608),
+    (2048, 49, 512),
+    (1000, 1, 2048),
+    (3072, 128, 768),
+    (768, 128, 3072),
+    (4096, 4096, 4096),
+]
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
 def timed(fn, iters: int) -> float:
@@ -41,153 +80,299 @@ def timed(fn, iters: int) -> float:
     return statistics.median(samples)
 
 
-def mlcc_runner(onnx_path: Path, out: Path, precision: str, x: torch.Tensor):
-    mlcc.compile(onnx_path, target="cuda", out_dir=out, precision=precision, force=True)
-    model = mlcc.load(out)
-    name_in, name_out = model.inputs[0].name, model.outputs[0].name
-    y = torch.empty(model.outputs[0].shape, device="cuda", dtype=torch.float32)
-    stream = torch.cuda.current_stream().cuda_stream
-    return model, (lambda: model.run_device({name_in: x}, {name_out: y}, stream=stream)), y
+def set_tf32(on: bool) -> None:
+    torch.backends.cuda.matmul.allow_tf32 = on
+    torch.backends.cudnn.allow_tf32 = on
 
 
-def bench_resnet(work: Path, batch: int, rows: list[dict]) -> None:
-    import torchvision
+def build(onnx_path: str, out: str, precision: str) -> tuple[str, float, str | None]:
+    """One mlcc build (in a worker process): (out, seconds, error or None)."""
+    t = time.time()
+    try:
+        mlcc.compile(onnx_path, target="cuda", out_dir=out, precision=precision, force=True)
+        return out, time.time() - t, None
+    except Exception as exc:  # reported in the table, the other rows still run
+        return out, time.time() - t, f"{type(exc).__name__}: {exc}"
 
-    torch.manual_seed(0)
-    net = torchvision.models.resnet50().eval().cuda()
-    x = torch.randn(batch, 3, 224, 224, device="cuda")
-    path = work / f"resnet50_b{batch}.onnx"
-    torch.onnx.export(net, (x,), str(path), opset_version=17, dynamo=False, input_names=["x"], output_names=["y"])
-    iters = 20 if batch == 1 else 5
-    with torch.no_grad():
-        ref = net(x)
-        eager = timed(lambda: net(x), iters)
-        compiled = torch.compile(net)
-        compiled(x)
-        inductor = timed(lambda: compiled(x), iters)
-    for precision in ("fp32", "tf32", "fp16"):
-        model, run, y = mlcc_runner(path, work / f"r{batch}{precision}", precision, x)
-        run()
+
+def graphed(fn):
+    """fn (which launches work on the current stream) captured once into a CUDA graph; returns its replay."""
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph.replay
+
+
+class Case:
+    """One model at one batch: its ONNX file, its torch module and inputs."""
+
+    def __init__(self, name: str, batch: int, work: Path) -> None:
+        self.name, self.batch = name, batch
+        self.path = work / f"{name}_b{batch}.onnx"
+        gen = torch.Generator().manual_seed(batch)
+        if name == "resnet50":
+            import torchvision
+
+            torch.manual_seed(0)
+            self.module = torchvision.models.resnet50().eval()
+            self.inputs = [torch.randn(batch, 3, 224, 224, generator=gen)]
+            torch.onnx.export(
+                self.module, tuple(self.inputs), str(self.path), opset_version=17, dynamo=False,
+                input_names=["x"], output_names=["y"],
+            )  # fmt: skip
+        else:
+            if name == "bert":
+                model = bert_encoder(layers=6, hidden=384, heads=6, seq=128, batch=batch)
+                mask = torch.ones(batch, 128, dtype=torch.int64)
+                mask[:, 96:] = 0  # a padded tail, as real batches have
+                self.inputs = [torch.randint(0, 1000, (batch, 128), generator=gen), mask]
+            else:
+                model = yolo_detector(size=320, batch=batch)
+                self.inputs = [torch.randn(batch, 3, 320, 320, generator=gen)]
+            onnx.save(model, self.path)
+            self.module = OnnxModule(model).eval()
+        self.iters = 20 if batch == 1 else 5
+
+    def to_gpu(self) -> None:
+        self.module = self.module.cuda()
+        self.inputs = [x.cuda() for x in self.inputs]
+
+    def torch_fns(self):
+        """Warmed-up eager, torch.compile and graphed torch.compile callables."""
+        eager = lambda: self.module(*self.inputs)  # noqa: E731
+        compiled_module = torch.compile(self.module)
+        compiled = lambda: compiled_module(*self.inputs)  # noqa: E731
+        compiled()
+        try:
+            replay = graphed(compiled)
+        except Exception as exc:  # a capture that fails is reported, not fatal
+            log(f"{self.name} b{self.batch}: torch.compile output could not be captured: {exc}")
+            replay = None
+        return eager, compiled, replay
+
+
+def first(out) -> torch.Tensor:
+    return out[0] if isinstance(out, (tuple, list)) else out
+
+
+def bench_models(cases: list[Case], builds: dict, precisions: list[str], profile: bool) -> tuple[list, list]:
+    rows, profiles = [], []
+    for case in cases:
+        log(f"{case.name} batch {case.batch}: timing")
+        with torch.no_grad():
+            eager, compiled, replay = case.torch_fns()
+            baseline = {}
+            for tf32 in (False, True):
+                set_tf32(tf32)
+                baseline[tf32] = {
+                    "eager_ms": timed(eager, case.iters),
+                    "torch_compile_ms": timed(compiled, case.iters),
+                    "torch_compile_graph_ms": timed(replay, case.iters) if replay else None,
+                }
+            set_tf32(False)
+            ref = first(eager()).float()
+        for precision in precisions:
+            out, seconds, error = builds[(case.name, case.batch, precision)]
+            row = {"model": case.name, "batch": case.batch, "mlcc_precision": precision, "build_s": seconds}
+            row.update(baseline[precision != "fp32"], torch_tf32=precision != "fp32")
+            if error:
+                row["error"] = error
+                rows.append(row)
+                log(f"  {precision}: build failed: {error}")
+                continue
+            with mlcc.load(out) as model:
+                ys = {
+                    t.name: torch.empty(t.shape, device="cuda", dtype=getattr(torch, str(t.dtype)))
+                    for t in model.outputs
+                }
+                xs = {t.name: x for t, x in zip(model.inputs, case.inputs)}
+                stream = torch.cuda.current_stream().cuda_stream
+                run = lambda: model.run_device(xs, ys, stream=stream)  # noqa: B023, E731 (used in this iteration)
+                run()
+                torch.cuda.synchronize()
+                y = ys[model.outputs[0].name].float()
+                row["rel_err_vs_torch"] = float((y - ref).abs().max() / ref.abs().max())
+                row["mlcc_ms"] = timed(run, case.iters)
+                row["cuda_graph"] = model.uses_cuda_graph
+                if profile:
+                    profiles.append((f"{case.name} batch {case.batch} {precision}", kernel_profile(run, case.iters)))
+            rows.append(row)
+            log(
+                f"  {precision}: mlcc {row['mlcc_ms']:.3f} ms, torch.compile {row['torch_compile_ms']:.3f} ms, "
+                f"eager {row['eager_ms']:.3f} ms, rel err {row['rel_err_vs_torch']:.1e}"
+            )
+    return rows, profiles
+
+
+def kernel_profile(run, iters: int, top: int = 12) -> list[tuple[str, int, float]]:
+    """(kernel, calls per run, GPU microseconds per run) for the `top` kernels by time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(iters):
+            run()
         torch.cuda.synchronize()
-        err = float((y - ref).abs().max() / ref.abs().max())
-        ms = timed(run, iters)
-        rows.append(
-            {
-                "model": "resnet50",
-                "batch": batch,
-                "mlcc_precision": precision,
-                "mlcc_ms": ms,
-                "eager_ms": eager,
-                "torch_compile_ms": inductor,
-                "rel_err_vs_torch": err,
-                "cuda_graph": model.uses_cuda_graph,
-            }
-        )
-        model.close()
+    stats = [e for e in prof.key_averages() if e.device_time_total > 0]
+    stats.sort(key=lambda e: -e.device_time_total)
+    return [(e.key[:80], e.count // iters, e.device_time_total / iters) for e in stats[:top]]
 
 
-def bench_gemm(work: Path, rows: list[dict]) -> None:
-    """The own engine on ResNet-50's GEMM shapes (as implicit GEMMs) and a BERT-base FFN, against cuBLAS."""
+def bench_gemm(builds: dict, precisions: list[str]) -> list[dict]:
+    rows = []
+    for m, n, k in GEMM_SHAPES:
+        a, b = torch.randn(m, k, device="cuda"), torch.randn(k, n, device="cuda")
+        flops = 2 * m * n * k
+        for precision in precisions:
+            out, _, error = builds[("gemm", (m, n, k), precision)]
+            row = {"gemm": f"{m}x{n}x{k}", "precision": precision}
+            set_tf32(precision == "tf32")
+            ah, bh = (a.half(), b.half()) if precision == "fp16" else (a, b)
+            row["cublas_tflops"] = flops / timed(lambda: torch.matmul(ah, bh), 20) / 1e9  # noqa: B023 (called at once)
+            set_tf32(False)
+            if error:
+                row["error"] = error
+            else:
+                with mlcc.load(out) as model:
+                    y = torch.empty(m, n, device="cuda")
+                    stream = torch.cuda.current_stream().cuda_stream
+                    run = lambda: model.run_device({"a": a, "b": b}, {"y": y}, stream=stream)  # noqa: B023, E731
+                    row["mlcc_tflops"] = flops / timed(run, 20) / 1e9
+                    row["ratio"] = row["mlcc_tflops"] / row["cublas_tflops"]
+            rows.append(row)
+    return rows
+
+
+def gemm_model(m: int, n: int, k: int, path: Path) -> None:
     from onnx import TensorProto, helper
 
-    shapes = [
-        (64, 3136, 576),
-        (256, 3136, 64),
-        (128, 784, 1152),
-        (512, 784, 128),
-        (256, 196, 2304),
-        (1024, 196, 256),
-        (512, 49, 4608),
-        (2048, 49, 512),
-        (1000, 1, 2048),
-        (3072, 128, 768),
-        (768, 128, 3072),
-        (4096, 4096, 4096),
-    ]
-    for m, n, k in shapes:
-        graph = helper.make_graph(
-            [helper.make_node("MatMul", ["a", "b"], ["y"])],
-            "mm",
-            [
-                helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k]),
-                helper.make_tensor_value_info("b", TensorProto.FLOAT, [k, n]),
-            ],
-            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
-        )
-        onnx_path = work / f"mm_{m}_{n}_{k}.onnx"
-        import onnx
-
-        onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), onnx_path)
-        a, b = torch.randn(m, k, device="cuda"), torch.randn(k, n, device="cuda")
-        for precision in ("fp32", "tf32", "fp16"):
-            out = work / f"mm{m}_{n}_{k}{precision}"
-            mlcc.compile(onnx_path, target="cuda", out_dir=out, precision=precision, force=True)
-            model = mlcc.load(out)
-            y = torch.empty(m, n, device="cuda")
-            stream = torch.cuda.current_stream().cuda_stream
-            ours = timed(lambda: model.run_device({"a": a, "b": b}, {"y": y}, stream=stream), 20)  # noqa: B023 (called at once)
-            torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
-            ah, bh = (a.half(), b.half()) if precision == "fp16" else (a, b)
-            cublas = timed(lambda: torch.matmul(ah, bh), 20)  # noqa: B023 (called at once)
-            torch.backends.cuda.matmul.allow_tf32 = False
-            flops = 2 * m * n * k
-            rows.append(
-                {
-                    "gemm": f"{m}x{n}x{k}",
-                    "precision": precision,
-                    "mlcc_tflops": flops / ours / 1e9,
-                    "cublas_tflops": flops / cublas / 1e9,
-                    "ratio": cublas / ours,
-                }
-            )
-            model.close()
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["a", "b"], ["y"])],
+        "mm",
+        [
+            helper.make_tensor_value_info("a", TensorProto.FLOAT, [m, k]),
+            helper.make_tensor_value_info("b", TensorProto.FLOAT, [k, n]),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])],
+    )
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--out", type=Path)
-    parser.add_argument("--skip-models", action="store_true")
-    args = parser.parse_args()
-    work = Path(tempfile.mkdtemp(prefix="mlcc-bench-"))
-    models, gemms = [], []
-    if not args.skip_models:
-        for batch in (1, 32):
-            bench_resnet(work, batch, models)
-    bench_gemm(work, gemms)
+def fmt(v, spec: str = ".3f") -> str:
+    return "-" if v is None else format(v, spec)
+
+
+def report(models: list, gemms: list, profiles: list, args) -> str:
     gpu = torch.cuda.get_device_name()
-    driver = subprocess.run(
-        ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"], capture_output=True, text=True
-    ).stdout.strip()
+    try:
+        query = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
+        driver = subprocess.run(query, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        driver = "unknown"
     lines = [
         f"# mlcc CUDA benchmark: {gpu}, driver {driver}, {datetime.date.today()}",
         "",
-        f"torch {torch.__version__}, command: `make bench-gpu` (python bench/gpu.py). Median of {REPEATS} repeats.",
+        f"torch {torch.__version__}, mlcc {mlcc.__version__}; command: `{' '.join(sys.argv)}`; CUDA_ARCH="
+        f"`{os.environ.get('CUDA_ARCH', 'default')}`. Median of {REPEATS} repeats of back-to-back runs.",
         "",
     ]
     if models:
         lines += [
-            "| model | batch | mlcc precision | mlcc ms | torch eager ms | torch.compile ms | mlcc / torch.compile | max rel err vs torch |",
-            "|---|---|---|---|---|---|---|---|",
+            "torch columns: exact fp32 on the fp32 rows, TF32 allowed on the others. `compile+graph`: the",
+            "torch.compile module replayed from a CUDA graph. Ratio: mlcc / the fastest torch column.",
+            "",
+            "| model | batch | mlcc precision | mlcc ms | eager ms | torch.compile ms | compile+graph ms "
+            "| mlcc / best torch | max rel err vs torch fp32 |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for r in models:
+            best = min(v for v in (r["eager_ms"], r["torch_compile_ms"], r["torch_compile_graph_ms"]) if v)
+            ours = r.get("mlcc_ms")
             lines.append(
-                f"| {r['model']} | {r['batch']} | {r['mlcc_precision']} | {r['mlcc_ms']:.3f} | {r['eager_ms']:.3f} | "
-                f"{r['torch_compile_ms']:.3f} | {r['mlcc_ms'] / r['torch_compile_ms']:.2f} | {r['rel_err_vs_torch']:.1e} |"
+                f"| {r['model']} | {r['batch']} | {r['mlcc_precision']} | {fmt(ours) if ours else 'build failed'} "
+                f"| {fmt(r['eager_ms'])} | {fmt(r['torch_compile_ms'])} | {fmt(r['torch_compile_graph_ms'])} "
+                f"| {fmt(ours / best if ours else None, '.2f')} | {fmt(r.get('rel_err_vs_torch'), '.1e')} |"
             )
         lines.append("")
-    lines += ["| GEMM MxNxK | precision | mlcc TFLOP/s | cuBLAS TFLOP/s | mlcc / cuBLAS |", "|---|---|---|---|---|"]
-    for r in gemms:
+    if gemms:
+        lines += ["| GEMM MxNxK | precision | mlcc TFLOP/s | cuBLAS TFLOP/s | mlcc / cuBLAS |", "|---|---|---|---|---|"]
+        for r in gemms:
+            lines.append(
+                f"| {r['gemm']} | {r['precision']} | {fmt(r.get('mlcc_tflops'), '.1f')} | {r['cublas_tflops']:.1f} "
+                f"| {fmt(r.get('ratio'), '.2f')} |"
+            )
+        lines.append("")
+    errors = [r for r in models + gemms if "error" in r]
+    for r in errors:
         lines.append(
-            f"| {r['gemm']} | {r['precision']} | {r['mlcc_tflops']:.1f} | {r['cublas_tflops']:.1f} | {r['ratio']:.2f} |"
+            f"- build failed: {r.get('model', r.get('gemm'))} {r.get('batch', '')} {r['precision'] if 'precision' in r else r['mlcc_precision']}: {r['error'][:300]}"
         )
-    text = "\n".join(lines) + "\n"
+    for title, kernels in profiles:
+        lines += [
+            "",
+            f"### mlcc kernels: {title} (GPU time per run)",
+            "",
+            "| kernel | launches | us |",
+            "|---|---|---|",
+        ]
+        lines += [f"| `{name}` | {count} | {us:.1f} |" for name, count, us in kernels]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--models", default="resnet50,bert,yolo")
+    parser.add_argument("--batches", default="1,32")
+    parser.add_argument("--precisions", default="fp32,tf32,fp16")
+    parser.add_argument("--no-models", action="store_true")
+    parser.add_argument("--no-gemm", action="store_true")
+    parser.add_argument("--jobs", type=int, default=min(12, os.cpu_count() or 1))
+    parser.add_argument("--profile", action="store_true")
+    args = parser.parse_args()
+    precisions = args.precisions.split(",")
+    work = Path(tempfile.mkdtemp(prefix="mlcc-bench-"))
+    set_tf32(False)
+    cases = []
+    if not args.no_models:
+        for name in args.models.split(","):
+            for batch in (int(b) for b in args.batches.split(",")):
+                cases.append(Case(name, batch, work))
+    jobs = {}
+    for case in cases:
+        for p in precisions:
+            jobs[(case.name, case.batch, p)] = (str(case.path), str(work / f"{case.name}{case.batch}{p}"), p)
+    if not args.no_gemm:
+        for m, n, k in GEMM_SHAPES:
+            gemm_model(m, n, k, work / f"mm_{m}_{n}_{k}.onnx")
+            for p in precisions:
+                jobs[("gemm", (m, n, k), p)] = (str(work / f"mm_{m}_{n}_{k}.onnx"), str(work / f"mm{m}_{n}_{k}{p}"), p)
+    log(f"{len(jobs)} mlcc builds on {args.jobs} processes; torch.compile meanwhile")
+    spawn = multiprocessing.get_context("spawn")  # workers that never inherit this process's CUDA state
+    with concurrent.futures.ProcessPoolExecutor(args.jobs, mp_context=spawn) as pool:
+        futures = {key: pool.submit(build, *job) for key, job in jobs.items()}
+        with torch.no_grad():
+            for case in cases:  # compile (and cache) while the builds run; timed later
+                case.to_gpu()
+                t = time.time()
+                torch.compile(case.module)(*case.inputs)
+                log(f"torch.compile {case.name} batch {case.batch}: {time.time() - t:.1f} s")
+        builds = {key: f.result() for key, f in futures.items()}
+    log("builds done: " + ", ".join(f"{k[0]} {k[1]} {k[2]} {v[1]:.0f}s" for k, v in builds.items() if k[0] != "gemm"))
+    models, profiles = bench_models(cases, builds, precisions, args.profile)
+    gemms = [] if args.no_gemm else bench_gemm(builds, precisions)
+    text = report(models, gemms, profiles, args)
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "gpu.md").write_text(text)
-        (args.out / "gpu.json").write_text(
-            json.dumps({"gpu": gpu, "driver": driver, "models": models, "gemm": gemms}, indent=2)
-        )
+        payload = {"gpu": torch.cuda.get_device_name(), "models": models, "gemm": gemms, "profiles": profiles}
+        (args.out / "gpu.json").write_text(json.dumps(payload, indent=2, default=str))
 
 
 if __name__ == "__main__":
