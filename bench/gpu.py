@@ -10,11 +10,11 @@ in exact fp32 (TF32 off for matmul and cuDNN), its tf32 and fp16 rows against Py
 All mlcc builds (CUDA_ARCH as in the environment) run in parallel first, while torch.compile compiles.
 
 Timing: CUDA events around N back-to-back runs after warm-up, median of 5 repeats, all on one stream.
---profile adds each mlcc build's kernels, by GPU time, to the output (torch.profiler; CUPTI sees every kernel,
-those inside CUDA graphs included). Benchmarks are not tests: nothing here asserts a timing.
+--no-compile [MODELS] leaves torch.compile out, for all models or those named: its compiles take most of the run. Benchmarks are not tests: nothing here
+asserts a timing.
 
     python bench/gpu.py [--out bench/results] [--models resnet50,bert,yolo] [--batches 1,32]
-                        [--precisions fp32,tf32,fp16] [--no-gemm] [--no-models] [--jobs 12] [--profile]
+                        [--precisions fp32,tf32,fp16] [--no-gemm] [--no-models] [--no-compile [MODELS]] [--jobs 12]
 """
 
 from __future__ import annotations
@@ -138,45 +138,42 @@ class Case:
             onnx.save(model, self.path)
             self.module = OnnxModule(model).eval()
         self.iters = 20 if batch == 1 else 5
+        self.compiled = True  # whether torch.compile is timed
 
     def to_gpu(self) -> None:
         self.module = self.module.cuda()
         self.inputs = [x.cuda() for x in self.inputs]
 
-    def torch_fns(self):
-        """Warmed-up eager, torch.compile and graphed torch.compile callables."""
+    def baseline(self, tf32: bool, with_compile: bool) -> dict:
+        """PyTorch's times with TF32 on or off: eager, torch.compile, and torch.compile replayed from a CUDA
+        graph captured under the same setting (cuDNN picks its algorithms at capture)."""
+        set_tf32(tf32)
         eager = lambda: self.module(*self.inputs)  # noqa: E731
-        compiled_module = torch.compile(self.module)
-        compiled = lambda: compiled_module(*self.inputs)  # noqa: E731
-        compiled()
-        try:
-            replay = graphed(compiled)
-        except Exception as exc:  # a capture that fails is reported, not fatal
-            log(f"{self.name} b{self.batch}: torch.compile output could not be captured: {exc}")
-            replay = None
-        return eager, compiled, replay
+        times = {"eager_ms": timed(eager, self.iters), "torch_compile_ms": None, "torch_compile_graph_ms": None}
+        if with_compile:
+            compiled_module = torch.compile(self.module)
+            compiled = lambda: compiled_module(*self.inputs)  # noqa: E731
+            compiled()
+            times["torch_compile_ms"] = timed(compiled, self.iters)
+            try:
+                times["torch_compile_graph_ms"] = timed(graphed(compiled), self.iters)
+            except Exception as exc:  # a capture that fails is reported, not fatal
+                log(f"{self.name} b{self.batch}: torch.compile output could not be captured: {exc}")
+        set_tf32(False)
+        return times
 
 
 def first(out) -> torch.Tensor:
     return out[0] if isinstance(out, (tuple, list)) else out
 
 
-def bench_models(cases: list[Case], builds: dict, precisions: list[str], profile: bool) -> tuple[list, list]:
-    rows, profiles = [], []
+def bench_models(cases: list[Case], builds: dict, precisions: list[str]) -> list[dict]:
+    rows = []
     for case in cases:
         log(f"{case.name} batch {case.batch}: timing")
         with torch.no_grad():
-            eager, compiled, replay = case.torch_fns()
-            baseline = {}
-            for tf32 in (False, True):
-                set_tf32(tf32)
-                baseline[tf32] = {
-                    "eager_ms": timed(eager, case.iters),
-                    "torch_compile_ms": timed(compiled, case.iters),
-                    "torch_compile_graph_ms": timed(replay, case.iters) if replay else None,
-                }
-            set_tf32(False)
-            ref = first(eager()).float()
+            baseline = {tf32: case.baseline(tf32, case.compiled) for tf32 in (False, True)}
+            ref = first(case.module(*case.inputs)).float()
         for precision in precisions:
             out, seconds, error = builds[(case.name, case.batch, precision)]
             row = {"model": case.name, "batch": case.batch, "mlcc_precision": precision, "build_s": seconds}
@@ -200,27 +197,12 @@ def bench_models(cases: list[Case], builds: dict, precisions: list[str], profile
                 row["rel_err_vs_torch"] = float((y - ref).abs().max() / ref.abs().max())
                 row["mlcc_ms"] = timed(run, case.iters)
                 row["cuda_graph"] = model.uses_cuda_graph
-                if profile:
-                    profiles.append((f"{case.name} batch {case.batch} {precision}", kernel_profile(run, case.iters)))
             rows.append(row)
             log(
-                f"  {precision}: mlcc {row['mlcc_ms']:.3f} ms, torch.compile {row['torch_compile_ms']:.3f} ms, "
+                f"  {precision}: mlcc {row['mlcc_ms']:.3f} ms, torch.compile {fmt(row['torch_compile_ms'])} ms, "
                 f"eager {row['eager_ms']:.3f} ms, rel err {row['rel_err_vs_torch']:.1e}"
             )
-    return rows, profiles
-
-
-def kernel_profile(run, iters: int, top: int = 12) -> list[tuple[str, int, float]]:
-    """(kernel, calls per run, GPU microseconds per run) for the `top` kernels by time."""
-    from torch.profiler import ProfilerActivity, profile
-
-    with profile(activities=[ProfilerActivity.CUDA]) as prof:
-        for _ in range(iters):
-            run()
-        torch.cuda.synchronize()
-    stats = [e for e in prof.key_averages() if e.device_time_total > 0]
-    stats.sort(key=lambda e: -e.device_time_total)
-    return [(e.key[:80], e.count // iters, e.device_time_total / iters) for e in stats[:top]]
+    return rows
 
 
 def bench_gemm(builds: dict, precisions: list[str]) -> list[dict]:
@@ -267,7 +249,7 @@ def fmt(v, spec: str = ".3f") -> str:
     return "-" if v is None else format(v, spec)
 
 
-def report(models: list, gemms: list, profiles: list, args) -> str:
+def report(models: list, gemms: list) -> str:
     gpu = torch.cuda.get_device_name()
     try:
         query = ["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"]
@@ -312,15 +294,6 @@ def report(models: list, gemms: list, profiles: list, args) -> str:
         lines.append(
             f"- build failed: {r.get('model', r.get('gemm'))} {r.get('batch', '')} {r['precision'] if 'precision' in r else r['mlcc_precision']}: {r['error'][:300]}"
         )
-    for title, kernels in profiles:
-        lines += [
-            "",
-            f"### mlcc kernels: {title} (GPU time per run)",
-            "",
-            "| kernel | launches | us |",
-            "|---|---|---|",
-        ]
-        lines += [f"| `{name}` | {count} | {us:.1f} |" for name, count, us in kernels]
     return "\n".join(lines) + "\n"
 
 
@@ -333,7 +306,7 @@ def main() -> None:
     parser.add_argument("--no-models", action="store_true")
     parser.add_argument("--no-gemm", action="store_true")
     parser.add_argument("--jobs", type=int, default=min(12, os.cpu_count() or 1))
-    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--no-compile", nargs="?", const="all", default="", metavar="MODELS")
     args = parser.parse_args()
     precisions = args.precisions.split(",")
     work = Path(tempfile.mkdtemp(prefix="mlcc-bench-"))
@@ -343,6 +316,7 @@ def main() -> None:
         for name in args.models.split(","):
             for batch in (int(b) for b in args.batches.split(",")):
                 cases.append(Case(name, batch, work))
+                cases[-1].compiled = args.no_compile != "all" and name not in args.no_compile.split(",")
     jobs = {}
     for case in cases:
         for p in precisions:
@@ -359,19 +333,24 @@ def main() -> None:
         with torch.no_grad():
             for case in cases:  # compile (and cache) while the builds run; timed later
                 case.to_gpu()
-                t = time.time()
-                torch.compile(case.module)(*case.inputs)
-                log(f"torch.compile {case.name} batch {case.batch}: {time.time() - t:.1f} s")
+                if case.compiled:
+                    t = time.time()
+                    try:
+                        torch.compile(case.module)(*case.inputs)
+                        log(f"torch.compile {case.name} batch {case.batch}: {time.time() - t:.1f} s")
+                    except Exception as exc:  # a baseline that fails is reported, not fatal
+                        case.compiled = False
+                        log(f"torch.compile {case.name} batch {case.batch} failed: {str(exc)[:300]}")
         builds = {key: f.result() for key, f in futures.items()}
     log("builds done: " + ", ".join(f"{k[0]} {k[1]} {k[2]} {v[1]:.0f}s" for k, v in builds.items() if k[0] != "gemm"))
-    models, profiles = bench_models(cases, builds, precisions, args.profile)
+    models = bench_models(cases, builds, precisions)
     gemms = [] if args.no_gemm else bench_gemm(builds, precisions)
-    text = report(models, gemms, profiles, args)
+    text = report(models, gemms)
     print(text)
     if args.out:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "gpu.md").write_text(text)
-        payload = {"gpu": torch.cuda.get_device_name(), "models": models, "gemm": gemms, "profiles": profiles}
+        payload = {"gpu": torch.cuda.get_device_name(), "models": models, "gemm": gemms}
         (args.out / "gpu.json").write_text(json.dumps(payload, indent=2, default=str))
 
 

@@ -135,8 +135,10 @@ class OnnxModule(torch.nn.Module):
         arrays = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
         static = {n.input[i] for n in graph.node for i in STATIC.get(n.op_type, {}) if i < len(n.input)}
         self.names: dict[str, str] = {}
+        # 0-d float constants (a scale, an epsilon) as Python numbers, as a PyTorch model writes them
+        self.scalars = {n: float(a) for n, a in arrays.items() if a.ndim == 0 and a.dtype.kind == "f"}
         for name, array in arrays.items():
-            if name in static:
+            if name in static or name in self.scalars:
                 continue
             self.names[name] = f"w{len(self.names)}"
             self.register_buffer(self.names[name], torch.from_numpy(array.copy()))
@@ -160,6 +162,7 @@ class OnnxModule(torch.nn.Module):
         env[""] = None
         for name, buffer in self.names.items():
             env[name] = getattr(self, buffer)
+        env.update(self.scalars)
         for op, ins, outs, attrs in self.nodes:
             result = OPS[op](*(env[n] for n in ins), **attrs)
             for name, value in zip(outs, result if isinstance(result, (tuple, list)) else (result,)):

@@ -99,7 +99,7 @@ def compile_model(source, opts: CompileOptions) -> dict:
 
     progress("codegen", 0, 1)
     t = time.perf_counter()
-    program = build_program(graph, views=opts.target == "c")
+    program = build_program(graph, views=True)
     if opts.viz is not None:
         write_viz(Path(opts.viz), program)
     meta = ModelMeta(

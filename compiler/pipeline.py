@@ -58,7 +58,7 @@ FUSION: dict[str, list[tuple[str, Pass]]] = {
         ("fuse_epilogues", fuse_epilogues),
         ("fuse_prologues", fuse_prologues),
     ],
-    "cuda": [("fuse_elementwise", fuse_elementwise)],  # the cuda conv/gemm templates take no epilogue yet
+    "cuda": [("fuse_elementwise", fuse_elementwise), ("fuse_epilogues", fuse_epilogues)],
 }
 
 LAYOUT: dict[str, list[tuple[str, Pass]]] = {

@@ -45,6 +45,23 @@ __device__ inline T mlcc_block_reduce(T v, T *scratch) {
   return v;
 }
 
+/* Split-K (templates/cuda/kernels/tile_gemm.cuh.j2): called by every thread of a block after it stored its
+   partial tile; true in the last of `splits` blocks of the tile to arrive, which then reads all partials. The
+   fences order each block's partial stores before its arrival, and the last block's reads after it. That block
+   resets the counter, so it is zero again for the next run. */
+__device__ inline bool mlcc_split_last(unsigned *counter, unsigned splits) {
+  __shared__ bool last;
+  __threadfence();
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    last = atomicAdd(counter, 1u) == splits - 1;
+    if (last) *counter = 0;
+  }
+  __syncthreads();
+  if (last) __threadfence();
+  return last;
+}
+
 /* An integer environment flag: `fallback` when unset, else whether it is not "0". */
 static inline int mlcc_env_flag(const char *name, int fallback) {
   const char *s = getenv(name);

@@ -105,7 +105,8 @@ def _is_splat(data: np.ndarray) -> bool:
 
 def build_program(graph: Graph, views: bool = False) -> Program:
     """The host plan for `graph`; `views` lets the memory planner store values inside others and drop the
-    copies that made them (passes/views.py; the c target, whose kernels assume no alignment)."""
+    copies that made them (passes/views.py; every target: no c or cuda kernel assumes more than its element
+    type's alignment, which a view keeps)."""
     steps = lower_graph(graph)
     locations: dict[int, Location] = {}
     for i, v in enumerate(graph.inputs):

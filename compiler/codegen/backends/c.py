@@ -111,7 +111,12 @@ class CBackend:
             args.append("mlcc_strheap *heap")  # where the strings it makes go (runtime_c/mlcc_strings.h)
         if step.kernel.params.get("checks_data"):
             args.append("int *failed")  # a status (mlcc_runtime.h) the run returns: bad input data, a bound exceeded
+        args += [decl for decl, _ in self.extra_params(step)]
         return f"{self.kernel_qualifier} {fn}({', '.join(args) or 'void'})"
+
+    def extra_params(self, step: Step) -> list[tuple[str, str]]:
+        """Target-specific trailing kernel parameters: (declaration, argument in the call)."""
+        return []
 
     def launch(self, step: Step) -> str:
         """The launch configuration of a kernel call; a C call has none."""
@@ -167,6 +172,7 @@ class CBackend:
                 args.append("&m->strings")
             if k.params.get("checks_data"):
                 args.append("&failed")
+            args += [arg for _, arg in self.extra_params(step)]
             calls.append(Call(fn, args, _describe(step), self.launch(step)))
         return functions, calls + [c for rest in views.values() for c in rest]
 
