@@ -1,5 +1,6 @@
 """CUDA codegen without a GPU: the generated CUDA compiles with nvcc for sm_90 with warnings as errors, and
-the GEMM kernels neither spill nor exceed their register budget (two blocks per SM) (ptxas -v)."""
+the GEMM and convolution kernels (the tiled engine, split K and fused epilogues included) neither spill nor
+exceed their register budget (two blocks per SM) (ptxas -v)."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ def test_generated_cuda_compiles_cleanly_for_sm90(name, tmp_path):
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     kernels = ptxas_report(proc.stdout + proc.stderr)
-    gemms = {k: v for k, v in kernels.items() if "gemm" in k}
+    gemms = {k: v for k, v in kernels.items() if any(f in k for f in ("gemm", "matmul", "conv"))}  # + epilogues
     assert kernels and (gemms or name != "demo")
     for kernel, (registers, spills) in gemms.items():
         assert spills == 0, f"{kernel} spills {spills} bytes"
@@ -117,3 +118,5 @@ def test_split_k_kernels_compile_and_launch_their_splits(tmp_path):
         text=True,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    ((registers, spills),) = [v for k, v in ptxas_report(proc.stdout + proc.stderr).items() if "matmul" in k]
+    assert spills == 0 and registers <= 128
