@@ -452,6 +452,9 @@ GEMMS = {
     "column_c": lambda: gemm_model((8, 12), (12, 10), (8, 1)),
     "deep_and_wide": lambda: gemm_model((3, KC_MAX + 70), (KC_MAX + 70, 300)),
     "gemv": lambda: gemm_model((1, 64), (64, 1000), (1000,), transB=0),
+    # one row: the micro-kernel's matrix-vector path; K odd (its tail steps) and over KC (blocks accumulate)
+    "gemv_deep_odd_relu": lambda: gemm_model((1, KC_MAX + 71), (300, KC_MAX + 71), (300,), transB=1, relu=True),
+    "matmul_one_row_bias": lambda: matmul_model((1, 1, 45), (45, 70), bias=True),
     "full_c_silu": lambda: gemm_model((13, 9), (9, 17), (13, 17), silu=True),
     "deep_wide_silu": lambda: gemm_model((14, KC_MAX + 70), (KC_MAX + 70, 300), (300,), silu=True),
     "matmul_3d": lambda: matmul_model((2, 7, 20), (20, 33)),

@@ -45,6 +45,48 @@ static MLCC_UKERNEL void mlcc_ukr_packed(int64_t kc, const float *restrict a, in
       MLCC_PREFETCH_W(c + r * ldc + 7);
     }
   }
+  if (mr == 1) { /* one row (a matrix-vector product: a classifier at batch 1): not MR rows' FMAs for one, but
+                    four steps of K in flight, each on its own NV accumulators, joined at the end */
+    mlcc_vf g0_0 = {0}, g0_1 = {0};
+    mlcc_vf g1_0 = {0}, g1_1 = {0};
+    mlcc_vf g2_0 = {0}, g2_1 = {0};
+    mlcc_vf g3_0 = {0}, g3_1 = {0};
+    int64_t k4 = 0;
+    for (; k4 + 4 <= kc; k4 += 4) {
+      {
+        const int64_t k = k4 + 0;
+        const float a_ = a[k * 6 + 0];
+        g0_0 += a_ * *(const mlcc_vfu *)(b + k * 8 + 0); g0_1 += a_ * *(const mlcc_vfu *)(b + k * 8 + 4);
+      }
+      {
+        const int64_t k = k4 + 1;
+        const float a_ = a[k * 6 + 0];
+        g1_0 += a_ * *(const mlcc_vfu *)(b + k * 8 + 0); g1_1 += a_ * *(const mlcc_vfu *)(b + k * 8 + 4);
+      }
+      {
+        const int64_t k = k4 + 2;
+        const float a_ = a[k * 6 + 0];
+        g2_0 += a_ * *(const mlcc_vfu *)(b + k * 8 + 0); g2_1 += a_ * *(const mlcc_vfu *)(b + k * 8 + 4);
+      }
+      {
+        const int64_t k = k4 + 3;
+        const float a_ = a[k * 6 + 0];
+        g3_0 += a_ * *(const mlcc_vfu *)(b + k * 8 + 0); g3_1 += a_ * *(const mlcc_vfu *)(b + k * 8 + 4);
+      }
+    }
+    for (; k4 < kc; ++k4) {
+      const int64_t k = k4;
+      const float a_ = a[k * 6 + 0];
+      g0_0 += a_ * *(const mlcc_vfu *)(b + k * 8 + 0); g0_1 += a_ * *(const mlcc_vfu *)(b + k * 8 + 4);
+    }
+    float t[1][8];
+    *(mlcc_vfu *)&t[0][0] = (g0_0 + g1_0) + (g2_0 + g3_0);
+    *(mlcc_vfu *)&t[0][4] = (g0_1 + g1_1) + (g2_1 + g3_1);
+    for (int64_t r = 0; r < mr; ++r)
+      for (int64_t j = 0; j < nr; ++j)
+        c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
+    return;
+  }
   if (nr <= 4) { /* a narrow tail strip (P mod NR columns): half the vectors, half the FMAs */
     mlcc_vf h0_0 = {0};
     mlcc_vf h1_0 = {0};
@@ -190,6 +232,48 @@ static MLCC_UKERNEL void mlcc_ukr_rows(int64_t kc, const float *restrict a, int6
       MLCC_PREFETCH_W(c + r * ldc + 7);
     }
   }
+  if (mr == 1) { /* one row (a matrix-vector product: a classifier at batch 1): not MR rows' FMAs for one, but
+                    four steps of K in flight, each on its own NV accumulators, joined at the end */
+    mlcc_vf g0_0 = {0}, g0_1 = {0};
+    mlcc_vf g1_0 = {0}, g1_1 = {0};
+    mlcc_vf g2_0 = {0}, g2_1 = {0};
+    mlcc_vf g3_0 = {0}, g3_1 = {0};
+    int64_t k4 = 0;
+    for (; k4 + 4 <= kc; k4 += 4) {
+      {
+        const int64_t k = k4 + 0;
+        const float a_ = a0[k];
+        g0_0 += a_ * *(const mlcc_vfu *)(b + k * 8 + 0); g0_1 += a_ * *(const mlcc_vfu *)(b + k * 8 + 4);
+      }
+      {
+        const int64_t k = k4 + 1;
+        const float a_ = a0[k];
+        g1_0 += a_ * *(const mlcc_vfu *)(b + k * 8 + 0); g1_1 += a_ * *(const mlcc_vfu *)(b + k * 8 + 4);
+      }
+      {
+        const int64_t k = k4 + 2;
+        const float a_ = a0[k];
+        g2_0 += a_ * *(const mlcc_vfu *)(b + k * 8 + 0); g2_1 += a_ * *(const mlcc_vfu *)(b + k * 8 + 4);
+      }
+      {
+        const int64_t k = k4 + 3;
+        const float a_ = a0[k];
+        g3_0 += a_ * *(const mlcc_vfu *)(b + k * 8 + 0); g3_1 += a_ * *(const mlcc_vfu *)(b + k * 8 + 4);
+      }
+    }
+    for (; k4 < kc; ++k4) {
+      const int64_t k = k4;
+      const float a_ = a0[k];
+      g0_0 += a_ * *(const mlcc_vfu *)(b + k * 8 + 0); g0_1 += a_ * *(const mlcc_vfu *)(b + k * 8 + 4);
+    }
+    float t[1][8];
+    *(mlcc_vfu *)&t[0][0] = (g0_0 + g1_0) + (g2_0 + g3_0);
+    *(mlcc_vfu *)&t[0][4] = (g0_1 + g1_1) + (g2_1 + g3_1);
+    for (int64_t r = 0; r < mr; ++r)
+      for (int64_t j = 0; j < nr; ++j)
+        c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
+    return;
+  }
   if (nr <= 4) { /* a narrow tail strip (P mod NR columns): half the vectors, half the FMAs */
     mlcc_vf h0_0 = {0};
     mlcc_vf h1_0 = {0};
@@ -329,6 +413,48 @@ static MLCC_UKERNEL void mlcc_ukr_direct(int64_t kc, const float *restrict a, in
       MLCC_PREFETCH_W(c + r * ldc + 0);
       MLCC_PREFETCH_W(c + r * ldc + 7);
     }
+  }
+  if (mr == 1) { /* one row (a matrix-vector product: a classifier at batch 1): not MR rows' FMAs for one, but
+                    four steps of K in flight, each on its own NV accumulators, joined at the end */
+    mlcc_vf g0_0 = {0}, g0_1 = {0};
+    mlcc_vf g1_0 = {0}, g1_1 = {0};
+    mlcc_vf g2_0 = {0}, g2_1 = {0};
+    mlcc_vf g3_0 = {0}, g3_1 = {0};
+    int64_t k4 = 0;
+    for (; k4 + 4 <= kc; k4 += 4) {
+      {
+        const int64_t k = k4 + 0;
+        const float a_ = a[k * 6 + 0];
+        g0_0 += a_ * *(const mlcc_vfu *)(b + off[k] + 0); g0_1 += a_ * *(const mlcc_vfu *)(b + off[k] + 4);
+      }
+      {
+        const int64_t k = k4 + 1;
+        const float a_ = a[k * 6 + 0];
+        g1_0 += a_ * *(const mlcc_vfu *)(b + off[k] + 0); g1_1 += a_ * *(const mlcc_vfu *)(b + off[k] + 4);
+      }
+      {
+        const int64_t k = k4 + 2;
+        const float a_ = a[k * 6 + 0];
+        g2_0 += a_ * *(const mlcc_vfu *)(b + off[k] + 0); g2_1 += a_ * *(const mlcc_vfu *)(b + off[k] + 4);
+      }
+      {
+        const int64_t k = k4 + 3;
+        const float a_ = a[k * 6 + 0];
+        g3_0 += a_ * *(const mlcc_vfu *)(b + off[k] + 0); g3_1 += a_ * *(const mlcc_vfu *)(b + off[k] + 4);
+      }
+    }
+    for (; k4 < kc; ++k4) {
+      const int64_t k = k4;
+      const float a_ = a[k * 6 + 0];
+      g0_0 += a_ * *(const mlcc_vfu *)(b + off[k] + 0); g0_1 += a_ * *(const mlcc_vfu *)(b + off[k] + 4);
+    }
+    float t[1][8];
+    *(mlcc_vfu *)&t[0][0] = (g0_0 + g1_0) + (g2_0 + g3_0);
+    *(mlcc_vfu *)&t[0][4] = (g0_1 + g1_1) + (g2_1 + g3_1);
+    for (int64_t r = 0; r < mr; ++r)
+      for (int64_t j = 0; j < nr; ++j)
+        c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
+    return;
   }
   if (nr <= 4) { /* a narrow tail strip (P mod NR columns): half the vectors, half the FMAs */
     mlcc_vf h0_0 = {0};
