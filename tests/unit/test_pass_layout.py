@@ -232,7 +232,8 @@ def test_packed_conv_takes_a_residual_relu_epilogue(cpu, tmp_path, monkeypatch):
 
 
 def test_the_kernel_choice_per_cpu(monkeypatch):
-    """AVX-512 (tiles transposed in registers) takes the in-place pixel-major kernel for window convolutions
+    """Window convolutions whose channels fill blocks of 8 read a channel-blocked copy (every target). Else
+    AVX-512 (tiles transposed in registers) takes the in-place pixel-major kernel for window convolutions
     of depth 128 or more and 1x1 ones of depth 1024 or more, unless too few output channels fill its NR-wide
     columns; other targets keep it to small maps."""
     chosen = {
@@ -253,7 +254,7 @@ def test_the_kernel_choice_per_cpu(monkeypatch):
     assert chosen["generic"]["pixel_direct_strided"] == "blocked"  # 16 channels
     assert chosen["generic"]["deep_k_blocks"] == "direct"  # 33 channels: 7 of the 40 computed would be zeros
     assert chosen["generic"]["wide_output"] == "direct"  # 3 channels (a stem): not blocked
-    assert chosen["x86-64-v4"]["pixel_direct_strided"] == "pixel-direct"
+    assert chosen["x86-64-v4"]["pixel_direct_strided"] == "blocked"  # 16 channels: blocked on every target
     few = conv_model((1, 33, 8, 8), (9, 33, 3, 3), pads=[1, 1, 1, 1])  # 9 channels would fill 9 of 32 columns
     assert conv_kind(few, "x86-64-v4")[0] == "direct"
     wide = conv_model((1, 1024, 14, 14), (256, 1024, 1, 1))  # resnet50's 1x1 of depth 1024
