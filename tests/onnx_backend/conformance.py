@@ -154,6 +154,9 @@ def run_all(names: list[str], jobs: int, timeout: float, work=_child) -> dict[st
             done += 1
             if sys.stderr.isatty():
                 print(f"\r{done}/{len(names)} cases", end="", file=sys.stderr, flush=True)
+            elif done % 100 == 0 or done == len(names):  # a log (a pipe, a file) gets a line now and then
+                failed = sum(1 for status, _ in results.values() if status != "pass")
+                print(f"{done}/{len(names)} cases, {failed} failed", file=sys.stderr, flush=True)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     return results
