@@ -77,7 +77,8 @@ class CudaBackend(CBackend):
         return super().pointer(program, v).replace("(const ", "(")
 
     def strategy(self, step: Step) -> dict:
-        """GEMM and convolution: which engine, at which precision (lower precisions only for float32)."""
+        """Template parameters chosen per kernel: for GEMM and convolution the engine, its precision (lower
+        precisions only for float32) and K split; for row normalisations whether a block takes each row."""
         k, p = step.kernel, step.kernel.params
         if k.family == "rownorm":
             return {"per_block": p["n"] >= ROW_PER_BLOCK}
