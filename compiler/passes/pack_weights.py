@@ -1,7 +1,7 @@
 """Layout: constant weights re-laid out at compile time for the c target's GEMM engine (compiler/cpu.py).
 
   Conv with constant float32 W (not depthwise)      ->  PackedConv(X, W packed in MR-row panels[, B])
-  ... 2-D, window > 1x1, channels filling blocks of 8, no AVX-512
+  ... 2-D, window > 1x1, channels filling blocks of 8
                                                      ->  PadBlocks(X) -> PackedConv(p_major, direct, blocked,
                                                          W^T in (block, kh, kw, channel) order, OFF, PIX)
   ... small output maps (7x7, 10x10), with AVX-512 deep ones, with AVX2 deep stems
