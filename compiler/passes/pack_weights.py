@@ -49,15 +49,14 @@ from .fold_batchnorm import FreshNames
 # resnet50's 7x7 stage (gain 1.14, 512 and 2048 channels, depth 512 to 4608) 1.5% faster overall.
 # With the input read in place (2-D: _pixel_direct_conv) and the tile transposed in registers (AVX-512), the
 # pixel-major kernel has no packing cost and no waste but its partial last panel: it beat the channel-major
-# kernels on every window convolution of depth P_DIRECT_DEPTH or more (3x3 at stride 1 and 2, 13x13 to
-# 56x56 maps: 4-23% less time per convolution; the 7x7 stride-2 stem tied) and on 1x1 ones of depth
-# P_DIRECT_DEPTH_1X1 or more. Shallower ones lost: the per-tile transposed store is then a large part of the
-# tile's work (3x3 of 3 channels 1.5x, 1x1 of 64 to 256 channels 1.2-1.45x slower), except where the
-# channel-major tiles waste P_DIRECT_1X1_GAIN or more of their work: 1x1 convolutions of depth 160 to 960
-# on 7x7 maps (49 pixels in 64 columns, but in 7 tiles of 7 rows) took 10-23% less time.
+# kernels on every convolution of depth P_DIRECT_DEPTH or more. Window ones (S5, Zen 4): 3x3 at stride 1 and 2,
+# 13x13 to 56x56 maps, 4-23% less time per convolution; the 7x7 stride-2 stem tied. 1x1 ones (Zen 4, one
+# convolution + Relu alone, time vs the channel-major packed kernel; S5's kernel lost on shallow ones, the
+# later kernel with its stores in runs of 8 tiles does not): 256->64, 256->128 and 256->1024 at 56x56 and
+# 14x14 0.83-0.94, 512->1024 stride 2 at 28x28 0.92, 384->64 at 13x13 0.92, 512->2048 at 7x7 0.94, 128->16,
+# 128->512, 512->1000 0.98; 1x1 of depth 16 to 64 lose or tie (16->64 1.09, 32->128 1.03, 64->256 1.02,
+# 64->64 0.91) and keep the channel-major kernel, as do 3x3 ones of depth under 128 (3 channels 1.5x slower).
 P_DIRECT_DEPTH = 128
-P_DIRECT_DEPTH_1X1 = 1024
-P_DIRECT_1X1_GAIN = 1.15
 P_DIRECT_MIN_GAIN = 0.75
 P_MAJOR_GAIN = 1.10
 P_MAJOR_PIXELS = 128
@@ -257,7 +256,6 @@ def _packed_conv(node: Node, cpu: CpuTarget, fresh: FreshNames) -> Node | None:
             and group == 1
             and len(w.shape) == 4
             and depth >= P_DIRECT_DEPTH
-            and (w.shape[2:] != (1, 1) or depth >= P_DIRECT_DEPTH_1X1 or direct_gain >= P_DIRECT_1X1_GAIN)
             and direct_gain >= P_DIRECT_MIN_GAIN
         )
         or (

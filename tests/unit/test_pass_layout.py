@@ -112,6 +112,8 @@ CONVS = {
         (56, 16, 3, 3),
         {"strides": [2, 1], "dilations": [1, 2], "pads": [2, 0, 1, 3]},
     ),
+    # a 1x1 of depth 128+ (AVX-512: pixel-major in place), 56 outputs (a partial strip), 54 pixels, 2 images
+    "pixel_direct_1x1": ((2, 136, 6, 9), (56, 136, 1, 1), {}),
     # 49 pixels of a 1-D map: pixel-major with the patch panels packed (no in-place reads off 2-D maps)
     "p_major_conv1d": ((1, 24, 51), (64, 24, 3), {}),
     # 2-D windows whose channels fill their blocks: channel-blocked input without AVX-512 (PadBlocks,
@@ -233,16 +235,21 @@ def test_packed_conv_takes_a_residual_relu_epilogue(cpu, tmp_path, monkeypatch):
 
 def test_the_kernel_choice_per_cpu(monkeypatch):
     """Window convolutions whose channels fill blocks of 8 read a channel-blocked copy (every target). Else
-    AVX-512 (tiles transposed in registers) takes the in-place pixel-major kernel for window convolutions
-    of depth 128 or more and 1x1 ones of depth 1024 or more, unless too few output channels fill its NR-wide
-    columns; other targets keep it to small maps."""
+    AVX-512 (tiles transposed in registers) takes the in-place pixel-major kernel for convolutions of depth
+    128 or more, 1x1 ones too, unless too few output channels fill its NR-wide columns; other targets keep
+    it to small maps."""
     chosen = {
         cpu: {name: conv_kind(conv_model(*CONVS[name][:2], **CONVS[name][2]), cpu)[0] for name in CONVS}
         for cpu in ("generic", "x86-64-v4")
     }
     assert chosen["x86-64-v4"]["deep_k_blocks"] == "pixel-direct"  # 3x3 of 33 channels: depth 297
     assert chosen["x86-64-v4"]["3x3_pad"] == "direct"  # depth 45
-    assert chosen["x86-64-v4"]["pointwise"] == chosen["x86-64-v4"]["pointwise_deep"] == "packed"  # 1x1, depth < 1024
+    assert chosen["x86-64-v4"]["pointwise"] == "packed"  # 1x1 of depth 40
+    assert chosen["x86-64-v4"]["pointwise_deep"] == "packed"  # 7 output channels fill 7 of 32 columns
+    squeeze = conv_model((1, 256, 12, 12), (64, 256, 1, 1))  # resnet50's 256->64 1x1 in miniature
+    assert conv_kind(squeeze, "x86-64-v4")[0] == "pixel-direct" and conv_kind(squeeze, "generic")[0] == "packed"
+    expand = conv_model((1, 64, 12, 12), (256, 64, 1, 1))  # depth 64: channel-major
+    assert conv_kind(expand, "x86-64-v4")[0] == "packed"
     assert chosen["generic"]["3x3_pad"] == "direct"  # 5 channels: 3 of the 8 computed would be zeros
     eight = conv_model((1, 8, 9, 9), (4, 8, 3, 3), strides=[2, 2])  # a full block
     twelve = conv_model((1, 12, 9, 9), (4, 12, 3, 3), strides=[2, 2])  # 16 computed: a quarter zeros
@@ -294,7 +301,8 @@ def test_pixel_tiles_of_seven_rows_where_fewer_rows_are_computed():
 
 
 def test_shallow_1x1_convs_on_7x7_maps_read_their_pixels_in_place():
-    """49 pixels waste 15 of 64 channel-major columns but none of 7 pixel rows: mobilenet_v2's 160->960."""
+    """mobilenet_v2's 160->960 on 7x7 (49 pixels: 15 of 64 channel-major columns wasted, none of 7 pixel rows);
+    depth 64 stays channel-major on any map."""
     assert conv_kind(conv_model((1, 160, 7, 7), (960, 160, 1, 1)), "x86-64-v4")[0] == "pixel-direct"
     assert conv_kind(conv_model((1, 64, 14, 14), (384, 64, 1, 1)), "x86-64-v4")[0] == "packed"  # 196 in 208
 
