@@ -54,11 +54,12 @@ NEEDS_NVCC = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA
 NVCC_STRICT = "-O3 -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -v"
 
 
-def build_c_strictly(model: onnx.ModelProto, out_dir: Path) -> str:
-    """Generate `model` for the c target and build it with -Wall -Wextra -Werror; returns model.c."""
-    mlcc.compile(model, out_dir=out_dir, build=False)
+def build_c_strictly(model: onnx.ModelProto, out_dir: Path, cpu: str | None = None, opt: str = "-O1") -> str:
+    """Generate `model` for the c target (for `cpu`) and build it with -Wall -Wextra -Werror at `opt` (-O3,
+    the Makefile's default, runs the analyses that warn of loops overflowing); returns model.c."""
+    mlcc.compile(model, out_dir=out_dir, build=False, cpu=cpu)
     proc = subprocess.run(
-        ["make", "-s", "-C", str(out_dir), "CFLAGS=-O1 -Wall -Wextra -Werror"], capture_output=True, text=True
+        ["make", "-s", "-C", str(out_dir), f"CFLAGS={opt} -Wall -Wextra -Werror"], capture_output=True, text=True
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return (out_dir / "model.c").read_text()

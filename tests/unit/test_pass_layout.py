@@ -12,7 +12,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from helpers import HOST_CPUS, assert_close, compile_and_load, run_ort
+from helpers import HOST_CPUS, assert_close, build_c_strictly, compile_and_load, run_ort
 from mlcc.cpu import cpu_target
 from mlcc.importer.onnx import import_onnx
 from mlcc.ops.packed import (
@@ -484,6 +484,14 @@ def test_packed_gemm_matches_onnxruntime(name, cpu, threads, tmp_path, monkeypat
         assert ("long runs overlap" in source) == ("silu" in name)
         got = compiled.run({"a": a})["y"]
     assert_close([got], run_ort(model, {"a": a}), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+def test_a_classifier_at_batch_1_builds_without_warnings_at_o3(cpu, tmp_path):
+    """resnet50's classifier (one row: the micro-kernel's matrix-vector path) at the Makefile's -O3: GCC's
+    loop analysis warned that its K loop could overflow (`k4 + 4 <= kc`)."""
+    source = build_c_strictly(gemm_model((1, 2048), (1000, 2048), (1000,), transB=1), tmp_path, cpu=cpu, opt="-O3")
+    assert "mlcc_ukr_rows" in source
 
 
 def attention_model(q_shape, k_shape, v_shape, scale_and_mask=True) -> onnx.ModelProto:
