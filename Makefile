@@ -9,9 +9,12 @@ PYTEST_JOBS ?= 2
 
 all: test
 
+# Where nvcc is installed, cuBLAS's headers and libraries too (the `cublas` extra, about 450 MB): the tests then
+# compile and link `--gemm cublas` builds without a GPU, whatever the CUDA toolkit holds.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q -e '.[test]'
+	if command -v $${NVCC:-nvcc} >/dev/null 2>&1; then $(BIN)/python -m pip install -q -e '.[test,cublas]'; fi
 	touch $(STAMP)
 
 venv: $(STAMP)

@@ -8,13 +8,15 @@ Baselines: PyTorch eager, torch.compile (default mode) and the torch.compile mod
 (what mode="reduce-overhead" does, without a second compile). mlcc's fp32 rows are measured against PyTorch
 in exact fp32 (TF32 off for matmul and cuDNN), its tf32 and fp16 rows against PyTorch with TF32 allowed.
 All mlcc builds (CUDA_ARCH as in the environment) run in parallel first, while torch.compile compiles.
+A precision written PRECISION+cublas (default: fp32+cublas too) builds with `--gemm cublas`: GEMM and
+convolution through cuBLAS, the rest mlcc's, which shows what the own GEMM kernels cost in the models.
 
 Timing: CUDA events around N back-to-back runs after warm-up, median of 5 repeats, all on one stream.
 --no-compile [MODELS] leaves torch.compile out, for all models or those named: its compiles take most of the run. Benchmarks are not tests: nothing here
 asserts a timing.
 
     python bench/gpu.py [--out bench/results] [--models resnet50,bert,yolo] [--batches 1,32]
-                        [--precisions fp32,tf32,fp16] [--no-gemm] [--no-models] [--no-compile [MODELS]] [--jobs 12]
+                        [--precisions fp32,tf32,fp16,fp32+cublas] [--no-gemm] [--no-models] [--no-compile [MODELS]] [--jobs 12]
 """
 
 from __future__ import annotations
@@ -85,11 +87,17 @@ def set_tf32(on: bool) -> None:
     torch.backends.cudnn.allow_tf32 = on
 
 
+def arithmetic(precision: str) -> str:
+    """The --precision of a precision column: fp32+cublas -> fp32."""
+    return precision.partition("+")[0]
+
+
 def build(onnx_path: str, out: str, precision: str) -> tuple[str, float, str | None]:
     """One mlcc build (in a worker process): (out, seconds, error or None)."""
     t = time.time()
+    gemm = precision.partition("+")[2] or "own"
     try:
-        mlcc.compile(onnx_path, target="cuda", out_dir=out, precision=precision, force=True)
+        mlcc.compile(onnx_path, target="cuda", out_dir=out, precision=arithmetic(precision), gemm=gemm, force=True)
         return out, time.time() - t, None
     except Exception as exc:  # reported in the table, the other rows still run
         return out, time.time() - t, f"{type(exc).__name__}: {exc}"
@@ -172,12 +180,15 @@ def bench_models(cases: list[Case], builds: dict, precisions: list[str]) -> list
     for case in cases:
         log(f"{case.name} batch {case.batch}: timing")
         with torch.no_grad():
-            baseline = {tf32: case.baseline(tf32, case.compiled) for tf32 in {p != "fp32" for p in precisions}}
+            baseline = {
+                tf32: case.baseline(tf32, case.compiled) for tf32 in {arithmetic(p) != "fp32" for p in precisions}
+            }
             ref = first(case.module(*case.inputs)).float()
         for precision in precisions:
             out, seconds, error = builds[(case.name, case.batch, precision)]
             row = {"model": case.name, "batch": case.batch, "mlcc_precision": precision, "build_s": seconds}
-            row.update(baseline[precision != "fp32"], torch_tf32=precision != "fp32")
+            tf32 = arithmetic(precision) != "fp32"
+            row.update(baseline[tf32], torch_tf32=tf32)
             if error:
                 row["error"] = error
                 rows.append(row)
@@ -213,8 +224,8 @@ def bench_gemm(builds: dict, precisions: list[str]) -> list[dict]:
         for precision in precisions:
             out, _, error = builds[("gemm", (m, n, k), precision)]
             row = {"gemm": f"{m}x{n}x{k}", "precision": precision}
-            set_tf32(precision == "tf32")
-            ah, bh = (a.half(), b.half()) if precision == "fp16" else (a, b)
+            set_tf32(arithmetic(precision) == "tf32")
+            ah, bh = (a.half(), b.half()) if arithmetic(precision) == "fp16" else (a, b)
             row["cublas_tflops"] = flops / timed(lambda: torch.matmul(ah, bh), 20) / 1e9  # noqa: B023 (called at once)
             set_tf32(False)
             if error:
@@ -302,7 +313,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     parser.add_argument("--models", default="resnet50,bert,yolo")
     parser.add_argument("--batches", default="1,32")
-    parser.add_argument("--precisions", default="fp32,tf32,fp16")
+    parser.add_argument("--precisions", default="fp32,tf32,fp16,fp32+cublas")
     parser.add_argument("--no-models", action="store_true")
     parser.add_argument("--no-gemm", action="store_true")
     parser.add_argument("--jobs", type=int, default=min(12, os.cpu_count() or 1))

@@ -34,6 +34,7 @@ def compile(
     cuda_graph: bool = True,
     force: bool = False,
     precision: str = "fp32",
+    gemm: str = "own",
     cpu: str = "generic",
     dump_ir: str | os.PathLike | None = None,
     viz: str | os.PathLike | None = None,
@@ -44,6 +45,7 @@ def compile(
     `out_dir` must be new, empty, or an earlier mlcc output directory, unless `force` is set.
     `output_bounds`: {output name: shape}, the upper bound to store a data-dependent output with instead of
     the inferred one (a run that would exceed it fails with MLCC_ERR_OVER_BOUND).
+    `gemm` (cuda target): "own" (mlcc's kernels) or "cublas" (GEMM and convolution through cuBLAS).
     `cpu` (c target): generic, x86-64-v3, x86-64-v4 or native (compiler/cpu.py).
     `dump_ir`: a directory for the IR text after import and after every pass; `viz`: a .dot, .svg or .html
     file for a drawing of the final graph with its memory plan. `disable_passes`: optional passes of the
@@ -63,6 +65,7 @@ def compile(
         cuda_graph=cuda_graph,
         force=force,
         precision=precision,
+        gemm=gemm,
         dump_ir=None if dump_ir is None else Path(dump_ir),
         viz=None if viz is None else Path(viz),
         disabled_passes=tuple(disable_passes),

@@ -205,6 +205,13 @@ class _Mlcc(click.Command):
     help="cuda: GEMM/convolution arithmetic; below fp32 runs on tensor cores (see README for tolerances).",
 )
 @click.option(
+    "--gemm",
+    type=click.Choice(["own", "cublas"]),
+    default="own",
+    show_default=True,
+    help="cuda: GEMM and convolution on mlcc's own kernels, or through cuBLAS (the baseline; links -lcublas).",
+)
+@click.option(
     "--cuda-graph/--no-cuda-graph",
     default=True,
     show_default=True,
@@ -245,6 +252,7 @@ def main(
     force,
     cpu,
     precision,
+    gemm,
     cuda_graph,
     dump_ir,
     viz,
@@ -269,6 +277,7 @@ def main(
             force=force,
             cuda_graph=cuda_graph,
             precision=precision,
+            gemm=gemm,
             cpu=cpu,
             progress=progress,
             dump_ir=dump_ir,

@@ -43,6 +43,7 @@ class CompileOptions:
     force: bool = False  # write into a non-empty directory mlcc did not create
     cuda_graph: bool = True  # cuda: replay the run as a CUDA graph captured at create time
     precision: str = "fp32"  # cuda: arithmetic of GEMM and convolution (tensor cores below fp32)
+    gemm: str = "own"  # cuda: GEMM and convolution on mlcc's kernels ("own") or cuBLAS ("cublas")
     cpu: str = "generic"  # c: instruction set of the generated code (compiler/cpu.py)
     progress: Progress | None = None
     dump_ir: Path | None = None  # write the IR text after import and after every pass into this directory
@@ -63,6 +64,7 @@ class CompileOptions:
             "opt_level": self.opt_level,
             "weights": self.weights,
             **({"cuda_graph": self.cuda_graph, "precision": self.precision} if self.target == "cuda" else {}),
+            **({"gemm": self.gemm} if self.gemm != "own" else {}),
             **({"cpu": self.cpu} if self.target == "c" and self.cpu != "generic" else {}),
             **({"disabled_passes": sorted(set(self.disabled_passes))} if self.disabled_passes else {}),
         }

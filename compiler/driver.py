@@ -54,6 +54,10 @@ def _check_options(opts: CompileOptions) -> None:
         raise MlccError(f"--precision must be one of {', '.join(PRECISIONS)}")
     if opts.precision != "fp32" and opts.target != "cuda":
         raise MlccError(f"--precision {opts.precision} applies to --target cuda; the c target computes in fp32")
+    if opts.gemm not in ("own", "cublas"):
+        raise MlccError("--gemm must be own or cublas")
+    if opts.gemm != "own" and opts.target != "cuda":
+        raise MlccError(f"--gemm {opts.gemm} applies to --target cuda; the c target has its own GEMM engine only")
     if opts.cpu not in CPUS:
         raise MlccError(f"--cpu must be one of {', '.join(CPUS)}")
     if opts.weights not in WEIGHT_MODES:
@@ -111,7 +115,7 @@ def compile_model(source, opts: CompileOptions) -> dict:
         source_name=SOURCE_NAMES[opts.target],
     )
     if opts.target == "cuda":
-        backend = CudaBackend(cuda_graph=opts.cuda_graph, precision=opts.precision)
+        backend = CudaBackend(cuda_graph=opts.cuda_graph, precision=opts.precision, gemm=opts.gemm)
     else:
         backend = CBackend(cpu_target(opts.cpu))
     files = backend.generate(program, meta)
@@ -143,7 +147,10 @@ def compile_model(source, opts: CompileOptions) -> dict:
     build_s = None
     if opts.build:
         progress("build", 0, 1)
-        build_s = toolchain.build(out, jobs=opts.jobs, compiler="nvcc" if opts.target == "cuda" else None)
+        variables = toolchain.cublas_variables() if opts.gemm == "cublas" else None
+        build_s = toolchain.build(
+            out, jobs=opts.jobs, compiler="nvcc" if opts.target == "cuda" else None, variables=variables
+        )
         progress("build", 1, 1)
 
     report = {

@@ -68,6 +68,7 @@ def test_bad_inputs_get_clear_errors(tmp_path):
         (["garbage.onnx"], "is not a valid ONNX model"),
         ([str(DEMO), "--name", "1bad-name"], "must be a C identifier"),
         ([str(DEMO), "--input-shape", "image"], "expected NAME=D0,D1"),
+        ([str(DEMO), "--gemm", "cublas"], "--gemm cublas applies to --target cuda"),
     ]
     for args, message in cases:
         r = mlcc(*args, cwd=tmp_path)
@@ -82,6 +83,7 @@ def test_help_lists_the_documented_options(tmp_path):
     for option in ("--target", "-o, --output", "--input-shape", "--name", "--no-build", "--weights", "-O", "--verify"):
         assert option in r.stdout, option
     assert "--disable-pass PASS" in r.stdout
+    assert "--gemm [own|cublas]" in r.stdout and "--precision [fp32|tf32|fp16|bf16]" in r.stdout
 
 
 def test_disable_pass_skips_an_optional_pass_and_names_the_valid_ones(tmp_path):

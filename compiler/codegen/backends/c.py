@@ -258,6 +258,10 @@ class CBackend:
             "string_outputs": [j for j, _ in program.published],
         }
 
+    def makefile_params(self, host: dict) -> dict:
+        """What the Makefile template needs beyond the model's names."""
+        return {"march": self.cpu.march, "threads": bool(host["engine"])}
+
     def generate(self, program: Program, meta: ModelMeta) -> dict[str, str]:
         """All generated files of the output directory, by name."""
         host = self.host_params(program)
@@ -271,5 +275,5 @@ class CBackend:
             meta.source_name: render(self.env, f"model{self.source_suffix}.j2", **host, **common),
             "model.h": render(self.env, "model.h.j2", **common),
             "weights.S": render(self.env, "weights.S.j2", **common),
-            "Makefile": render(self.env, "Makefile.j2", **common, march=self.cpu.march, threads=bool(host["engine"])),
+            "Makefile": render(self.env, "Makefile.j2", **common, **self.makefile_params(host)),
         }

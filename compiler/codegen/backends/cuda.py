@@ -20,6 +20,8 @@ TILE = 64  # output tile of the tiled GEMM engine (templates/cuda/kernels/tile_g
 # H100/H200, 132), K is split so that about that many run, each split summing at least SPLIT_MIN_TILES K tiles.
 SPLIT_TARGET, SPLIT_MIN_TILES, SPLIT_MAX = 128, 4, 32
 ROW_PER_BLOCK = 64  # row normalisations over rows this long run a block per row (shorter: a thread per row)
+CUBLAS_WORKSPACE = 32 << 20  # bytes cuBLAS may use per call (NVIDIA's advice for Hopper), set once at create
+INT_MAX = 2**31 - 1  # cuBLAS takes sizes, leading dimensions and batch counts as int
 
 
 def split_k(tiles: int, k: int, bk: int) -> tuple[int, int]:
@@ -31,6 +33,72 @@ def split_k(tiles: int, k: int, bk: int) -> tuple[int, int]:
         return 1, k_tiles
     per = -(-k_tiles // splits)
     return -(-k_tiles // per), per
+
+
+def _linear_batch(dims: list[int], strides: list[int]) -> int | None:
+    """The one stride that steps an operand through all batch dims in order (0: broadcast over them all), or
+    None where its batch strides are not one arithmetic sequence (cuBLAS's strided batch takes one)."""
+    if not dims:
+        return 0
+    for k in range(len(dims) - 1):
+        if strides[k] != strides[k + 1] * dims[k + 1]:
+            return None
+    return strides[-1]
+
+
+def _cublas_gemm(p: dict) -> dict | None:
+    """How cuBLAS (column-major) computes a gemm kernel's row-major Y[M, N] = A[M, K] B[K, N]: as the
+    column-major Y^T[N, M] = B^T A^T, each operand read in place (op N where its rows are contiguous, op T
+    where its columns are), all batch dims as one strided batch; None where that does not fit."""
+    m, n, k = p["M"], p["N"], p["K"]
+    strides = [_linear_batch(p["batch_dims"], p[key]) for key in ("a_batch", "b_batch", "y_batch")]
+    if None in strides:
+        return None
+    if p["a_cs"] == 1:
+        op_a, lda = "CUBLAS_OP_N", p["a_rs"] if m > 1 else k
+    elif p["a_rs"] == 1:
+        op_a, lda = "CUBLAS_OP_T", p["a_cs"] if k > 1 else m
+    else:
+        return None
+    if p["b_cs"] == 1:
+        op_b, ldb = "CUBLAS_OP_N", p["b_rs"] if k > 1 else n
+    elif p["b_rs"] == 1:
+        op_b, ldb = "CUBLAS_OP_T", p["b_cs"] if n > 1 else k
+    else:
+        return None
+    # each column-major view's leading dimension covers its rows (a broadcast row or column does not)
+    if lda < (k if op_a == "CUBLAS_OP_N" else m) or ldb < (n if op_b == "CUBLAS_OP_N" else k):
+        return None
+    batch = math.prod(p["batch_dims"])
+    if batch > 1 and strides[2] != m * n:  # the store kernel and cuBLAS write Y as one contiguous block
+        return None
+    if max(m, n, k, lda, ldb, batch) > INT_MAX:
+        return None
+    return {
+        "op_a": op_a,
+        "op_b": op_b,
+        "lda": lda,
+        "ldb": ldb,
+        "stride_a": strides[0],
+        "stride_b": strides[1],
+        "batch": batch,
+    }
+
+
+def _cublas_conv(p: dict) -> dict | None:
+    """A convolution as cuBLAS GEMMs per image and group, Y[oc, p] = W[oc, k] col[k, p]: col is X itself for
+    a pointwise one (1x1, stride 1, no padding), else an im2col copy into a workspace, image by image."""
+    cg, mg = p["C"] // p["group"], p["M"] // p["group"]
+    depth, pixels = cg * math.prod(p["kernel"]), math.prod(p["out"])
+    pointwise = (
+        list(p["kernel"]) == [1, 1, 1]
+        and list(p["strides"]) == [1, 1, 1]
+        and list(p["pads"]) == [0, 0, 0]
+        and list(p["out"]) == list(p["in"])
+    )
+    if max(depth, pixels, mg, p["N"] * p["group"]) > INT_MAX:
+        return None
+    return {"pointwise": pointwise, "col_floats": 0 if pointwise else p["group"] * depth * pixels}
 
 
 def _total(step: Step) -> int:
@@ -55,10 +123,11 @@ class CudaBackend(CBackend):
     kernel_qualifier = "static __global__ void __launch_bounds__(256)"
     family_alias = {"pool_rows": "pool"}  # a thread per output element already: the general pool kernel
 
-    def __init__(self, cuda_graph: bool = True, precision: str = "fp32") -> None:
+    def __init__(self, cuda_graph: bool = True, precision: str = "fp32", gemm: str = "own") -> None:
         super().__init__()
         self.cuda_graph = cuda_graph
         self.precision = precision
+        self.gemm = gemm  # "cublas": GEMM and convolution through cuBLAS (the baseline of the own kernels)
         self.io_offsets: dict[int, int] = {}
 
     def plan_io(self, program: Program) -> int:
@@ -91,6 +160,13 @@ class CudaBackend(CBackend):
             kk, mg = cg * math.prod(p["kernel"]), p["M"] // p["group"]
             if kk < 8 or mg < 8:
                 return {"engine": "direct", "precision": precision, "index": index}
+        if self.gemm == "cublas" and p["ctype"] == "float":
+            blas = _cublas_gemm(p) if k.family == "gemm" else _cublas_conv(p)
+            if blas is not None:
+                # the result goes straight to Y where nothing is added to it, else to a workspace T that a
+                # store kernel reads into Y with the bias, alpha/beta, C and the fused epilogue
+                direct = not ("epilogue" in p or p.get("alpha") or p.get("has_c") or p.get("has_bias"))
+                return {"engine": "cublas", "precision": precision, "index": index, "direct": direct, **blas}
         rows, cols, batch, depth = self.gemm_shape(step)
         tiles = -(-rows // TILE) * -(-cols // TILE) * batch
         splits, per = split_k(tiles, depth, 16 if precision == "fp32" else 32) if p["ctype"] == "float" else (1, 0)
@@ -113,7 +189,21 @@ class CudaBackend(CBackend):
         cg = p["C"] // p["group"]
         return p["M"] // p["group"], math.prod(p["out"]), p["N"] * p["group"], cg * math.prod(p["kernel"])
 
+    def signature(self, fn: str, step: Step) -> str:
+        text = super().signature(fn, step)
+        if self.strategy(step).get("engine") == "cublas":  # a host function: cuBLAS calls and launches
+            return text.replace(self.kernel_qualifier, "static void", 1)
+        return text
+
     def extra_params(self, step: Step) -> list[tuple[str, str]]:
+        if self.strategy(step).get("engine") == "cublas":
+            return [
+                ("cublasHandle_t blas", "m->blas"),
+                ("float *T", "(float *)m->blas_out"),
+                ("float *col", "(float *)m->blas_col"),
+                ("int *blas_failed", "&m->blas_failed"),
+                ("cudaStream_t stream", "stream"),
+            ]
         if self.strategy(step).get("splits", 1) > 1:
             return [("float *SK", "(float *)m->splitk")]  # split-K counters and partials (tile_gemm.cuh.j2)
         return []
@@ -121,6 +211,8 @@ class CudaBackend(CBackend):
     def launch(self, step: Step) -> str:
         k, p = step.kernel, step.kernel.params
         strategy = self.strategy(step)
+        if strategy.get("engine") == "cublas":
+            return ""  # a host function
         if strategy.get("engine") == "tiles":
             rows, cols, batch, _ = self.gemm_shape(step)
             grid = f"dim3({-(-cols // TILE) * strategy['splits']}, {-(-rows // TILE)}, {batch})"
@@ -132,6 +224,9 @@ class CudaBackend(CBackend):
             return f"<<<{max(_total(step), 1)}, {BLOCK}, 0, stream>>>"
         blocks = max(1, min(-(-_total(step) // BLOCK), 65535 * 8))
         return f"<<<{blocks}, {BLOCK}, 0, stream>>>"
+
+    def makefile_params(self, host: dict) -> dict:
+        return {"cublas": host["uses_cublas"]}
 
     def split_rows(self, k) -> int:
         return 0  # a CUDA kernel is parallel already
@@ -157,7 +252,13 @@ class CudaBackend(CBackend):
             if program.where(v).kind not in ("input", "output")
         ]
         splitk = max((self.strategy(s).get("sk_bytes", 0) for s in program.steps), default=0)
+        blas = [(s, self.strategy(s)) for s in program.steps]
+        blas = [(s, st) for s, st in blas if st.get("engine") == "cublas"]
         return {
+            "uses_cublas": bool(blas),
+            "blas_out_bytes": max([s.kernel.outputs[0].nbytes for s, st in blas if not st["direct"]], default=0),
+            "blas_col_bytes": max([st.get("col_floats", 0) * 4 for _, st in blas], default=0),
+            "blas_workspace_bytes": CUBLAS_WORKSPACE if blas else 0,
             **host,
             "io_bytes": io_bytes,
             "splitk_bytes": splitk,
