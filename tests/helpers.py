@@ -54,7 +54,7 @@ NEEDS_NVCC = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA
 NVCC_STRICT = "-O3 -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -v"
 
 
-def build_c_strictly(model: onnx.ModelProto, out_dir: Path, cpu: str | None = None, opt: str = "-O1") -> str:
+def build_c_strictly(model: onnx.ModelProto, out_dir: Path, cpu: str = "generic", opt: str = "-O1") -> str:
     """Generate `model` for the c target (for `cpu`) and build it with -Wall -Wextra -Werror at `opt` (-O3,
     the Makefile's default, runs the analyses that warn of loops overflowing); returns model.c."""
     mlcc.compile(model, out_dir=out_dir, build=False, cpu=cpu)

@@ -154,6 +154,7 @@ class Resize(OpDef):
             plan.transform != "tf_crop_and_resize" and sum(plan.out[a] for a in plan.axes) * taps * 16 <= TABLE_BYTES
         )
         pre, per_element = [], []  # per_element: the lets without tables (targets with a thread per element)
+        gather = mode == "nearest" and plan.transform != "tf_crop_and_resize"  # one tap of weight 1: no weights
         for a in plan.axes:
             start = len(lets)
             n = x.shape[a]
@@ -164,7 +165,8 @@ class Resize(OpDef):
             if plan.transform == "tf_crop_and_resize":
                 outside.append(f"x{a} < 0 || x{a} > {n - 1}")
             lets.append(f"int64_t i{a}[{taps}];")
-            lets.append(f"double w{a}[{taps}];")
+            if not gather:
+                lets.append(f"double w{a}[{taps}];")
             if mode == "nearest":
                 pick = {
                     "round_prefer_floor": f"r{a} <= 0.5",
@@ -174,7 +176,7 @@ class Resize(OpDef):
                 }.get(nearest)
                 if pick is None:
                     raise ModelError(f"Resize {node.name!r}: unknown nearest_mode {nearest!r}")
-                lets.append(f"i{a}[0] = (int64_t)f{a} + ({pick} ? 0 : 1); w{a}[0] = 1;")
+                lets.append(f"i{a}[0] = (int64_t)f{a} + ({pick} ? 0 : 1);" + ("" if gather else f" w{a}[0] = 1;"))
             elif mode == "linear":
                 lets.append(f"i{a}[0] = (int64_t)f{a}; i{a}[1] = i{a}[0] + 1; w{a}[0] = 1 - r{a}; w{a}[1] = r{a};")
             else:
@@ -197,23 +199,21 @@ class Resize(OpDef):
             )
             per_element += lets[start:]
             if tables:  # the axis' statements move into a loop filling its tables
-                body = [f"int64_t *i{a} = I{a}[o{a}];", f"double *w{a} = W{a}[o{a}];"]
+                body = [f"int64_t *i{a} = I{a}[o{a}];"] + ([] if gather else [f"double *w{a} = W{a}[o{a}];"])
                 body += [t for t in lets[start:] if not t.startswith(("int64_t i", "double w"))]
                 pre.append(f"int64_t I{a}[{plan.out[a]}][{taps}];")
-                pre.append(f"double W{a}[{plan.out[a]}][{taps}];")
+                if not gather:
+                    pre.append(f"double W{a}[{plan.out[a]}][{taps}];")
                 pre.append(f"for (int64_t o{a} = 0; o{a} < {plan.out[a]}; ++o{a}) {{ {' '.join(body)} }}")
-                lets[start:] = [f"const int64_t *i{a} = I{a}[o{a}];", f"const double *w{a} = W{a}[o{a}];"]
+                lets[start:] = [f"const int64_t *i{a} = I{a}[o{a}];"]
+                if not gather:
+                    lets.append(f"const double *w{a} = W{a}[o{a}];")
 
         def index(tap: str) -> str:
             return " + ".join([base] + [f"i{a}[{tap or f't{a}'}] * {strides[a]}" for a in plan.axes])
 
-        if mode == "nearest" and not outside:  # one tap of weight 1: a plain gather
-            unused = [f"(void)w{a};" for a in plan.axes]
-            return [
-                _with_tables(
-                    indexed_kernel(node, [x], y, f"in0[{index('0')}]", lets + unused, pre), per_element + unused
-                )
-            ]
+        if gather:
+            return [_with_tables(indexed_kernel(node, [x], y, f"in0[{index('0')}]", lets, pre), per_element)]
         loops = "".join(f"for (int t{a} = 0; t{a} < {taps}; ++t{a}) " for a in plan.axes)
         weight = " * ".join(f"w{a}[t{a}]" for a in plan.axes) or "1"
         total = ["double acc = 0;", f"{loops}acc += {weight} * (double)in0[{index('')}];"]

@@ -321,7 +321,8 @@ def test_resize_antialias_folds_to_its_reference(tmp_path):
 
 
 def all_ops_model() -> onnx.ModelProto:
-    """Every optimizer and the antialias kernel variants in one model, for the strict compile checks."""
+    """Every optimizer, the antialias kernel variants and nearest Resize (a gather without weights; with them
+    where tf_crop_and_resize extrapolates) in one model, for the strict compile checks."""
     f32 = lambda name, v: numpy_helper.from_array(np.array(v, dtype=np.float32), name)  # noqa: E731
     nodes = [
         helper.make_node("Adagrad", ["r", "t", "x", "g", "h"], ["ax", "ah"], domain=TRAINING, decay_factor=0.1),
@@ -346,18 +347,31 @@ def all_ops_model() -> onnx.ModelProto:
             antialias=1,
             coordinate_transformation_mode="tf_crop_and_resize",
         ),
+        helper.make_node("Resize", ["img", "", "s3"], ["near"], mode="nearest"),
+        helper.make_node(
+            "Resize",
+            ["img", "roi", "s1"],
+            ["nearcrop"],
+            mode="nearest",
+            coordinate_transformation_mode="tf_crop_and_resize",
+        ),
     ]
     vec = lambda name, n=6: helper.make_tensor_value_info(name, FLOAT, [n])  # noqa: E731
     inputs = [helper.make_tensor_value_info("r", FLOAT, []), helper.make_tensor_value_info("t", INT64, [])]
     inputs += [vec(n) for n in ("x", "g", "v", "h")] + [vec(n, 3) for n in ("y", "g2", "v2")]
     inputs.append(helper.make_tensor_value_info("img", FLOAT, [1, 2, 12, 10]))
-    outs = ["ax", "ah", "bx", "bv", "bh", "cx", "cy", "cv", "cv2", "lin", "cub", "crop"]
+    outs = ["ax", "ah", "bx", "bv", "bh", "cx", "cy", "cv", "cv2", "lin", "cub", "crop", "near", "nearcrop"]
     graph = helper.make_graph(
         nodes,
         "training_antialias",
         inputs,
         [helper.make_tensor_value_info(o, TensorProto.UNDEFINED, None) for o in outs],
-        [f32("s1", [1, 1, 0.5, 0.3]), f32("s2", [1, 1, 0.4, 1.5]), f32("roi", [0, 0, 0.1, 0, 1, 1, 0.8, 1])],
+        [
+            f32("s1", [1, 1, 0.5, 0.3]),
+            f32("s2", [1, 1, 0.4, 1.5]),
+            f32("s3", [1, 1, 2, 2]),
+            f32("roi", [0, 0, 0.1, 0, 1, 1, 0.8, 1]),
+        ],
     )
     opsets = [helper.make_opsetid("", 19), helper.make_opsetid(TRAINING, 1)]
     return helper.make_model(graph, opset_imports=opsets)
