@@ -5,8 +5,11 @@ Models: light_resnet50, light_squeezenet and light_densenet121 (shipped with onn
 (seeded weights) a MobileNetV2 at 224, a 6-layer BERT-style encoder (hidden 384, sequence 128) and a
 YOLO-style detector at 320x320. Each compiles with -O2 and --cpu native. Benchmarks are not tests: nothing
 here asserts a timing; the outputs of both engines are compared and the largest difference is reported.
+Each (model, threads) is measured --rounds times, the rounds one after another over the whole set (so that a
+slow spell of the machine falls on different rows); a row gives the medians over the rounds and the range of
+its ratio (on a shared 2-vCPU VM one 3-second round's ratio moved by up to 6%).
 
-    python bench/cpu.py [--out bench/results] [--threads 1,2] [--models resnet50,bert] [--seconds 3]
+    python bench/cpu.py [--out bench/results] [--threads 1,2] [--models resnet50,bert] [--seconds 2] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import math
 import os
 import platform
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -58,33 +62,51 @@ def main() -> None:
     parser.add_argument("--build", type=Path, default=Path("bench/build"))
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--models", default=",".join(MODELS))
-    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     threads = [int(t) for t in args.threads.split(",")]
-    rows = []
+    builds = {}
     for name in args.models.split(","):
         model = MODELS[name]()
         path = args.build / f"{name}.onnx"
         path.parent.mkdir(parents=True, exist_ok=True)
         onnx.save(model, path)
         out = args.build / name
-        report = mlcc.compile(path, out_dir=out, cpu="native", force=True)
-        for t in threads:
-            # each measurement in a fresh process: the thread count is read at create time, and one engine's
-            # memory must not be counted against the other's
-            code = (
-                "import json, sys; from pathlib import Path; from mlcc.bench import bench; "
-                f"print(json.dumps(bench(Path({str(out)!r}), Path({str(path)!r}), {t}, 0, {args.seconds})))"
-            )
-            proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-            result = json.loads(proc.stdout.strip().splitlines()[-1])
-            result.update(model=name, build_seconds=report["build_seconds"], kernels=report["kernels"])
-            rows.append(result)
-            print(
-                f"{name:<20} {t} thread(s): mlcc {result['mlcc']['median_ms']:8.2f} ms, onnxruntime "
-                f"{result['onnxruntime']['median_ms']:8.2f} ms, ratio {result['ratio']:.3f}",
-                flush=True,
-            )
+        builds[name] = (path, out, mlcc.compile(path, out_dir=out, cpu="native", force=True))
+    runs = {}
+    for round_ in range(args.rounds):
+        for name, (path, out, _) in builds.items():
+            for t in threads:
+                # each measurement in a fresh process: the thread count is read at create time, and one
+                # engine's memory must not be counted against the other's
+                code = (
+                    "import json, sys; from pathlib import Path; from mlcc.bench import bench; "
+                    f"print(json.dumps(bench(Path({str(out)!r}), Path({str(path)!r}), {t}, 0, {args.seconds})))"
+                )
+                proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+                result = json.loads(proc.stdout.strip().splitlines()[-1])
+                runs.setdefault((name, t), []).append(result)
+                print(
+                    f"round {round_ + 1}/{args.rounds} {name:<18} {t} thread(s): mlcc "
+                    f"{result['mlcc']['median_ms']:8.2f} ms, onnxruntime {result['onnxruntime']['median_ms']:8.2f} ms, "
+                    f"ratio {result['ratio']:.3f}",
+                    flush=True,
+                )
+    rows = []
+    for (name, _), results in runs.items():
+        report = builds[name][2]
+        ratios = [r["ratio"] for r in results]
+        row = dict(results[0], model=name, build_seconds=report["build_seconds"], kernels=report["kernels"])
+        row.update(
+            ratio=statistics.median(ratios),
+            ratio_min=min(ratios),
+            ratio_max=max(ratios),
+            rounds=[{k: r[k] for k in ("mlcc", "onnxruntime", "ratio", "runs")} for r in results],
+        )
+        for engine in ("mlcc", "onnxruntime"):
+            row[engine] = dict(results[0][engine], median_ms=statistics.median(r[engine]["median_ms"] for r in results))
+        rows.append(row)
     write(args.out / "cpu.md", rows, threads, args)
     (args.out / "cpu.json").write_text(json.dumps(rows, indent=2, sort_keys=True) + "\n")
 
@@ -101,19 +123,22 @@ def write(path: Path, rows: list[dict], threads: list[int], args) -> None:
         f"- mlcc: -O2 --cpu native ({cpu.vector_bits}-bit vectors, {cpu.mr}x{cpu.nr} register tile, KC {cpu.kc}, "
         f"L2 {cpu.l2_bytes // 1024} KiB)",
         "- onnxruntime: CPUExecutionProvider, intra_op_num_threads = threads, sequential, default graph optimisations",
-        f"- command: `make bench` (python bench/cpu.py --threads {args.threads} --seconds {args.seconds}); each row "
-        "is `mlcc bench OUT --compare MODEL --threads N` in a fresh process, the two engines alternating in blocks of at least 5 runs and 0.3 s, 0.25 s apart (so that neither runs "
-        "while the other's idle workers still spin)",
-        "- ratio = mlcc median / onnxruntime median (below 1: mlcc is faster); max diff = largest |mlcc - ort| output",
+        f"- command: `make bench` (python bench/cpu.py --threads {args.threads} --seconds {args.seconds} --rounds "
+        f"{args.rounds}); each measurement is `mlcc bench OUT --compare MODEL --threads N --seconds {args.seconds}` "
+        "in a fresh process, the two engines alternating in blocks of at least 5 runs and 0.3 s, 0.25 s apart (so "
+        "that neither runs while the other's idle workers still spin); the rounds go over the whole set in turn",
+        "- ms: median over the rounds of each round's median; ratio = mlcc / onnxruntime per round, the median "
+        "of the rounds (range: lowest and highest round); below 1: mlcc is faster; max diff = largest "
+        "|mlcc - ort| output",
         "",
-        "| model | threads | mlcc ms (p10-p90) | onnxruntime ms (p10-p90) | ratio | max diff | mlcc +RSS MiB | ort +RSS MiB |",
+        "| model | threads | mlcc ms | onnxruntime ms | ratio (range) | max diff | mlcc +RSS MiB | ort +RSS MiB |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         m, o = r["mlcc"], r["onnxruntime"]
         lines.append(
-            f"| {r['model']} | {r['threads']} | {m['median_ms']:.2f} ({m['p10_ms']:.2f}-{m['p90_ms']:.2f}) | "
-            f"{o['median_ms']:.2f} ({o['p10_ms']:.2f}-{o['p90_ms']:.2f}) | {r['ratio']:.3f} | {r['max_abs_diff']:.2g} | "
+            f"| {r['model']} | {r['threads']} | {m['median_ms']:.2f} | {o['median_ms']:.2f} | {r['ratio']:.3f} "
+            f"({r['ratio_min']:.3f}-{r['ratio_max']:.3f}) | {r['max_abs_diff']:.2g} | "
             f"{m['rss_added_bytes'] / 2**20:.1f} | {o['rss_added_bytes'] / 2**20:.1f} |"
         )
     lines.append("")
