@@ -8,7 +8,7 @@ import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
-from test_cuda_gemm_conv import check, matmul_model
+from test_cuda_gemm_conv import check, gemm_transposes_alpha_beta, matmul_case
 
 import mlcc
 from helpers import run_ort
@@ -31,30 +31,16 @@ def run(model: onnx.ModelProto, feeds: dict, out, precision: str, **options) -> 
     [((512, 768), (768, 3072)), ((6, 65, 130), (6, 130, 33)), ((2, 3, 65, 130), (130, 33)), ((1, 2048), (2048, 1000))],
 )
 def test_matmul(precision, a_shape, b_shape, tmp_path):
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal(a_shape).astype(np.float32)
-    b = rng.standard_normal(b_shape).astype(np.float32)
-    want = np.matmul(a.astype(np.float64), b.astype(np.float64))
-    (got,) = run(matmul_model(a_shape, b_shape, want.shape), {"a": a, "b": b}, tmp_path, precision)
+    model, feeds, want = matmul_case(a_shape, b_shape)
+    (got,) = run(model, feeds, tmp_path, precision)
     check(got, want, precision)
 
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_gemm_transposes_alpha_beta(precision, tmp_path):
-    rng = np.random.default_rng(1)
-    a, b = rng.standard_normal((300, 200)).astype(np.float32), rng.standard_normal((150, 300)).astype(np.float32)
-    c = rng.standard_normal((150,)).astype(np.float32)
-    node = helper.make_node("Gemm", ["a", "b", "c"], ["y"], transA=1, transB=1, alpha=0.5, beta=2.0)
-    graph = helper.make_graph(
-        [node],
-        "g",
-        [helper.make_tensor_value_info("a", TensorProto.FLOAT, a.shape)],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, (200, 150))],
-        [numpy_helper.from_array(b, "b"), numpy_helper.from_array(c, "c")],
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    (got,) = run(model, {"a": a}, tmp_path, precision)
-    check(got, 0.5 * a.T.astype(np.float64) @ b.T + 2.0 * c, precision)
+    model, feeds, want = gemm_transposes_alpha_beta()
+    (got,) = run(model, feeds, tmp_path, precision)
+    check(got, want, precision)
 
 
 CONVS = [

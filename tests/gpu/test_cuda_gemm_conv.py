@@ -42,22 +42,28 @@ def matmul_model(a_shape, b_shape, out_shape) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def matmul_case(a_shape, b_shape) -> tuple[onnx.ModelProto, dict, np.ndarray]:
+    """MatMul of seeded operands: (model, feeds, float64 reference)."""
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal(a_shape).astype(np.float32)
+    b = rng.standard_normal(b_shape).astype(np.float32)
+    want = np.matmul(a.astype(np.float64), b.astype(np.float64))
+    return matmul_model(a_shape, b_shape, want.shape), {"a": a, "b": b}, want
+
+
 @pytest.mark.parametrize("precision", sorted(TOLERANCE))
 @pytest.mark.parametrize(
     "a_shape,b_shape",
     [((512, 768), (768, 3072)), ((3, 1, 65, 130), (4, 130, 33)), ((1, 2048), (2048, 1000)), ((127,), (127, 5))],
 )
 def test_matmul(precision, a_shape, b_shape, tmp_path):
-    rng = np.random.default_rng(0)
-    a = rng.standard_normal(a_shape).astype(np.float32)
-    b = rng.standard_normal(b_shape).astype(np.float32)
-    want = np.matmul(a.astype(np.float64), b.astype(np.float64))
-    (got,) = run(matmul_model(a_shape, b_shape, want.shape), {"a": a, "b": b}, tmp_path, precision)
+    model, feeds, want = matmul_case(a_shape, b_shape)
+    (got,) = run(model, feeds, tmp_path, precision)
     check(got, want, precision)
 
 
-@pytest.mark.parametrize("precision", sorted(TOLERANCE))
-def test_gemm_transposes_alpha_beta(precision, tmp_path):
+def gemm_transposes_alpha_beta() -> tuple[onnx.ModelProto, dict, np.ndarray]:
+    """Gemm with transA, transB, alpha, beta and a row bias: (model, feeds, float64 reference)."""
     rng = np.random.default_rng(1)
     a, b = rng.standard_normal((300, 200)).astype(np.float32), rng.standard_normal((150, 300)).astype(np.float32)
     c = rng.standard_normal((150,)).astype(np.float32)
@@ -70,8 +76,14 @@ def test_gemm_transposes_alpha_beta(precision, tmp_path):
         [numpy_helper.from_array(b, "b"), numpy_helper.from_array(c, "c")],
     )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
-    (got,) = run(model, {"a": a}, tmp_path, precision)
-    check(got, 0.5 * a.T.astype(np.float64) @ b.T + 2.0 * c, precision)
+    return model, {"a": a}, 0.5 * a.T.astype(np.float64) @ b.T + 2.0 * c
+
+
+@pytest.mark.parametrize("precision", sorted(TOLERANCE))
+def test_gemm_transposes_alpha_beta(precision, tmp_path):
+    model, feeds, want = gemm_transposes_alpha_beta()
+    (got,) = run(model, feeds, tmp_path, precision)
+    check(got, want, precision)
 
 
 @pytest.mark.parametrize("precision", ["fp32", "tf32", "fp16"])

@@ -46,39 +46,38 @@ def _linear_batch(dims: list[int], strides: list[int]) -> int | None:
     return strides[-1]
 
 
+def _column_major(rows: int, cols: int, rs: int, cs: int) -> tuple[str, int] | None:
+    """(op, leading dimension) under which cuBLAS reads a row-major operand [rows, cols] with element strides
+    (rs, cs) in place: op N where its rows are contiguous, op T where its columns are; None where neither is,
+    or where the stride does not cover a column-major row (a broadcast row or column)."""
+    if cs == 1:
+        op, ld, need = "CUBLAS_OP_N", rs if rows > 1 else cols, cols
+    elif rs == 1:
+        op, ld, need = "CUBLAS_OP_T", cs if cols > 1 else rows, rows
+    else:
+        return None
+    return (op, ld) if ld >= need else None
+
+
 def _cublas_gemm(p: dict) -> dict | None:
     """How cuBLAS (column-major) computes a gemm kernel's row-major Y[M, N] = A[M, K] B[K, N]: as the
-    column-major Y^T[N, M] = B^T A^T, each operand read in place (op N where its rows are contiguous, op T
-    where its columns are), all batch dims as one strided batch; None where that does not fit."""
+    column-major Y^T[N, M] = B^T A^T, each operand read in place, all batch dims as one strided batch; None
+    where that does not fit."""
     m, n, k = p["M"], p["N"], p["K"]
     strides = [_linear_batch(p["batch_dims"], p[key]) for key in ("a_batch", "b_batch", "y_batch")]
-    if None in strides:
-        return None
-    if p["a_cs"] == 1:
-        op_a, lda = "CUBLAS_OP_N", p["a_rs"] if m > 1 else k
-    elif p["a_rs"] == 1:
-        op_a, lda = "CUBLAS_OP_T", p["a_cs"] if k > 1 else m
-    else:
-        return None
-    if p["b_cs"] == 1:
-        op_b, ldb = "CUBLAS_OP_N", p["b_rs"] if k > 1 else n
-    elif p["b_rs"] == 1:
-        op_b, ldb = "CUBLAS_OP_T", p["b_cs"] if n > 1 else k
-    else:
-        return None
-    # each column-major view's leading dimension covers its rows (a broadcast row or column does not)
-    if lda < (k if op_a == "CUBLAS_OP_N" else m) or ldb < (n if op_b == "CUBLAS_OP_N" else k):
+    a, b = _column_major(m, k, p["a_rs"], p["a_cs"]), _column_major(k, n, p["b_rs"], p["b_cs"])
+    if None in strides or a is None or b is None:
         return None
     batch = math.prod(p["batch_dims"])
     if batch > 1 and strides[2] != m * n:  # the store kernel and cuBLAS write Y as one contiguous block
         return None
-    if max(m, n, k, lda, ldb, batch) > INT_MAX:
+    if max(m, n, k, a[1], b[1], batch) > INT_MAX:
         return None
     return {
-        "op_a": op_a,
-        "op_b": op_b,
-        "lda": lda,
-        "ldb": ldb,
+        "op_a": a[0],
+        "op_b": b[0],
+        "lda": a[1],
+        "ldb": b[1],
         "stride_a": strides[0],
         "stride_b": strides[1],
         "batch": batch,
