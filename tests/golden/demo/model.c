@@ -51,8 +51,8 @@ static MLCC_UKERNEL void mlcc_ukr_packed(int64_t kc, const float *restrict a, in
     mlcc_vf g1_0 = {0}, g1_1 = {0};
     mlcc_vf g2_0 = {0}, g2_1 = {0};
     mlcc_vf g3_0 = {0}, g3_1 = {0};
-    int64_t k4 = 0;
-    for (; k4 + 4 <= kc; k4 += 4) {
+    const int64_t k4_end = kc & ~(int64_t)3; /* (a `k4 + 4 <= kc` bound made GCC warn of overflow) */
+    for (int64_t k4 = 0; k4 < k4_end; k4 += 4) {
       {
         const int64_t k = k4 + 0;
         const float a_ = a[k * 6 + 0];
@@ -74,8 +74,7 @@ static MLCC_UKERNEL void mlcc_ukr_packed(int64_t kc, const float *restrict a, in
         g3_0 += a_ * *(const mlcc_vfu *)(b + k * 8 + 0); g3_1 += a_ * *(const mlcc_vfu *)(b + k * 8 + 4);
       }
     }
-    for (; k4 < kc; ++k4) {
-      const int64_t k = k4;
+    for (int64_t k = k4_end; k < kc; ++k) {
       const float a_ = a[k * 6 + 0];
       g0_0 += a_ * *(const mlcc_vfu *)(b + k * 8 + 0); g0_1 += a_ * *(const mlcc_vfu *)(b + k * 8 + 4);
     }
@@ -238,8 +237,8 @@ static MLCC_UKERNEL void mlcc_ukr_rows(int64_t kc, const float *restrict a, int6
     mlcc_vf g1_0 = {0}, g1_1 = {0};
     mlcc_vf g2_0 = {0}, g2_1 = {0};
     mlcc_vf g3_0 = {0}, g3_1 = {0};
-    int64_t k4 = 0;
-    for (; k4 + 4 <= kc; k4 += 4) {
+    const int64_t k4_end = kc & ~(int64_t)3; /* (a `k4 + 4 <= kc` bound made GCC warn of overflow) */
+    for (int64_t k4 = 0; k4 < k4_end; k4 += 4) {
       {
         const int64_t k = k4 + 0;
         const float a_ = a0[k];
@@ -261,8 +260,7 @@ static MLCC_UKERNEL void mlcc_ukr_rows(int64_t kc, const float *restrict a, int6
         g3_0 += a_ * *(const mlcc_vfu *)(b + k * 8 + 0); g3_1 += a_ * *(const mlcc_vfu *)(b + k * 8 + 4);
       }
     }
-    for (; k4 < kc; ++k4) {
-      const int64_t k = k4;
+    for (int64_t k = k4_end; k < kc; ++k) {
       const float a_ = a0[k];
       g0_0 += a_ * *(const mlcc_vfu *)(b + k * 8 + 0); g0_1 += a_ * *(const mlcc_vfu *)(b + k * 8 + 4);
     }
@@ -420,8 +418,8 @@ static MLCC_UKERNEL void mlcc_ukr_direct(int64_t kc, const float *restrict a, in
     mlcc_vf g1_0 = {0}, g1_1 = {0};
     mlcc_vf g2_0 = {0}, g2_1 = {0};
     mlcc_vf g3_0 = {0}, g3_1 = {0};
-    int64_t k4 = 0;
-    for (; k4 + 4 <= kc; k4 += 4) {
+    const int64_t k4_end = kc & ~(int64_t)3; /* (a `k4 + 4 <= kc` bound made GCC warn of overflow) */
+    for (int64_t k4 = 0; k4 < k4_end; k4 += 4) {
       {
         const int64_t k = k4 + 0;
         const float a_ = a[k * 6 + 0];
@@ -443,8 +441,7 @@ static MLCC_UKERNEL void mlcc_ukr_direct(int64_t kc, const float *restrict a, in
         g3_0 += a_ * *(const mlcc_vfu *)(b + off[k] + 0); g3_1 += a_ * *(const mlcc_vfu *)(b + off[k] + 4);
       }
     }
-    for (; k4 < kc; ++k4) {
-      const int64_t k = k4;
+    for (int64_t k = k4_end; k < kc; ++k) {
       const float a_ = a[k * 6 + 0];
       g0_0 += a_ * *(const mlcc_vfu *)(b + off[k] + 0); g0_1 += a_ * *(const mlcc_vfu *)(b + off[k] + 4);
     }
