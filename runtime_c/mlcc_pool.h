@@ -7,6 +7,7 @@
  * and waking a sleeping thread costs tens of microseconds, more in a VM) and then sleep on a condition
  * variable, so an idle model costs no CPU. */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <time.h>
 
@@ -28,12 +29,18 @@ static inline int64_t mlcc_now_ns(void) {
   return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Spin while *value < bound, for at most MLCC_SPIN_NS; the clock is read every 64 turns. */
+/* Spin while *value < bound, for at most MLCC_SPIN_NS; every 64 turns the clock is read and the CPU offered
+ * to any other runnable thread (sched_yield returns at once when there is none). With more runnable threads
+ * than CPUs (a busy neighbour on 2 vCPUs: squeezenet at 2 threads), a spinning thread otherwise holds a CPU
+ * that the worker it waits for needs: 9.9 ms per run without the yield, 7.4 with it (4.0 alone either way). */
 static inline void mlcc_spin_while_below(atomic_int_fast64_t *value, int64_t bound) {
   const int64_t until = mlcc_now_ns() + MLCC_SPIN_NS;
   for (int turn = 1; atomic_load(value) < bound; ++turn) {
     mlcc_cpu_relax();
-    if (turn % 64 == 0 && mlcc_now_ns() > until) return;
+    if (turn % 64 == 0) {
+      if (mlcc_now_ns() > until) return;
+      sched_yield();
+    }
   }
 }
 
