@@ -195,7 +195,8 @@ class CudaBackend(CBackend):
         return text
 
     def extra_params(self, step: Step) -> list[tuple[str, str]]:
-        if self.strategy(step).get("engine") == "cublas":
+        strategy = self.strategy(step)
+        if strategy.get("engine") == "cublas":
             return [
                 ("cublasHandle_t blas", "m->blas"),
                 ("float *T", "(float *)m->blas_out"),
@@ -203,7 +204,7 @@ class CudaBackend(CBackend):
                 ("int *blas_failed", "&m->blas_failed"),
                 ("cudaStream_t stream", "stream"),
             ]
-        if self.strategy(step).get("splits", 1) > 1:
+        if strategy.get("splits", 1) > 1:
             return [("float *SK", "(float *)m->splitk")]  # split-K counters and partials (tile_gemm.cuh.j2)
         return []
 
