@@ -234,7 +234,7 @@ def _packed_conv(node: Node, cpu: CpuTarget, fresh: FreshNames) -> Node | None:
         return None
     group = node.attr("group", 1)
     if is_depthwise_2d(x.shape, w.shape, group):
-        attrs = dict(node.attrs, source_op="Conv")
+        attrs = dict(node.attrs, source_op="Conv", vw=cpu.vw)  # vw: the blocked mode's register transposes
         return Node("DepthwiseConv", node.inputs, node.outputs, attrs, node.name, PACKED_DOMAIN, 1)
     if w.shape[1] == 1 and w.shape[0] == group:
         return None  # 1-D or 3-D depthwise, or a large window: the direct kernel

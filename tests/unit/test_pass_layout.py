@@ -360,13 +360,26 @@ DEPTHWISE = {
         (3, 1, 2, 2),
         {"group": 3, "pads": [0, 1, 0, 0], "strides": [2, 2]},
     ),
+    # with 16-float vectors blocked too (BLOCK_PIXELS_V16, 40 channels: 48 lanes), copies by register transposes
+    "v16_14x14_40_channels": ((1, 40, 14, 14), (40, 1, 3, 3), {"group": 40, "pads": [1, 1, 1, 1]}),
+    "v16_stride2_40_channels": ((2, 40, 13, 11), (40, 1, 3, 3), {"group": 40, "pads": [1, 1, 1, 1], "strides": [2, 2]}),
+    "v16_stride2_48_channels_phases": (  # rows of 16: column phases elsewhere
+        (1, 48, 8, 31),
+        (48, 1, 3, 3),
+        {"group": 48, "pads": [1, 1, 1, 1], "strides": [2, 2]},
+    ),
 }
 # stride 1 and maps of at most 64 outputs (ops/depthwise.py BLOCK_PIXELS), one channel per group: blocks of
 # 16 channels, pixel-major on the stack; other stride-1 maps with output rows of at most 28 (SHORT_ROW): the
 # padded plane in a stack buffer as one loop; the others row by row, rows outside the input read from a zero row
 DEPTHWISE_BLOCKED = {"window_wider_than_input", "2x4_dilated_tiny", "7x7_map_21_channels", "6x6_map_5x5_no_bias"}
-DEPTHWISE_PLANE = {"3x3_pad", "5x5_dilated_asym", "same_lower_no_bias"}
+DEPTHWISE_PLANE = {"3x3_pad", "5x5_dilated_asym", "same_lower_no_bias", "v16_14x14_40_channels"}
 DEPTHWISE_PHASES = {n for n in DEPTHWISE if "phases" in n}
+# with 16-float vectors (x86-64-v4) blocked also: maps of up to 256 outputs and strides, channels that fill
+# 4/5 of their blocks; the copies in and out are register transposes where the whole input is inside the
+# window (not so in 2x2_phases_last_column_unread: element by element there)
+DEPTHWISE_V16 = {"v16_14x14_40_channels", "v16_stride2_40_channels", "v16_stride2_48_channels_phases"}
+DEPTHWISE_SHUFFLED = DEPTHWISE_BLOCKED | DEPTHWISE_V16
 
 
 @pytest.mark.parametrize(("cpu", "threads"), RUNS)
@@ -378,37 +391,54 @@ def test_depthwise_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkey
     x = np.random.default_rng(6).standard_normal(x_shape).astype(np.float32)
     with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
         # the depthwise kernel ran (not the direct one), in the mode its shape calls for
+        v16 = cpu == "x86-64-v4"
+        source = (tmp_path / "model.c").read_text()
+        assert ("typedef float mlcc_v16 " in source) == (v16 and name in DEPTHWISE_SHUFFLED)
         mode = (
             "_Alignas(64) float xt["
-            if name in DEPTHWISE_BLOCKED
+            if name in DEPTHWISE_BLOCKED or (v16 and name in DEPTHWISE_V16)
             else "float xp["
             if name in DEPTHWISE_PLANE
             else "zero_phases"
             if name in DEPTHWISE_PHASES
             else "zero_row"
         )
-        assert mode in (tmp_path / "model.c").read_text()
+        assert mode in source
         got = compiled.run({"x": x})["y"]
     assert_close([got], run_ort(model, {"x": x}), rtol=1e-4, atol=1e-4)
 
 
+V4 = pytest.mark.skipif("x86-64-v4" not in HOST_CPUS, reason="this host has no AVX-512")
+
+
 @pytest.mark.parametrize(
-    ("width", "stride", "mode"),
-    [(4, 1, "_Alignas(64) float xt["), (11, 1, "float xp["), (37, 1, "zero_row"), (40, 2, "zero_phases")],
-    ids=["blocked", "plane", "rows", "phases"],
+    ("width", "stride", "channels", "cpu", "mode"),
+    [
+        (4, 1, 8, "generic", "_Alignas(64) float xt["),
+        (11, 1, 8, "generic", "float xp["),
+        (37, 1, 8, "generic", "zero_row"),
+        (40, 2, 8, "generic", "zero_phases"),
+        pytest.param(11, 2, 28, "x86-64-v4", "typedef float mlcc_v16 ", marks=V4),  # blocked, transposes
+    ],
+    ids=["blocked", "plane", "rows", "phases", "blocked_v16"],
 )
-def test_depthwise_conv_takes_a_residual_relu_epilogue(width, stride, mode, tmp_path, monkeypatch):
-    out = [1, 8, (13 - 1) // stride + 1, (width - 1) // stride + 1]
+def test_depthwise_conv_takes_a_residual_relu_epilogue(width, stride, channels, cpu, mode, tmp_path, monkeypatch):
+    out = [1, channels, (13 - 1) // stride + 1, (width - 1) // stride + 1]
     model = conv_model(
-        (1, 8, 13, width), (8, 1, 3, 3), residual=out, group=8, pads=[1, 1, 1, 1], strides=[stride, stride]
+        (1, channels, 13, width),
+        (channels, 1, 3, 3),
+        residual=out,
+        group=channels,
+        pads=[1, 1, 1, 1],
+        strides=[stride, stride],
     )
     monkeypatch.setenv("MLCC_NUM_THREADS", "2")
     rng = np.random.default_rng(3)
     feeds = {
-        "x": rng.standard_normal((1, 8, 13, width)).astype(np.float32),
+        "x": rng.standard_normal((1, channels, 13, width)).astype(np.float32),
         "r": rng.standard_normal(out).astype(np.float32),
     }
-    with compile_and_load(model, tmp_path) as compiled:
+    with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
         source = (tmp_path / "model.c").read_text()
         assert "fused_conv_add_relu" in source and mode in source
         got = compiled.run(feeds)["y"]
