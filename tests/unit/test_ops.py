@@ -198,7 +198,9 @@ CASES = {
         "AveragePool", kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=1, strides=[2, 2]
     ),
     "averagepool_ceil": pool("AveragePool", kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
-    "globalaveragepool": pool("GlobalAveragePool", x=(2, 3, 5, 6)),
+    "globalaveragepool": pool("GlobalAveragePool", x=(2, 3, 5, 6)),  # 8 lanes and a tail of 6
+    "globalaveragepool_7x7": pool("GlobalAveragePool", x=(1, 20, 7, 7)),  # 8 lanes and a tail of 1
+    "globalaveragepool_3x3": pool("GlobalAveragePool", x=(1, 5, 3, 3)),  # one chain
     "globalaveragepool_13x13": pool("GlobalAveragePool", x=(1, 4, 13, 13)),  # 16 lanes and a tail of 9
     "globalmaxpool": pool("GlobalMaxPool", x=(2, 3, 5, 6)),
     # Normalisation.
