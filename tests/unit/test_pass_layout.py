@@ -89,6 +89,8 @@ CONVS = {
     "3x3_pad": ((1, 5, 17, 19), (13, 5, 3, 3), {"pads": [1, 1, 1, 1]}),
     "pointwise": ((2, 40, 9, 9), (11, 40, 1, 1), {}),
     "pointwise_deep": ((1, KC_MAX + 37, 7, 5), (7, KC_MAX + 37, 1, 1), {}),
+    # rows 4 KiB apart: all in one L1 set, so B is packed, not read in place (ops/packed.py strips_stay_in_l1)
+    "pointwise_rows_in_one_set": ((1, 24, 32, 32), (16, 24, 1, 1), {}),
     "deep_k_blocks": ((1, 33, 8, 8), (32, 33, 3, 3), {"pads": [1, 1, 1, 1]}),
     "stride2_dilated": ((1, 4, 23, 21), (8, 4, 3, 3), {"strides": [2, 2], "dilations": [2, 1], "pads": [2, 1, 0, 1]}),
     "grouped": ((1, 12, 10, 10), (9, 4, 3, 3), {"group": 3, "pads": [1, 1, 1, 1]}),
@@ -184,6 +186,8 @@ def test_packed_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkeypat
     with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
         source = (tmp_path / "model.c").read_text()
         assert ENGINE_CALLS[kind] in source  # the engine ran
+        if name in ("pointwise", "pointwise_rows_in_one_set"):  # 1x1: whole strips of B read in place from X
+            assert ("mlcc_ukr_strided(kc" in source) == (name == "pointwise")
         got = compiled.run({"x": x})["y"]
     want = run_ort(model, {"x": x})
     # float32 sums of up to 3537 terms in another order than onnxruntime's: near-cancelling outputs of the
@@ -231,6 +235,27 @@ def test_packed_conv_takes_a_residual_relu_epilogue(cpu, tmp_path, monkeypatch):
         assert "fused_conv_add_relu" in source and ENGINE_CALLS["direct"] in source  # 6 channels: not blocked
         got = compiled.run(feeds)["y"]
     assert_close([got], run_ort(model, feeds), rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+def test_pointwise_conv_reading_x_in_place_takes_a_residual_over_k_blocks(cpu, tmp_path, monkeypatch):
+    # two K blocks or more: the first blocks' sums go to Y, the residual stored there first (or added); 2 images,
+    # 130 pixels: whole strips in place and a partial last one packed, at 2 threads (depths whose K blocks'
+    # rows spread over L1's sets: ops/packed.py strips_stay_in_l1)
+    k = 300 if cpu == "x86-64-v3" else KC_MAX + 5
+    model = conv_model((2, k, 10, 13), (12, k, 1, 1), residual=[2, 12, 10, 13])
+    monkeypatch.setenv("MLCC_NUM_THREADS", "2")
+    rng = np.random.default_rng(4)
+    feeds = {
+        "x": rng.standard_normal((2, k, 10, 13)).astype(np.float32),
+        "r": rng.standard_normal((2, 12, 10, 13)).astype(np.float32),
+    }
+    with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
+        source = (tmp_path / "model.c").read_text()
+        assert "fused_conv_add_relu" in source and "mlcc_ukr_strided(kc" in source
+        got = compiled.run(feeds)["y"]
+    want = run_ort(model, feeds)
+    assert_close([got], want, rtol=1e-4, atol=max(1e-4, 2e-6 * float(np.abs(want[0]).max())))
 
 
 def test_the_kernel_choice_per_cpu(monkeypatch):

@@ -581,6 +581,187 @@ static MLCC_UKERNEL void mlcc_ukr_direct(int64_t kc, const float *restrict a, in
       c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
 }
 
+/* B row k is NR floats at b + k * ldb: a 1x1 convolution's input read in place (conv_packed.c.j2). */
+/* C[0:mr, 0:nr] (+)= A[0:mr, 0:kc] * Bp[0:kc, 0:NR]; rows of A past mr are read but never stored. */
+static MLCC_UKERNEL void mlcc_ukr_strided(int64_t kc, const float *restrict a, int64_t lda, const float *restrict b, int64_t ldb,
+                              float *restrict c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
+  (void)lda;
+
+  if (accumulate) { /* the old values the tile adds to (a residual from memory, or the last K block's) */
+    for (int64_t r = 0; r < mr; ++r) {
+      MLCC_PREFETCH_W(c + r * ldc + 0);
+      MLCC_PREFETCH_W(c + r * ldc + 7);
+    }
+  }
+  if (mr == 1) { /* one row (a matrix-vector product: a classifier at batch 1): not MR rows' FMAs for one, but
+                    four steps of K in flight, each on its own NV accumulators, joined at the end */
+    mlcc_vf g0_0 = {0}, g0_1 = {0};
+    mlcc_vf g1_0 = {0}, g1_1 = {0};
+    mlcc_vf g2_0 = {0}, g2_1 = {0};
+    mlcc_vf g3_0 = {0}, g3_1 = {0};
+    const int64_t k4_end = kc & ~(int64_t)3; /* (a `k4 + 4 <= kc` bound made GCC warn of overflow) */
+    for (int64_t k4 = 0; k4 < k4_end; k4 += 4) {
+      {
+        const int64_t k = k4 + 0;
+        const float a_ = a[k * 6 + 0];
+        g0_0 += a_ * *(const mlcc_vfu *)(b + k * ldb + 0); g0_1 += a_ * *(const mlcc_vfu *)(b + k * ldb + 4);
+      }
+      {
+        const int64_t k = k4 + 1;
+        const float a_ = a[k * 6 + 0];
+        g1_0 += a_ * *(const mlcc_vfu *)(b + k * ldb + 0); g1_1 += a_ * *(const mlcc_vfu *)(b + k * ldb + 4);
+      }
+      {
+        const int64_t k = k4 + 2;
+        const float a_ = a[k * 6 + 0];
+        g2_0 += a_ * *(const mlcc_vfu *)(b + k * ldb + 0); g2_1 += a_ * *(const mlcc_vfu *)(b + k * ldb + 4);
+      }
+      {
+        const int64_t k = k4 + 3;
+        const float a_ = a[k * 6 + 0];
+        g3_0 += a_ * *(const mlcc_vfu *)(b + k * ldb + 0); g3_1 += a_ * *(const mlcc_vfu *)(b + k * ldb + 4);
+      }
+    }
+    for (int64_t k = k4_end; k < kc; ++k) {
+      const float a_ = a[k * 6 + 0];
+      g0_0 += a_ * *(const mlcc_vfu *)(b + k * ldb + 0); g0_1 += a_ * *(const mlcc_vfu *)(b + k * ldb + 4);
+    }
+    float t[1][8];
+    *(mlcc_vfu *)&t[0][0] = (g0_0 + g1_0) + (g2_0 + g3_0);
+    *(mlcc_vfu *)&t[0][4] = (g0_1 + g1_1) + (g2_1 + g3_1);
+    for (int64_t r = 0; r < mr; ++r)
+      for (int64_t j = 0; j < nr; ++j)
+        c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
+    return;
+  }
+  if (nr <= 4) { /* a narrow tail strip (P mod NR columns): half the vectors, half the FMAs */
+    mlcc_vf h0_0 = {0};
+    mlcc_vf h1_0 = {0};
+    mlcc_vf h2_0 = {0};
+    mlcc_vf h3_0 = {0};
+    mlcc_vf h4_0 = {0};
+    mlcc_vf h5_0 = {0};
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < kc; ++k) {
+      const mlcc_vf b0 = *(const mlcc_vfu *)(b + k * ldb + 0);
+      {
+        const float a_ = a[k * 6 + 0];
+        h0_0 += a_ * b0;
+      }
+      {
+        const float a_ = a[k * 6 + 1];
+        h1_0 += a_ * b0;
+      }
+      {
+        const float a_ = a[k * 6 + 2];
+        h2_0 += a_ * b0;
+      }
+      {
+        const float a_ = a[k * 6 + 3];
+        h3_0 += a_ * b0;
+      }
+      {
+        const float a_ = a[k * 6 + 4];
+        h4_0 += a_ * b0;
+      }
+      {
+        const float a_ = a[k * 6 + 5];
+        h5_0 += a_ * b0;
+      }
+    }
+    float t[6][4];
+    *(mlcc_vfu *)&t[0][0] = h0_0;
+    *(mlcc_vfu *)&t[1][0] = h1_0;
+    *(mlcc_vfu *)&t[2][0] = h2_0;
+    *(mlcc_vfu *)&t[3][0] = h3_0;
+    *(mlcc_vfu *)&t[4][0] = h4_0;
+    *(mlcc_vfu *)&t[5][0] = h5_0;
+    for (int64_t r = 0; r < mr; ++r)
+      for (int64_t j = 0; j < nr; ++j)
+        c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
+    return;
+  }
+  mlcc_vf c0_0 = {0}, c0_1 = {0};
+  mlcc_vf c1_0 = {0}, c1_1 = {0};
+  mlcc_vf c2_0 = {0}, c2_1 = {0};
+  mlcc_vf c3_0 = {0}, c3_1 = {0};
+  mlcc_vf c4_0 = {0}, c4_1 = {0};
+  mlcc_vf c5_0 = {0}, c5_1 = {0};
+  /* four steps per branch: the loop's own adds and compare otherwise cost a quarter of the FMA rate */
+#pragma GCC unroll 4
+  for (int64_t k = 0; k < kc; ++k) {
+    const mlcc_vf b0 = *(const mlcc_vfu *)(b + k * ldb + 0);
+    const mlcc_vf b1 = *(const mlcc_vfu *)(b + k * ldb + 4);
+    {
+      const float a_ = a[k * 6 + 0];
+      c0_0 += a_ * b0; c0_1 += a_ * b1;
+    }
+    {
+      const float a_ = a[k * 6 + 1];
+      c1_0 += a_ * b0; c1_1 += a_ * b1;
+    }
+    {
+      const float a_ = a[k * 6 + 2];
+      c2_0 += a_ * b0; c2_1 += a_ * b1;
+    }
+    {
+      const float a_ = a[k * 6 + 3];
+      c3_0 += a_ * b0; c3_1 += a_ * b1;
+    }
+    {
+      const float a_ = a[k * 6 + 4];
+      c4_0 += a_ * b0; c4_1 += a_ * b1;
+    }
+    {
+      const float a_ = a[k * 6 + 5];
+      c5_0 += a_ * b0; c5_1 += a_ * b1;
+    }
+  }
+  if (mr == 6 && nr == 8) {
+    if (accumulate) *(mlcc_vfu *)(c + 0 * ldc + 0) += c0_0;
+    else *(mlcc_vfu *)(c + 0 * ldc + 0) = c0_0;
+    if (accumulate) *(mlcc_vfu *)(c + 0 * ldc + 4) += c0_1;
+    else *(mlcc_vfu *)(c + 0 * ldc + 4) = c0_1;
+    if (accumulate) *(mlcc_vfu *)(c + 1 * ldc + 0) += c1_0;
+    else *(mlcc_vfu *)(c + 1 * ldc + 0) = c1_0;
+    if (accumulate) *(mlcc_vfu *)(c + 1 * ldc + 4) += c1_1;
+    else *(mlcc_vfu *)(c + 1 * ldc + 4) = c1_1;
+    if (accumulate) *(mlcc_vfu *)(c + 2 * ldc + 0) += c2_0;
+    else *(mlcc_vfu *)(c + 2 * ldc + 0) = c2_0;
+    if (accumulate) *(mlcc_vfu *)(c + 2 * ldc + 4) += c2_1;
+    else *(mlcc_vfu *)(c + 2 * ldc + 4) = c2_1;
+    if (accumulate) *(mlcc_vfu *)(c + 3 * ldc + 0) += c3_0;
+    else *(mlcc_vfu *)(c + 3 * ldc + 0) = c3_0;
+    if (accumulate) *(mlcc_vfu *)(c + 3 * ldc + 4) += c3_1;
+    else *(mlcc_vfu *)(c + 3 * ldc + 4) = c3_1;
+    if (accumulate) *(mlcc_vfu *)(c + 4 * ldc + 0) += c4_0;
+    else *(mlcc_vfu *)(c + 4 * ldc + 0) = c4_0;
+    if (accumulate) *(mlcc_vfu *)(c + 4 * ldc + 4) += c4_1;
+    else *(mlcc_vfu *)(c + 4 * ldc + 4) = c4_1;
+    if (accumulate) *(mlcc_vfu *)(c + 5 * ldc + 0) += c5_0;
+    else *(mlcc_vfu *)(c + 5 * ldc + 0) = c5_0;
+    if (accumulate) *(mlcc_vfu *)(c + 5 * ldc + 4) += c5_1;
+    else *(mlcc_vfu *)(c + 5 * ldc + 4) = c5_1;
+    return;
+  }
+  float t[6][8];
+  *(mlcc_vfu *)&t[0][0] = c0_0;
+  *(mlcc_vfu *)&t[0][4] = c0_1;
+  *(mlcc_vfu *)&t[1][0] = c1_0;
+  *(mlcc_vfu *)&t[1][4] = c1_1;
+  *(mlcc_vfu *)&t[2][0] = c2_0;
+  *(mlcc_vfu *)&t[2][4] = c2_1;
+  *(mlcc_vfu *)&t[3][0] = c3_0;
+  *(mlcc_vfu *)&t[3][4] = c3_1;
+  *(mlcc_vfu *)&t[4][0] = c4_0;
+  *(mlcc_vfu *)&t[4][4] = c4_1;
+  *(mlcc_vfu *)&t[5][0] = c5_0;
+  *(mlcc_vfu *)&t[5][4] = c5_1;
+  for (int64_t r = 0; r < mr; ++r)
+    for (int64_t j = 0; j < nr; ++j)
+      c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
+}
+
 /* A[r, k] is a[pix[r] + off[k]] (MR valid pixels): a pixel-major convolution's input read in place, one
    tile row per output pixel, the tile stored transposed (conv_pmajor.c.j2). */
 /* C^T: C[r, j] (+)= A[r, 0:kc] * Bp[0:kc, j] + bias[j] at c[j * ldc + r] (bias may be NULL); rows of A
@@ -733,6 +914,17 @@ static inline void mlcc_ukr_direct(int64_t kc, const float *a, int64_t lda, cons
     for (int64_t j = 0; j < nr; ++j) {
       float acc = 0.0f;
       for (int64_t k = 0; k < kc; ++k) acc += a[k * 6 + r] * b[off[k] + j];
+      c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + acc;
+    }
+}
+
+static inline void mlcc_ukr_strided(int64_t kc, const float *a, int64_t lda, const float *b, int64_t ldb, float *c, int64_t ldc,
+                       int64_t mr, int64_t nr, int accumulate) {
+  (void)lda;
+  for (int64_t r = 0; r < mr; ++r)
+    for (int64_t j = 0; j < nr; ++j) {
+      float acc = 0.0f;
+      for (int64_t k = 0; k < kc; ++k) acc += a[k * 6 + r] * b[k * ldb + j];
       c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + acc;
     }
 }
