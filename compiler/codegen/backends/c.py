@@ -231,6 +231,8 @@ class CBackend:
                 "gather_rows": sorted(
                     {cpu.mr} | {k.params["MR"] for k in threaded if k.family == "conv_pmajor" and k.params["direct"]}
                 ),
+                # the strided micro-kernel: 1x1 convolutions reading B in place (conv_packed.c.j2)
+                "strided": any(k.params.get("b_in_place") for k in threaded),
                 "cpu": cpu.name,
                 "scratch_floats": max(k.params.get("scratch_floats", 0) for k in threaded) or 1,
             }
