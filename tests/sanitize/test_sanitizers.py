@@ -19,6 +19,8 @@ import mlcc
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
 from test_light_models import LIGHT, with_random_weights  # noqa: E402
 
+from helpers import HOST_CPUS  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 STRICT = "-std=c11 -Wall -Wextra -Werror -g -fno-omit-frame-pointer"
@@ -30,7 +32,8 @@ def kernel_mix() -> onnx.ModelProto:
     convolution's one-pass epilogue, max pooling by planes and by rows at stride 2 (padded and not),
     depthwise convolutions in plane, row, blocked and column-phase mode with epilogues, heavy (SiLU)
     epilogues run after the tiles of direct and packed convolutions and of a Gemm, and convolutions of 16
-    channels from a channel-blocked input (PadBlocks: padded, at stride 2, with SiLU)."""
+    channels from a channel-blocked input (PadBlocks: padded, at stride 2, with SiLU), and a 1x1 convolution
+    reading its input in place (with AVX2 and AVX-512 its partial last strip packed)."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(5)
@@ -64,20 +67,23 @@ def kernel_mix() -> onnx.ModelProto:
         helper.make_node("Conv", ["x5", "w6p", "b16"], ["u"], strides=[2, 2]),  # 6 channels: im2col
         helper.make_node("Sigmoid", ["u"], ["us"]),
         helper.make_node("Mul", ["u", "us"], ["y8"]),
+        # a 1x1 convolution reading its input in place (200 pixels: 8 past the last whole strip of 16 or 32)
+        helper.make_node("Conv", ["x2", "w1x1"], ["v"]),
+        helper.make_node("Relu", ["v"], ["y9"]),
         helper.make_node("Gemm", ["x4", "wg", "bg"], ["k"]),
         helper.make_node("Sigmoid", ["k"], ["ks"]),
         helper.make_node("Mul", ["k", "ks"], ["y7"]),
     ]
     inits = [weight("w16", (16, 16, 3, 3)), weight("b16", (16,)), weight("wd", (16, 1, 3, 3)),
              weight("wd8", (8, 1, 3, 3)), weight("b8", (8,)), weight("wg", (30, 21)), weight("bg", (21,)),
-             weight("w6g", (16, 6, 3, 3)), weight("w6p", (16, 6, 3, 3)),
+             weight("w6g", (16, 6, 3, 3)), weight("w6p", (16, 6, 3, 3)), weight("w1x1", (12, 8, 1, 1)),
              numpy_helper.from_array(np.float32(0), "lo"), numpy_helper.from_array(np.float32(6), "hi")]  # fmt: skip
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 20, 20]),
               helper.make_tensor_value_info("x2", TensorProto.FLOAT, [1, 8, 5, 40]),
               helper.make_tensor_value_info("x3", TensorProto.FLOAT, [1, 8, 12, 40]),
               helper.make_tensor_value_info("x4", TensorProto.FLOAT, [5, 30]),
               helper.make_tensor_value_info("x5", TensorProto.FLOAT, [1, 6, 12, 40])]  # fmt: skip
-    names = ("y1", "y2", "y3", "p3", "y4", "y5", "y6", "y7", "y8")
+    names = ("y1", "y2", "y3", "p3", "y4", "y5", "y6", "y7", "y8", "y9")
     outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names]
     graph = helper.make_graph(nodes, "kernel_mix", inputs, outputs, inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -105,10 +111,12 @@ SELECTED = os.environ.get("MLCC_SANITIZE_MODELS", "demo,kernel_mix,squeezenet")
 CHOSEN = list(MODELS) if SELECTED == "all" else SELECTED.split(",")
 
 
-def build_and_run(name: str, tmp: Path, cflags: str, runner: list[str], threads: int = 1) -> np.ndarray:
+def build_and_run(
+    name: str, tmp: Path, cflags: str, runner: list[str], threads: int = 1, cpu: str = "generic"
+) -> np.ndarray:
     model, shapes = MODELS[name]
     out = tmp / "lib"
-    mlcc.compile(model, out_dir=out, input_shapes=shapes, name="m", weights="external", build=False)
+    mlcc.compile(model, out_dir=out, input_shapes=shapes, name="m", weights="external", build=False, cpu=cpu)
     subprocess.run(["make", "-s", "-C", str(out), "libm.a", f"CFLAGS=-O1 {cflags}"], check=True)
     exe = tmp / "driver"
     subprocess.run(
@@ -150,6 +158,15 @@ def test_asan_ubsan_clean(name, threads, tmp_path):
     assert np.all(np.isfinite(values))
 
 
+@pytest.mark.skipif("x86-64-v4" not in HOST_CPUS, reason="this host has no AVX-512")
+def test_asan_ubsan_clean_with_the_avx512_kernels(tmp_path):
+    # the kernels only AVX-512 builds take: depthwise blocks copied by register transposes (kernel_mix's
+    # 5x5 map of 16 channels), pixel-major tiles stored transposed
+    values = build_and_run("kernel_mix", tmp_path, f"{STRICT} {SANITIZE}", [], threads=2, cpu="x86-64-v4")
+    assert "typedef float mlcc_v16 " in (tmp_path / "lib" / "model.c").read_text()
+    assert np.all(np.isfinite(values))
+
+
 @pytest.mark.parametrize("name", CHOSEN)
 def test_thread_sanitizer_finds_no_race_in_the_pool(name, tmp_path):
     values = build_and_run(name, tmp_path, f"{STRICT} -fsanitize=thread -g", [], threads=3)
@@ -177,5 +194,6 @@ def test_the_kernel_mix_holds_the_kernels_it_names(tmp_path):
         "dependency chains overlap",  # after a direct convolution's
         "channels side by side per pixel",  # a channel-blocked input (PadBlocks)
         "mlcc_ukr_gather",  # the pixel-major kernel that reads it
+        "mlcc_ukr_strided(kc",  # a 1x1 convolution reading its input in place
     ):
         assert marker in source, marker
