@@ -181,6 +181,17 @@ static inline void mlcc_pool_run(mlcc_pool *p, int64_t tasks, mlcc_task_fn fn, v
   }
 }
 
+/* The busiest thread's load (in strip x panel tiles) when `strips` are cut into about b column blocks and
+ * `panels` into `chunks` row chunks; the blocks' real count, their strips and the tasks in *blocks, *per, *tasks. */
+static inline double mlcc_split_load(int threads, int64_t outer, int64_t strips, int64_t panels, int64_t b,
+                                      int64_t chunks, int64_t *blocks, int64_t *per, int64_t *tasks) {
+  *per = (strips + b - 1) / b; /* strips per column block */
+  *blocks = (strips + *per - 1) / *per;
+  *tasks = outer * *blocks * chunks;
+  const int64_t tall = (panels + chunks - 1) / chunks; /* panels per row chunk */
+  return (double)((*tasks + threads - 1) / threads) * (double)*per * (double)tall;
+}
+
 /* How a tiled kernel splits into tasks for `threads` threads: `outer` independent parts (images x groups),
  * each `strips` strips of nr columns wide and `panels` row panels tall. Comes in with the cache-sized
  * split (*col_blocks blocks of *nc columns, *row_chunks = 1). Chooses the column blocks and row chunks that
@@ -194,31 +205,26 @@ static inline void mlcc_pool_run(mlcc_pool *p, int64_t tasks, mlcc_task_fn fn, v
 static inline void mlcc_split(int threads, int64_t outer, int64_t strips, int64_t nr, int64_t panels,
                               int64_t *col_blocks, int64_t *nc, int64_t *row_chunks) {
   if (threads <= 1) return;
-  int64_t best_blocks = *col_blocks, best_per = (*nc + nr - 1) / nr, best_chunks = 1;
-  double best_load = 1e300;
-  int64_t best_tasks = 0;
-  for (int pass = 0; pass < 2; ++pass) { /* the lowest load, then the preferred split within 5% of it */
-    const double bound = pass == 0 ? 0 : best_load * 1.05;
-    int found = 0;
-    for (int64_t chunks = 1; chunks <= panels && chunks <= 4 * threads && !found; ++chunks) {
-      for (int64_t b = *col_blocks; b <= strips && b <= *col_blocks + 4 * threads; ++b) {
-        const int64_t per = (strips + b - 1) / b, blocks = (strips + per - 1) / per;
-        const int64_t tall = (panels + chunks - 1) / chunks, tasks = outer * blocks * chunks;
-        const double load = (double)((tasks + threads - 1) / threads) * (double)per * (double)tall;
-        if (pass == 0 ? load < best_load - 1e-9 : load <= bound && (!found || tasks < best_tasks)) {
-          if (pass == 0) best_load = load;
-          best_blocks = blocks;
-          best_per = per;
-          best_chunks = chunks;
-          best_tasks = tasks;
-          found = pass;
-        }
+  const int64_t b_lo = *col_blocks, b_hi = *col_blocks + 4 * threads, chunks_hi = 4 * threads;
+  int64_t blocks, per, tasks;
+  double best = 1e300; /* the lowest load of any split */
+  for (int64_t chunks = 1; chunks <= panels && chunks <= chunks_hi; ++chunks)
+    for (int64_t b = b_lo; b <= strips && b <= b_hi; ++b) {
+      const double load = mlcc_split_load(threads, outer, strips, panels, b, chunks, &blocks, &per, &tasks);
+      if (load < best) best = load;
+    }
+  /* of the splits within 5% of it, those of the fewest row chunks, and of those the one of the fewest tasks */
+  int64_t best_tasks = -1;
+  for (int64_t chunks = 1; chunks <= panels && chunks <= chunks_hi && best_tasks < 0; ++chunks)
+    for (int64_t b = b_lo; b <= strips && b <= b_hi; ++b) {
+      const double load = mlcc_split_load(threads, outer, strips, panels, b, chunks, &blocks, &per, &tasks);
+      if (load <= best * 1.05 && (best_tasks < 0 || tasks < best_tasks)) {
+        best_tasks = tasks;
+        *col_blocks = blocks;
+        *nc = per * nr;
+        *row_chunks = chunks;
       }
     }
-  }
-  *col_blocks = best_blocks;
-  *nc = best_per * nr;
-  *row_chunks = best_chunks;
 }
 
 /* What a threaded kernel gets: the pool (NULL with one thread) and `threads` scratch areas of
