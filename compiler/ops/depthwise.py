@@ -74,12 +74,12 @@ class DepthwiseConv(Conv):
         # blocked mode: small maps in blocks of 16 channels, pixel-major (the window's input for all 16
         # channels on the stack: at most BLOCK_FLOATS)
         xh, xw = (oh - 1) * sh + (kh - 1) * dh + 1, (ow - 1) * sw + (kw - 1) * dw + 1
-        m = w.shape[0]
-        blocked = m == group and sh == sw == 1 and oh * ow <= BLOCK_PIXELS and xh * xw * 16 <= BLOCK_FLOATS
-        v16 = node.attr("vw", 0) == 16
+        m, v16 = w.shape[0], node.attr("vw", 0) == 16
         lanes_used = 5 * m >= 4 * (-(-m // 16) * 16)
-        blocked = blocked or (
-            v16 and m == group and lanes_used and oh * ow <= BLOCK_PIXELS_V16 and xh * xw * 16 <= BLOCK_FLOATS
+        blocked = (
+            m == group
+            and xh * xw * 16 <= BLOCK_FLOATS
+            and ((sh == sw == 1 and oh * ow <= BLOCK_PIXELS) or (v16 and lanes_used and oh * ow <= BLOCK_PIXELS_V16))
         )
         # with 16-float vectors (AVX-512) the blocked mode's copies are register transposes of 16 pixels x 16
         # channels, each input pixel stored at its place in the window (every one of them inside it)
