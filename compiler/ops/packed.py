@@ -256,6 +256,8 @@ class PackedConv(OpDef):
             and panels <= B_IN_PLACE_PANELS
             and strips_stay_in_l1(params["P"], params["KC"], node.attr("nr"))
         )
+        if params["b_in_place"]:  # the scratch holds the partial last strip only
+            params["scratch_floats"] = min(kc, k) * node.attr("nr")
         inputs = [x, wp] + ([b] if b is not None else [])
         names = ["X", "W"] + (["B"] if b is not None else []) + ["Y"]
         return [Kernel("conv_packed", "conv", inputs, [y], params, names)]
