@@ -5,7 +5,6 @@ exceed their register budget (two blocks per SM) (ptxas -v)."""
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -14,12 +13,11 @@ import onnx
 import pytest
 
 import mlcc
-from helpers import half_model, op_mix
+from helpers import NEEDS_NVCC, NVCC_STRICT, half_model, op_mix
 
 ROOT = Path(__file__).resolve().parents[2]
 LIGHT = Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
-NVCC_STRICT = "-O3 -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror -Xptxas -v"
-pytestmark = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) not installed")
+pytestmark = NEEDS_NVCC
 
 
 MODELS = {

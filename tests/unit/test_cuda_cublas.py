@@ -5,7 +5,6 @@ pip's nvidia-cublas where nvcc is present). tests/gpu/test_cuda_cublas_gpu.py ru
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -14,12 +13,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 import mlcc
+from helpers import NEEDS_NVCC, NVCC_STRICT
 from mlcc.codegen import toolchain
 from mlcc.codegen.backends.cuda import _cublas_gemm
 from mlcc.errors import MlccError
-
-NEEDS_NVCC = pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc (CUDA toolkit) not installed")
-NVCC_STRICT = "-O3 -Werror all-warnings -Xcompiler -Wall,-Wextra,-Werror"
 
 
 def gemm_params(m, n, k, a_strides, b_strides, dims=(), y=(), a=(), b=()) -> dict:
