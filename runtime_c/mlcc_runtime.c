@@ -4,10 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h> /* madvise: model.c defines _DEFAULT_SOURCE, C++ (nvcc) has it by default */
+#endif
 
 #include "mlcc_runtime.h"
 
 #define MLCC_ALIGN 64
+#define MLCC_HUGE_PAGE ((uint64_t)2 << 20)
 #define MLCC_MAGIC 0x6d6c6363u   /* "mlcc": first field of a live instance */
 #define MLCC_DEAD 0x64656164u    /* "dead": set by destroy */
 #define MLCC_WEIGHTS_HEADER 64 /* "MLCCWTS1", sha256 (32 bytes), payload size (u64 LE), zero padding */
@@ -36,12 +40,22 @@ static inline const char *mlcc_status_message(int status) {
   }
 }
 
-/* A zeroed block of `bytes` (at least 1) aligned to MLCC_ALIGN, or NULL. */
+/* A zeroed block of `bytes` (at least 1) aligned to MLCC_ALIGN, or NULL. A block of MLCC_HUGE_PAGE bytes or
+   more is aligned to MLCC_HUGE_PAGE and asked for in transparent huge pages (Linux; a hint, ignored where they
+   are off): the weights, constants and arena of a large model are read once per run, and with 4 KiB pages every
+   4 KiB of them costs a TLB miss (resnet50 at 1 thread: 1.6 of 77 ms). */
 static inline void *mlcc_aligned_alloc(uint64_t bytes) {
-  uint64_t rounded = (bytes + MLCC_ALIGN - 1) / MLCC_ALIGN * MLCC_ALIGN;
-  if (rounded == 0) rounded = MLCC_ALIGN;
+  uint64_t align = MLCC_ALIGN;
+#if defined(MADV_HUGEPAGE)
+  if (bytes >= MLCC_HUGE_PAGE) align = MLCC_HUGE_PAGE;
+#endif
+  uint64_t rounded = (bytes + align - 1) / align * align;
+  if (rounded == 0) rounded = align;
   if (rounded > (uint64_t)SIZE_MAX) return NULL;
-  void *p = aligned_alloc(MLCC_ALIGN, (size_t)rounded);
+  void *p = aligned_alloc((size_t)align, (size_t)rounded);
+#if defined(MADV_HUGEPAGE)
+  if (p && align == MLCC_HUGE_PAGE) (void)madvise(p, (size_t)rounded, MADV_HUGEPAGE);
+#endif
   if (p) memset(p, 0, (size_t)rounded);
   return p;
 }
