@@ -279,6 +279,7 @@ class PackedConv(OpDef):
         # every strip and panel
         scratch = 0 if direct else (params["KC"] + channels) * p_panels * mr
         params.update(strips=wp.shape[1], p_panels=p_panels, direct=direct, scratch_floats=scratch)
+        params["TAIL"] = node.attr("tail", 0) if direct else 0  # the last tile's rows (cpu.py pixel_tail)
         inputs, names = [x, wp], ["X", "W"]
         if direct:
             off, pix = need_input(node, 3), need_input(node, 4)

@@ -172,7 +172,8 @@ def _pixel_direct_conv(node: Node, packed: Node, cpu: CpuTarget, fresh: FreshNam
         return None
     off = Value(fresh(node.name, "offsets"), INT32, offsets.shape, offsets.astype(np.int32))
     pix = Value(fresh(node.name, "pixels"), INT32, corners.shape, corners.astype(np.int32))
-    attrs = dict(packed.attrs, direct=1, mr=mr, pads=[0, 0, 0, 0], auto_pad="NOTSET")
+    tail = cpu.pixel_tail(out[0] * out[1], mr)
+    attrs = dict(packed.attrs, direct=1, mr=mr, tail=tail, pads=[0, 0, 0, 0], auto_pad="NOTSET")
     conv = Node(
         "PackedConv",
         [xp, packed.inputs[1], packed.input(2), off, pix],
@@ -223,7 +224,8 @@ def _blocked_conv(node: Node, cpu: CpuTarget, fresh: FreshNames) -> list[Node] |
     pix = Value(fresh(node.name, "pixels"), INT32, corners.shape, corners.astype(np.int32))
     depth = len(offsets)
     attrs = dict(node.attrs, source_op="Conv", w_shape=[m, cp, *kernel], mr=mr, nr=cpu.nr, kc=cpu.kc_for(depth))
-    attrs.update(nc=cpu.nc(depth), p_major=1, direct=1, blocked=BLOCK_CHANNELS, pads=[0, 0, 0, 0], auto_pad="NOTSET")
+    attrs.update(nc=cpu.nc(depth), p_major=1, direct=1, tail=cpu.pixel_tail(out[0] * out[1], mr))
+    attrs.update(blocked=BLOCK_CHANNELS, pads=[0, 0, 0, 0], auto_pad="NOTSET")
     conv = Node("PackedConv", [xb, wp, node.input(2), off, pix], node.outputs, attrs, node.name, PACKED_DOMAIN, 1)
     return [Node("PadBlocks", [x], [xb], {"pads": pads}, f"{node.name}:blocks", PACKED_DOMAIN, 1), conv]
 

@@ -114,6 +114,10 @@ CONVS = {
         (56, 16, 3, 3),
         {"strides": [2, 1], "dilations": [1, 2], "pads": [2, 0, 1, 3]},
     ),
+    # 13x13 (169 pixels = 21 tiles of 8 and one of 1: its own one-row micro-kernel on AVX-512), 2 images;
+    # 3x3 windows (channel-blocked) and a 1x1
+    "tail_blocked": ((2, 24, 13, 13), (40, 24, 3, 3), {"pads": [1, 1, 1, 1]}),
+    "tail_1x1": ((2, 136, 13, 13), (64, 136, 1, 1), {}),
     # a 1x1 of depth 128+ (AVX-512: pixel-major in place), 56 outputs (a partial strip), 54 pixels, 2 images
     "pixel_direct_1x1": ((2, 136, 6, 9), (56, 136, 1, 1), {}),
     # 49 pixels of a 1-D map: pixel-major with the patch panels packed (no in-place reads off 2-D maps)
@@ -186,6 +190,8 @@ def test_packed_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkeypat
     with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
         source = (tmp_path / "model.c").read_text()
         assert ENGINE_CALLS[kind] in source  # the engine ran
+        if name.startswith("tail_") and kind in ("pixel-direct", "blocked"):  # the last pixel: a one-row tile
+            assert ("mlcc_ukr_gather1(" in source) == (cpu == "x86-64-v4")
         if name in ("pointwise", "pointwise_rows_in_one_set"):  # 1x1: whole strips of B read in place from X
             assert ("mlcc_ukr_strided(kc" in source) == (name == "pointwise")
         got = compiled.run({"x": x})["y"]
@@ -323,6 +329,12 @@ def test_pixel_tiles_of_seven_rows_where_fewer_rows_are_computed():
     assert v4.pixel_rows(3136) == v4.pixel_rows(784) == 8  # as many rows either way: fewer tiles
     assert v4.pixel_rows(3025) == v4.pixel_rows(169) == 8  # one row saved does not pay for the extra tiles
     assert cpu_target("x86-64-v3").pixel_rows(49) == cpu_target("generic").pixel_rows(49) == 6  # no transpose
+
+
+def test_a_map_of_one_pixel_past_whole_tiles_ends_on_a_tile_of_one_row():
+    v4 = cpu_target("x86-64-v4")
+    assert [v4.pixel_tail(p, v4.pixel_rows(p)) for p in (169, 729, 3025, 100, 49, 784, 54)] == [1, 1, 1, 4, 0, 0, 0]
+    assert cpu_target("x86-64-v3").pixel_tail(169, 6) == 0  # no transpose: the whole tile's kernel
 
 
 def test_shallow_1x1_convs_on_7x7_maps_read_their_pixels_in_place():

@@ -32,6 +32,8 @@ CASES = {
     "pixel_1d": ((1, 24, 51), (64, 24, 3), {"pads": [1, 1]}),  # 1-D, 51 pixels: pixel-major, packed panels
     # AVX-512: 25 pixels in tiles of 7 rows (the last of 4), whose runs are added in place with masks
     "pixel_direct_7_rows": ((1, 32, 5, 5), (64, 32, 3, 3), {"pads": [1, 1, 1, 1]}),
+    # AVX-512: 169 pixels, 21 tiles of 8 and the last pixel on a tile of one row (cpu.py pixel_tail), 2 images
+    "pixel_direct_tail": ((2, 32, 13, 13), (64, 32, 3, 3), {"pads": [1, 1, 1, 1]}),
 }
 
 
@@ -123,6 +125,8 @@ def test_a_dying_residual_is_added_in_place(name, cpu, threads, tmp_path, monkey
         assert "const int in_place" in source
         if name == "pixel_direct_7_rows" and cpu == "x86-64-v4":
             assert "mlcc_ukr_gather7(288, xg" in source and "MLCC_STORE_RUN(c + " in source
+        if name == "pixel_direct_tail" and cpu == "x86-64-v4":
+            assert "if (mr < 8) mlcc_ukr_gather1(288, xg" in source
         got = compiled.run({"x": x})["y"]
     assert_close([got], run_ort(model, {"x": x}), rtol=1e-4, atol=1e-4)
 
@@ -134,7 +138,7 @@ def test_the_kernels_are_the_ones_named():
     assert kinds["packed_1x1"] == kinds["packed_k_blocks"] == "conv_packed"
     assert kinds["direct_3x3"] == "conv_direct"
     assert kinds["pixel_direct_3x3"] == kinds["pixel_direct_s2"] == kinds["pixel_1d"] == "conv_pmajor"
-    assert kinds["pixel_direct_7_rows"] == "conv_pmajor"
+    assert kinds["pixel_direct_7_rows"] == kinds["pixel_direct_tail"] == "conv_pmajor"
 
 
 @pytest.mark.parametrize("residual", ["input", "reused"])

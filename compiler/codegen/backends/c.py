@@ -229,7 +229,14 @@ class CBackend:
                 "transpose": transpose_plan(cpu.mr, cpu.vw),
                 # the row counts of the pixel-major tiles that read their input in place (conv_pmajor.c.j2)
                 "gather_rows": sorted(
-                    {cpu.mr} | {k.params["MR"] for k in threaded if k.family == "conv_pmajor" and k.params["direct"]}
+                    {cpu.mr}
+                    | {
+                        k.params[r]
+                        for k in threaded
+                        if k.family == "conv_pmajor"
+                        for r in ("MR", "TAIL")
+                        if k.params[r]
+                    }
                 ),
                 # the strided micro-kernel: 1x1 convolutions reading B in place (conv_packed.c.j2)
                 "strided": any(k.params.get("b_in_place") for k in threaded),
