@@ -107,11 +107,41 @@ class Fused(OpDef):
         epilogue["residual"] = _residual(host, body, chain)
         epilogue["heavy"] = bool(_CALL.search(" ".join(chain.lets + [chain.expr])))
         host.params = {**host.params, "epilogue": epilogue}
+        if "clamp" in host.params:
+            host.params["clamp"] = in_register_clamp(body, epilogue)
         host.arg_names = names[:n_in] + [f"E{i}" for i in range(len(chain.operands))] + names[n_in:]
         host.inputs = host.inputs + chain.operands
         host.outputs = [out]
         host.name = kernel_name(body)
         return [host]
+
+
+def in_register_clamp(body: list[Node], epilogue: dict) -> tuple[str, str] | None:
+    """The bounds (C float expressions) of an epilogue that is one Relu or one Clip with constant scalar bounds
+    on a float32 result, which a host may apply in registers with the bias (conv_packed.c.j2: acc < lo ? lo :
+    acc, then > hi ? hi, NaN passing as in the separate ops); else None."""
+    if len(body) != 2 or epilogue["residual"] is not None or body[1].domain != "":
+        return None
+    op, out = body[1], body[1].outputs[0]
+    if out.dtype.c != "float" or op.inputs[0] is not body[0].outputs[0]:
+        return None
+    if op.op == "Relu":
+        return "0.0f", "INFINITY"
+    if op.op != "Clip":
+        return None
+    if op.version < 11:
+        bounds = [op.attr("min", -3.4028234663852886e38), op.attr("max", 3.4028234663852886e38)]
+    else:
+        bounds = [op.input(1), op.input(2)]
+        for i, v in enumerate(bounds):
+            if v is not None:
+                if not v.is_const or v.size != 1:
+                    return None
+                bounds[i] = float(np.asarray(v.data).reshape(-1)[0])
+    if any(b is not None and not math.isfinite(b) for b in bounds):
+        return None
+    lo, hi = (repr(float(np.float32(b))) + "f" if b is not None else None for b in bounds)
+    return lo or "-INFINITY", hi or "INFINITY"
 
 
 # A function call in an epilogue (exp, tanh, erf: SiLU, GELU, Sigmoid): tens of operations per element, which

@@ -258,6 +258,8 @@ class PackedConv(OpDef):
         )
         if params["b_in_place"]:  # the scratch holds the partial last strip only
             params["scratch_floats"] = min(kc, k) * node.attr("nr")
+        # the bias added in the micro-kernel's registers (ops/fused.py in_register_clamp for a Relu or Clip)
+        params["clamp"] = ("-INFINITY", "INFINITY") if b is not None else None
         inputs = [x, wp] + ([b] if b is not None else [])
         names = ["X", "W"] + (["B"] if b is not None else []) + ["Y"]
         return [Kernel("conv_packed", "conv", inputs, [y], params, names)]

@@ -194,6 +194,6 @@ def test_the_kernel_mix_holds_the_kernels_it_names(tmp_path):
         "dependency chains overlap",  # after a direct convolution's
         "channels side by side per pixel",  # a channel-blocked input (PadBlocks)
         "mlcc_ukr_gather",  # the pixel-major kernel that reads it
-        "mlcc_ukr_strided(kc",  # a 1x1 convolution reading its input in place
+        "mlcc_ukr_strided_clamp(kc",  # a 1x1 convolution reading its input in place, bias and Relu in registers
     ):
         assert marker in source, marker

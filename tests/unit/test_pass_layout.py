@@ -137,7 +137,7 @@ CONVS = {
 NOT_BLOCKED = {"deep_k_blocks", "direct_strip_groups"}
 # the kernel each kind of PackedConv runs, as its call in the generated source
 ENGINE_CALLS = {
-    "packed": "mlcc_ukr_packed(kc, ap, 0, bp",  # im2col strips (conv_packed.c.j2)
+    "packed": "(kc, ap, 0, bp",  # im2col strips (conv_packed.c.j2; mlcc_ukr_packed, with a bias _clamp)
     "direct": "mlcc_ukr_direct(kc",  # the padded input read in place (conv_direct.c.j2)
     "pixel-packed": "mlcc_ukr_packed(kc, ap + (q - q_lo)",  # pixel-major patch panels (conv_pmajor.c.j2)
     "pixel-direct": ", xg, 0, bs, OFF, PIX + p0,",  # pixel-major, read in place, stored transposed (conv_pmajor.c.j2)
@@ -193,7 +193,7 @@ def test_packed_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkeypat
         if name.startswith("tail_") and kind in ("pixel-direct", "blocked"):  # the last pixel: a one-row tile
             assert ("mlcc_ukr_gather1(" in source) == (cpu == "x86-64-v4")
         if name in ("pointwise", "pointwise_rows_in_one_set"):  # 1x1: whole strips of B read in place from X
-            assert ("mlcc_ukr_strided(kc" in source) == (name == "pointwise")
+            assert ("mlcc_ukr_strided_clamp(kc" in source) == (name == "pointwise")  # with its bias
         got = compiled.run({"x": x})["y"]
     want = run_ort(model, {"x": x})
     # float32 sums of up to 3537 terms in another order than onnxruntime's: near-cancelling outputs of the

@@ -240,6 +240,8 @@ class CBackend:
                 ),
                 # the strided micro-kernel: 1x1 convolutions reading B in place (conv_packed.c.j2)
                 "strided": any(k.params.get("b_in_place") for k in threaded),
+                # micro-kernels that add the bias and apply a Relu or Clip in registers (conv_packed.c.j2)
+                "clamp": any(k.family == "conv_packed" and k.params.get("clamp") for k in threaded),
                 "cpu": cpu.name,
                 "scratch_floats": max(k.params.get("scratch_floats", 0) for k in threaded) or 1,
             }
