@@ -396,8 +396,9 @@ def _max_fold(x: np.ndarray, k: tuple[int, int], pads: tuple[int, int, int, int]
         ((2, 4), (1, 2, 0, 1), (3, 3), 12),
         ((3, 3), (0, 0, 0, 0), (2, 2), 12),
         ((3, 17), (0, 3, 0, 3), (1, 1), 12),
+        ((3, 3), (1, 1, 1, 1), (2, 2), 29),  # 29 columns read as 32 (whole vectors), the right padding reset
     ],
-    ids=["plane", "rows_padded_stride2", "rows_stride2", "rows_stride3", "general", "general_wide_kernel"],
+    ids=["plane", "rows_padded_stride2", "rows_stride2", "rows_stride3", "general", "general_wide_kernel", "rows_odd"],
 )
 def test_max_pooling_kernels_agree_on_nan(k, pads, strides, width, tmp_path, request):
     """The plane, row and general max-pooling kernels agree: a NaN counts only as a window's first element
