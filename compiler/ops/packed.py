@@ -282,6 +282,8 @@ class PackedConv(OpDef):
         scratch = 0 if direct else (params["KC"] + channels) * p_panels * mr
         params.update(strips=wp.shape[1], p_panels=p_panels, direct=direct, scratch_floats=scratch)
         params["TAIL"] = node.attr("tail", 0) if direct else 0  # the last tile's rows (cpu.py pixel_tail)
+        if direct:  # a Relu or Clip after it applied in registers (ops/fused.py in_register_clamp)
+            params["clamp"] = None
         inputs, names = [x, wp], ["X", "W"]
         if direct:
             off, pix = need_input(node, 3), need_input(node, 4)

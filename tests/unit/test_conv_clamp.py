@@ -6,11 +6,14 @@ reference (np.maximum, np.clip): the input holds NaN and infinities, and every c
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
+import mlcc.passes.pack_weights as layout
 from helpers import HOST_CPUS, assert_close, compile_and_load, run_ort
 
 KC_MAX = 384  # deeper than any target's KC: at least two K blocks
@@ -20,7 +23,13 @@ SHAPES = {
     "im2col_3x3_s2": ((1, 5, 17, 19), (13, 5, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
     "pointwise_in_place": ((2, 16, 9, 11), (24, 16, 1, 1), {}),  # whole strips of B read in place
     "pointwise_k_blocks": ((1, KC_MAX + 37, 7, 5), (11, KC_MAX + 37, 1, 1), {}),  # the last K block clamps
+    # pixel-major, read in place (AVX-512; conv_pmajor.c.j2): the tile clamped before its transposed store, a
+    # channel-blocked 3x3 on 13x13 (the last pixel on a tile of one row) and a 1x1 on 7x7 (tiles of 7, 40 of 64
+    # channels: partial strips stored element by element)
+    "pixel_3x3": ((2, 32, 13, 13), (64, 32, 3, 3), {"pads": [1, 1, 1, 1]}),
+    "pixel_1x1": ((1, 136, 7, 7), (40, 136, 1, 1), {}),
 }
+PIXEL = {"pixel_3x3", "pixel_1x1"}
 ACTS = {
     # name: (opset, nodes after the conv output "c" producing "y", initializers, numpy of the conv output)
     "relu": (17, [helper.make_node("Relu", ["c"], ["y"])], [], lambda c: np.maximum(c, 0)),
@@ -74,12 +83,20 @@ def test_bias_and_activation_in_registers_match_the_separate_ops(shape, act, cpu
     flat[[11]] = np.inf
     flat[[40]] = -np.inf
     model = _model(x_shape, w_shape, attrs, act, bias)
+    if shape in PIXEL:  # small pixel-major cases (as in test_pass_layout)
+        monkeypatch.setattr(layout, "P_MAJOR_CHANNELS", 1)
+        monkeypatch.setattr(layout, "P_MAJOR_DEPTH", 1)
     with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
         source = (tmp_path / "model.c").read_text()
-        assert "mlcc_ukr_packed_clamp(kc" in source
-        if shape != "pointwise_k_blocks":  # B read in place (strided) for a 1x1, packed for the im2col case
-            assert ("mlcc_ukr_strided_clamp(kc" in source) == (shape == "pointwise_in_place")
-        assert "float tb[" not in source  # no pass over the tile
+        if shape in PIXEL:
+            if cpu == "x86-64-v4":  # the tile clamped in registers; a bias alone needs no clamp
+                assert re.search(r"mlcc_ukr_gather\d_clamp\(", source) or act == "bias_only"
+                assert (shape == "pixel_3x3") == ("mlcc_ukr_gather1" in source)
+        else:
+            assert "mlcc_ukr_packed_clamp(kc" in source
+            if shape != "pointwise_k_blocks":  # B read in place (strided) for a 1x1, packed for the im2col case
+                assert ("mlcc_ukr_strided_clamp(kc" in source) == (shape == "pointwise_in_place")
+            assert "float tb[" not in source  # no pass over the tile
         got = compiled.run({"x": x})["y"]
     conv = run_ort(_model(x_shape, w_shape, attrs, act, bias, conv_only=True), {"x": x})[0]
     want = ACTS[act][3](conv).astype(np.float32)

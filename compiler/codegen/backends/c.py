@@ -242,6 +242,15 @@ class CBackend:
                 "strided": any(k.params.get("b_in_place") for k in threaded),
                 # micro-kernels that add the bias and apply a Relu or Clip in registers (conv_packed.c.j2)
                 "clamp": any(k.family == "conv_packed" and k.params.get("clamp") for k in threaded),
+                "gather_clamp": sorted(
+                    {
+                        k.params[r]
+                        for k in threaded
+                        if k.family == "conv_pmajor" and k.params.get("clamp")
+                        for r in ("MR", "TAIL")
+                        if k.params[r]
+                    }
+                ),
                 "cpu": cpu.name,
                 "scratch_floats": max(k.params.get("scratch_floats", 0) for k in threaded) or 1,
             }
