@@ -118,8 +118,8 @@ class Fused(OpDef):
 
 def in_register_clamp(body: list[Node], epilogue: dict) -> tuple[str, str] | None:
     """The bounds (C float expressions) of an epilogue that is one Relu or one Clip with constant scalar bounds
-    on a float32 result, which a host may apply in registers with the bias (conv_packed.c.j2: acc < lo ? lo :
-    acc, then > hi ? hi, NaN passing as in the separate ops); else None."""
+    on a float32 result, which a host may apply in registers with the bias (conv_packed.c.j2, conv_pmajor.c.j2:
+    acc < lo ? lo : acc, then > hi ? hi, NaN passing as in the separate ops); else None."""
     if len(body) != 2 or epilogue["residual"] is not None or body[1].domain != "":
         return None
     op, out = body[1], body[1].outputs[0]

@@ -138,8 +138,9 @@ def _row_ranges(p: dict) -> dict | None:
         return {**types, "plane_cols": [[1 if lo[kw] <= ow < hi[kw] else 0 for ow in range(OW)] for kw in range(KW)]}
     mw = -(-OW // VECTOR) * VECTOR
     # the column maxima run to whole vectors too (IWV columns, past the row into the next one, whose values
-    # are overwritten or unread): a scalar tail of up to 7 columns took most of a row's time (squeezenet's
-    # 55 -> 27 pool, 128 channels: 0.080 ms, onnxruntime 0.030)
+    # are reset or unread): without, a scalar tail of up to 7 columns per row (squeezenet's 3x3/2 pools, 1
+    # thread: 64 channels 111 -> 55 0.103 -> 0.088 ms, 128 channels 55 -> 27 0.080 -> 0.078; onnxruntime
+    # 0.074 and 0.030)
     iwv = -(-IW // VECTOR) * VECTOR
     return {**types, "MW": mw, "IWV": iwv, "VL": max((mw - 1) * SW + KW, PW + iwv)}
 

@@ -1140,7 +1140,7 @@ static void k4_fused_conv_relu_task(void *ctx, int64_t task, int worker) {
   const float *xg = X + (n * 8 + g * 8) * 324;
   (void)worker; /* no scratch */
   /* strip by strip of W^T (K x NR, streamed from L2) over the chunk's panels: each tile in one call over the
-     whole depth, read in place and stored transposed with the bias, then the epilogue while it is in L1 */
+     whole depth, read in place and stored transposed with the bias and clamped (a Relu or Clip) */
   for (int64_t s = 0; s < nc; s += 8) {
     const int64_t nr = nc - s < 8 ? nc - s : 8, m0 = j0 + s;
     const int64_t plane0 = n * 16 + g * 16 + m0; /* output channel plane of the strip's first column */
