@@ -108,7 +108,7 @@ class Fused(OpDef):
         epilogue["heavy"] = bool(_CALL.search(" ".join(chain.lets + [chain.expr])))
         host.params = {**host.params, "epilogue": epilogue}
         if "clamp" in host.params:
-            host.params["clamp"] = in_register_clamp(body, epilogue)
+            host.params["clamp"] = in_register_clamp(body, epilogue, residual_ok=host.family == "conv_packed")
         host.arg_names = names[:n_in] + [f"E{i}" for i in range(len(chain.operands))] + names[n_in:]
         host.inputs = host.inputs + chain.operands
         host.outputs = [out]
@@ -116,14 +116,22 @@ class Fused(OpDef):
         return [host]
 
 
-def in_register_clamp(body: list[Node], epilogue: dict) -> tuple[str, str] | None:
+def in_register_clamp(body: list[Node], epilogue: dict, residual_ok: bool = False) -> tuple[str, str] | None:
     """The bounds (C float expressions) of an epilogue that is one Relu or one Clip with constant scalar bounds
     on a float32 result, which a host may apply in registers with the bias (conv_packed.c.j2, conv_pmajor.c.j2:
-    acc < lo ? lo : acc, then > hi ? hi, NaN passing as in the separate ops); else None."""
-    if len(body) != 2 or epilogue["residual"] is not None or body[1].domain != "":
+    acc < lo ? lo : acc, then > hi ? hi, NaN passing as in the separate ops); else None. With `residual_ok`
+    also the residual Add (_residual) before it, or alone (bounds +-INFINITY): the host then adds the residual
+    in registers where the planner stored Y over it (conv_packed.c.j2's `in_place`)."""
+    residual = epilogue["residual"] is not None
+    if residual and not residual_ok:
         return None
-    op, out = body[1], body[1].outputs[0]
-    if out.dtype.c != "float" or op.inputs[0] is not body[0].outputs[0]:
+    head = body[1 + residual :]  # what follows the residual Add
+    if not head and residual and body[1].outputs[0].dtype.c == "float":
+        return "-INFINITY", "INFINITY"
+    if len(head) != 1 or head[0].domain != "":
+        return None
+    op, out = head[0], head[0].outputs[0]
+    if out.dtype.c != "float" or op.inputs[0] is not body[residual].outputs[0]:
         return None
     if op.op == "Relu":
         return "0.0f", "INFINITY"
