@@ -50,16 +50,19 @@ def _describe(step: Step) -> str:
     return " + ".join(f"{n.attrs.get('source_op', n.op)} {n.name!r}" for n in (body or [node]))
 
 
-def _gather_rows(kernels: list, clamped: bool = False) -> set[int]:
-    """The row counts of the in-place pixel-major kernels' tiles, whole and last (cpu.py pixel_tail); with
-    `clamped`, of those that clamp in registers (a Relu or Clip: ops/fused.py in_register_clamp)."""
-    return {
-        k.params[rows]
-        for k in kernels
-        if k.family == "conv_pmajor" and k.params["direct"] and (k.params.get("clamp") or not clamped)
-        for rows in ("MR", "TAIL")
-        if k.params[rows]
-    }
+def _gather_rows(kernels: list, clamped: bool) -> list[int]:
+    """The row counts of the in-place pixel-major kernels' tiles, whole and last (cpu.py pixel_tail), of those
+    that clamp in registers (a Relu or Clip: ops/fused.py in_register_clamp) or of the others: the micro-kernels
+    (mlcc_ukr_gather{rows}[_clamp]) the model calls, and no others."""
+    return sorted(
+        {
+            k.params[rows]
+            for k in kernels
+            if k.family == "conv_pmajor" and k.params["direct"] and bool(k.params.get("clamp")) == clamped
+            for rows in ("MR", "TAIL")
+            if k.params[rows]
+        }
+    )
 
 
 class CBackend:
@@ -240,12 +243,12 @@ class CBackend:
                 "VW": cpu.vw,
                 "transpose": transpose_plan(cpu.mr, cpu.vw),
                 # the row counts of the pixel-major tiles that read their input in place (conv_pmajor.c.j2)
-                "gather_rows": sorted({cpu.mr} | _gather_rows(threaded)),
+                "gather_rows": _gather_rows(threaded, clamped=False),
                 # the strided micro-kernel: 1x1 convolutions reading B in place (conv_packed.c.j2)
                 "strided": any(k.params.get("b_in_place") for k in threaded),
                 # micro-kernels that add the bias and apply a Relu or Clip in registers (conv_packed.c.j2)
                 "clamp": any(k.family == "conv_packed" and k.params.get("clamp") for k in threaded),
-                "gather_clamp": sorted(_gather_rows(threaded, clamped=True)),
+                "gather_clamp": _gather_rows(threaded, clamped=True),
                 "cpu": cpu.name,
                 "scratch_floats": max(k.params.get("scratch_floats", 0) for k in threaded) or 1,
             }

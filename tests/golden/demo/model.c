@@ -26,6 +26,11 @@
 /* ---- GEMM engine: 6 x 8 register tile, 4-float vectors (generic) ---- */
 #define MLCC_MR 6
 #define MLCC_NR 8
+/* v < lo ? lo : v, then > hi ? hi: a Relu or Clip after a tile (NaN passes, as through the separate ops) */
+static inline float mlcc_clampf(float v, float lo, float hi) {
+  v = v < lo ? lo : v;
+  return v > hi ? hi : v;
+}
 #if defined(__GNUC__)
 #define MLCC_PREFETCH_W(p) __builtin_prefetch((p), 1, 3)
 /* a micro-kernel is a function of its own: inlined into a kernel, its 15 vector registers (16 with AVX2)
@@ -592,131 +597,8 @@ static inline mlcc_vf mlcc_clamp(mlcc_vf v, mlcc_vf lo, mlcc_vf hi) {
   const mlcc_vi above = v > hi;
   return (mlcc_vf)(((mlcc_vi)v & ~above) | ((mlcc_vi)hi & above));
 }
-static inline float mlcc_clampf(float v, float lo, float hi) {
-  v = v < lo ? lo : v;
-  return v > hi ? hi : v;
-}
 /* A[r, k] is a[pix[r] + off[k]] (MR valid pixels): a pixel-major convolution's input read in place, one
    tile row per output pixel, the tile stored transposed (conv_pmajor.c.j2). */
-/* C^T: C[r, j] (+)= A[r, 0:kc] * Bp[0:kc, j] + bias[j] at c[j * ldc + r] (bias may be NULL); rows
-   of A past mr are read but never stored. */
-static MLCC_UKERNEL void mlcc_ukr_gather6(int64_t kc, const float *restrict a, int64_t lda, const float *restrict b, const int32_t *restrict off, const int32_t *restrict pix, const float *restrict bias,
-                              float *restrict c, int64_t ldc, int64_t mr, int64_t nr, int accumulate) {
-  (void)lda;
-  const float *a0 = a + pix[0];
-  const float *a1 = a + pix[1];
-  const float *a2 = a + pix[2];
-  const float *a3 = a + pix[3];
-  const float *a4 = a + pix[4];
-  const float *a5 = a + pix[5];
-
-  if (accumulate) { /* the old values the tile adds to (a residual from memory, or the last K block's) */
-    for (int64_t j = 0; j < nr; ++j) {
-      MLCC_PREFETCH_W(c + j * ldc);
-      MLCC_PREFETCH_W(c + j * ldc + 5);
-    }
-  }
-  if (nr <= 4) { /* a narrow tail strip (P mod NR columns): half the vectors, half the FMAs */
-    mlcc_vf h0_0 = {0};
-    mlcc_vf h1_0 = {0};
-    mlcc_vf h2_0 = {0};
-    mlcc_vf h3_0 = {0};
-    mlcc_vf h4_0 = {0};
-    mlcc_vf h5_0 = {0};
-#pragma GCC unroll 4
-    for (int64_t k = 0; k < kc; ++k) {
-      const mlcc_vf b0 = *(const mlcc_vfu *)(b + k * 8 + 0);
-      {
-        const float a_ = a0[off[k]];
-        h0_0 += a_ * b0;
-      }
-      {
-        const float a_ = a1[off[k]];
-        h1_0 += a_ * b0;
-      }
-      {
-        const float a_ = a2[off[k]];
-        h2_0 += a_ * b0;
-      }
-      {
-        const float a_ = a3[off[k]];
-        h3_0 += a_ * b0;
-      }
-      {
-        const float a_ = a4[off[k]];
-        h4_0 += a_ * b0;
-      }
-      {
-        const float a_ = a5[off[k]];
-        h5_0 += a_ * b0;
-      }
-    }
-    float t[6][4];
-    *(mlcc_vfu *)&t[0][0] = h0_0;
-    *(mlcc_vfu *)&t[1][0] = h1_0;
-    *(mlcc_vfu *)&t[2][0] = h2_0;
-    *(mlcc_vfu *)&t[3][0] = h3_0;
-    *(mlcc_vfu *)&t[4][0] = h4_0;
-    *(mlcc_vfu *)&t[5][0] = h5_0;
-    for (int64_t r = 0; r < mr; ++r)
-      for (int64_t j = 0; j < nr; ++j)
-        c[j * ldc + r] = (accumulate ? c[j * ldc + r] : 0.0f) + t[r][j] + (bias ? bias[j] : 0.0f);
-    return;
-  }
-  mlcc_vf c0_0 = {0}, c0_1 = {0};
-  mlcc_vf c1_0 = {0}, c1_1 = {0};
-  mlcc_vf c2_0 = {0}, c2_1 = {0};
-  mlcc_vf c3_0 = {0}, c3_1 = {0};
-  mlcc_vf c4_0 = {0}, c4_1 = {0};
-  mlcc_vf c5_0 = {0}, c5_1 = {0};
-  /* four steps per branch: the loop's own adds and compare otherwise cost a quarter of the FMA rate */
-#pragma GCC unroll 4
-  for (int64_t k = 0; k < kc; ++k) {
-    const mlcc_vf b0 = *(const mlcc_vfu *)(b + k * 8 + 0);
-    const mlcc_vf b1 = *(const mlcc_vfu *)(b + k * 8 + 4);
-    {
-      const float a_ = a0[off[k]];
-      c0_0 += a_ * b0; c0_1 += a_ * b1;
-    }
-    {
-      const float a_ = a1[off[k]];
-      c1_0 += a_ * b0; c1_1 += a_ * b1;
-    }
-    {
-      const float a_ = a2[off[k]];
-      c2_0 += a_ * b0; c2_1 += a_ * b1;
-    }
-    {
-      const float a_ = a3[off[k]];
-      c3_0 += a_ * b0; c3_1 += a_ * b1;
-    }
-    {
-      const float a_ = a4[off[k]];
-      c4_0 += a_ * b0; c4_1 += a_ * b1;
-    }
-    {
-      const float a_ = a5[off[k]];
-      c5_0 += a_ * b0; c5_1 += a_ * b1;
-    }
-  }
-  float t[6][8];
-  *(mlcc_vfu *)&t[0][0] = c0_0;
-  *(mlcc_vfu *)&t[0][4] = c0_1;
-  *(mlcc_vfu *)&t[1][0] = c1_0;
-  *(mlcc_vfu *)&t[1][4] = c1_1;
-  *(mlcc_vfu *)&t[2][0] = c2_0;
-  *(mlcc_vfu *)&t[2][4] = c2_1;
-  *(mlcc_vfu *)&t[3][0] = c3_0;
-  *(mlcc_vfu *)&t[3][4] = c3_1;
-  *(mlcc_vfu *)&t[4][0] = c4_0;
-  *(mlcc_vfu *)&t[4][4] = c4_1;
-  *(mlcc_vfu *)&t[5][0] = c5_0;
-  *(mlcc_vfu *)&t[5][4] = c5_1;
-  for (int64_t r = 0; r < mr; ++r)
-    for (int64_t j = 0; j < nr; ++j)
-      c[j * ldc + r] = (accumulate ? c[j * ldc + r] : 0.0f) + t[r][j] + (bias ? bias[j] : 0.0f);
-}
-
 /* C^T: C[r, j] (+)= A[r, 0:kc] * Bp[0:kc, j] + bias[j] at c[j * ldc + r] (bias may be NULL), then clamped to [lo, hi]; rows
    of A past mr are read but never stored. */
 static MLCC_UKERNEL void mlcc_ukr_gather6_clamp(int64_t kc, const float *restrict a, int64_t lda, const float *restrict b, const int32_t *restrict off, const int32_t *restrict pix, const float *restrict bias, float lo, float hi,
@@ -870,17 +752,6 @@ static inline void mlcc_ukr_direct(int64_t kc, const float *a, int64_t lda, cons
     }
 }
 
-static inline void mlcc_ukr_gather6(int64_t kc, const float *a, int64_t lda, const float *b, const int32_t *off, const int32_t *pix, const float *bias, float *c, int64_t ldc,
-                       int64_t mr, int64_t nr, int accumulate) {
-  (void)lda;
-  for (int64_t r = 0; r < mr; ++r)
-    for (int64_t j = 0; j < nr; ++j) {
-      float acc = 0.0f;
-      for (int64_t k = 0; k < kc; ++k) acc += a[pix[r] + off[k]] * b[k * 8 + j];
-      c[j * ldc + r] = (accumulate ? c[j * ldc + r] : 0.0f) + acc + (bias ? bias[j] : 0.0f);
-    }
-}
-
 static inline void mlcc_ukr_gather6_clamp(int64_t kc, const float *a, int64_t lda, const float *b, const int32_t *off, const int32_t *pix, const float *bias, float lo, float hi, float *c, int64_t ldc,
                        int64_t mr, int64_t nr, int accumulate) {
   (void)lda;
@@ -888,7 +759,7 @@ static inline void mlcc_ukr_gather6_clamp(int64_t kc, const float *a, int64_t ld
     for (int64_t j = 0; j < nr; ++j) {
       float acc = 0.0f;
       for (int64_t k = 0; k < kc; ++k) acc += a[pix[r] + off[k]] * b[k * 8 + j];
-      { float v = (accumulate ? c[j * ldc + r] : 0.0f) + acc + (bias ? bias[j] : 0.0f); v = v < lo ? lo : v; c[j * ldc + r] = v > hi ? hi : v; };
+      c[j * ldc + r] = mlcc_clampf((accumulate ? c[j * ldc + r] : 0.0f) + acc + (bias ? bias[j] : 0.0f), lo, hi);
     }
 }
 
