@@ -10,7 +10,10 @@ in blocks of 16 channels copied pixel-major, each output pixel of the block a ve
 in and out register transposes of 16 pixels x 16 channels);
 or, for column stride 2 or more and rows of at least PHASE_MIN_ROW outputs, each input row split once into
 its column phases (a row of stride-2 loads becomes two unit-stride rows), the output row computed from
-them into a stack row and stored with its epilogue in one pass.
+them into a stack row and stored with its epilogue in one pass;
+or, for column stride 1 with 8- or 16-float vectors outside the blocked mode (vector rows), each input row
+copied into a ring on the stack KW times, shifted so that every tap is whole aligned vector loads, VR
+output rows at a time with their accumulators (and a Relu or Clip) in registers.
 The fused epilogue is applied to each finished row (plane, block).
 Tasks are blocks of output channel planes."""
 
@@ -42,6 +45,10 @@ BLOCK_PIXELS_V16 = 256
 # 0.465 -> 0.351 ms, 144 to 28x28 0.172 -> 0.140; on rows of 14 and 7 they were slower (0.057 -> 0.070,
 # 0.049 -> 0.091): the strided row loop stays there
 PHASE_MIN_ROW = 16
+# vector rows: with 4-float vectors (generic) mobilenet_v2's 144 channels at 56x56 were slower (0.302 -> 0.312
+# ms), with 8 (AVX2) faster (0.210 -> 0.184)
+VROWS_MIN_VW = 8
+VROWS_FLOATS = 8192  # the ring of vector-rows mode, on the stack, at most
 
 
 def is_depthwise_2d(x_shape: tuple[int, ...], w_shape: tuple[int, ...], group: int) -> bool:
@@ -88,6 +95,18 @@ class DepthwiseConv(Conv):
         if blocked and inside and v16:
             steps, runs = transpose_plan(16, 16)
             shuffles = [[[st.dst, st.a, st.b, list(st.lanes)] for st in steps], [list(r) for r in runs]]
+        # vector rows: column stride 1 on a vector ISA, the rows in use copied into a zero-bordered ring
+        vw = node.attr("vw", 0)
+        # (KW shifted copies of each row: output column 0's taps at column lp of each, lp a whole vector)
+        lp = -(-max(0, (kw - 1) * dw - pw) // vw) * vw if vw else 0
+        nb = -(-ow // vw) if vw else 0
+        rw = -(-max(lp + pw + iw, lp + nb * vw) // 16) * 16 if vw else 0
+        # output rows at a time: at least 4 vector accumulators in flight (rows of 1 or 2 vectors: 4 or 2 rows);
+        # the ring's slots hold the input rows of this block and of the block after (fetched a block early)
+        vr = max(1, min(oh, 4 // max(1, min(nb, 4))))
+        slots = ((vr - 1) * sh + (kh - 1) * dh + 1) + vr * sh
+        vrows = vw >= VROWS_MIN_VW and sw == 1 and not blocked and (slots + 1) * kw * rw <= VROWS_FLOATS
+        plane = plane and not vrows
         # phase mode: column stride 2 or more (no dilation), each input row split into its column phases
         phases = not plane and not blocked and sw > 1 and dh == dw == 1 and ow >= PHASE_MIN_ROW
         pl = ow + (kw - 1) // sw  # a phase row's length: every output's taps
@@ -116,12 +135,19 @@ class DepthwiseConv(Conv):
             "blocked": blocked,
             "shuffles": shuffles,
             "phases": phases,
+            "vrows": vrows,
+            "VW": vw,
+            "LP": lp,
+            "RW": rw,
+            "VR": vr,
+            "NS": slots,
             "PL": pl,
             "FC": max(0, min(iw, sw * pl - pw)),  # the input columns any window reads
             "IHP": ihp,
             "IWP": iwp,
             "planes_per_task": max(1, TASK_OUTPUTS // max(1, oh * ow)),
             "threaded": True,
+            **({"clamp": None} if vrows else {}),  # a Relu or Clip epilogue in registers (ops/fused.py)
             "scratch_floats": 0,
         }
         inputs = [x, w] + ([b] if b is not None else [])

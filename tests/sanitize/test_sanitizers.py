@@ -161,9 +161,10 @@ def test_asan_ubsan_clean(name, threads, tmp_path):
 @pytest.mark.skipif("x86-64-v4" not in HOST_CPUS, reason="this host has no AVX-512")
 def test_asan_ubsan_clean_with_the_avx512_kernels(tmp_path):
     # the kernels only AVX-512 builds take: depthwise blocks copied by register transposes (kernel_mix's
-    # 5x5 map of 16 channels), pixel-major tiles stored transposed
+    # 5x5 map of 16 channels), pixel-major tiles stored transposed; and depthwise by vector rows (AVX2 too)
     values = build_and_run("kernel_mix", tmp_path, f"{STRICT} {SANITIZE}", [], threads=2, cpu="x86-64-v4")
-    assert "typedef float mlcc_v16 " in (tmp_path / "lib" / "model.c").read_text()
+    source = (tmp_path / "lib" / "model.c").read_text()
+    assert "typedef float mlcc_v16 " in source and "float ring[" in source
     assert np.all(np.isfinite(values))
 
 

@@ -1,5 +1,6 @@
 """Channel-major packed convolutions whose epilogue is nothing but the bias, or one Relu or Clip: the micro-kernel
-adds the bias and clamps in registers (ops/fused.py in_register_clamp, conv_packed.c.j2). The expected output is
+adds the bias and clamps in registers (ops/fused.py in_register_clamp, conv_packed.c.j2); so do pixel-major ones
+(conv_pmajor.c.j2) and depthwise ones by vector rows (conv_dw.c.j2). The expected output is
 the convolution alone (onnxruntime) followed by the activation in numpy, with NaN passing as in the ONNX
 reference (np.maximum, np.clip): the input holds NaN and infinities, and every case takes whole and partial tiles.
 """
@@ -28,8 +29,13 @@ SHAPES = {
     # channels: partial strips stored element by element)
     "pixel_3x3": ((2, 32, 13, 13), (64, 32, 3, 3), {"pads": [1, 1, 1, 1]}),
     "pixel_1x1": ((1, 136, 7, 7), (40, 136, 1, 1), {}),
+    # depthwise by vector rows (8- and 16-float vectors; conv_dw.c.j2): the rows clamped before their store, rows
+    # of 37 (a partial vector) one at a time, rows of 12 four (two) at a time with two left over
+    "depthwise_rows": ((1, 20, 11, 37), (20, 1, 3, 3), {"group": 20, "pads": [1, 1, 1, 1]}),
+    "depthwise_rows_of_12": ((1, 6, 30, 12), (6, 1, 3, 3), {"group": 6, "pads": [1, 1, 1, 1]}),
 }
 PIXEL = {"pixel_3x3", "pixel_1x1"}
+DEPTHWISE = {"depthwise_rows", "depthwise_rows_of_12"}
 ACTS = {
     # name: (opset, nodes after the conv output "c" producing "y", initializers, numpy of the conv output)
     "relu": (17, [helper.make_node("Relu", ["c"], ["y"])], [], lambda c: np.maximum(c, 0)),
@@ -92,6 +98,10 @@ def test_bias_and_activation_in_registers_match_the_separate_ops(shape, act, cpu
             if cpu == "x86-64-v4":  # the tile clamped in registers; a bias alone needs no clamp
                 assert re.search(r"mlcc_ukr_gather\d_clamp\(", source) or act == "bias_only"
                 assert (shape == "pixel_3x3") == ("mlcc_ukr_gather1" in source)
+        elif shape in DEPTHWISE:
+            if cpu != "generic":
+                assert "float ring[" in source
+                assert ("_clamp(a0_0, lo, hi)" in source) == (act != "bias_only")
         else:
             assert "mlcc_ukr_packed_clamp(kc" in source
             if shape != "pointwise_k_blocks":  # B read in place (strided) for a 1x1, packed for the im2col case

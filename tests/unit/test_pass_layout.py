@@ -405,18 +405,38 @@ DEPTHWISE = {
         (48, 1, 3, 3),
         {"group": 48, "pads": [1, 1, 1, 1], "strides": [2, 2]},
     ),
+    # column stride 1 with 8- or 16-float vectors: rows copied into a ring of shifted copies (vector rows):
+    # rows of 100 (groups of 4 vectors, then 3 with a partial one), row stride 2, column dilation, and rows of
+    # one vector computed 4 at a time with 2 left over (2 at a time with 8-float vectors)
+    "3x3_rows_of_100": ((1, 4, 10, 100), (4, 1, 3, 3), {"group": 4, "pads": [1, 1, 1, 1]}),
+    "3x3_row_stride2": ((1, 6, 21, 30), (6, 1, 3, 3), {"group": 6, "pads": [1, 1, 1, 1], "strides": [2, 1]}),
+    "3x3_dilated_2x2": ((1, 5, 12, 33), (5, 1, 3, 3), {"group": 5, "pads": [2, 2, 2, 2], "dilations": [2, 2]}),
+    "3x3_rows_of_12": ((1, 3, 42, 12), (3, 1, 3, 3), {"group": 3, "pads": [1, 0, 1, 1]}),
 }
 # stride 1 and maps of at most 64 outputs (ops/depthwise.py BLOCK_PIXELS), one channel per group: blocks of
 # 16 channels, pixel-major on the stack; other stride-1 maps with output rows of at most 28 (SHORT_ROW): the
 # padded plane in a stack buffer as one loop; the others row by row, rows outside the input read from a zero row
 DEPTHWISE_BLOCKED = {"window_wider_than_input", "2x4_dilated_tiny", "7x7_map_21_channels", "6x6_map_5x5_no_bias"}
-DEPTHWISE_PLANE = {"3x3_pad", "5x5_dilated_asym", "same_lower_no_bias", "v16_14x14_40_channels"}
+DEPTHWISE_PLANE = {"3x3_pad", "5x5_dilated_asym", "same_lower_no_bias", "v16_14x14_40_channels", "3x3_rows_of_12"}
 DEPTHWISE_PHASES = {n for n in DEPTHWISE if "phases" in n}
 # with 16-float vectors (x86-64-v4) blocked also: maps of up to 256 outputs and strides, channels that fill
 # 4/5 of their blocks; the copies in and out are register transposes where the whole input is inside the
 # window (not so in 2x2_phases_last_column_unread: element by element there)
 DEPTHWISE_V16 = {"v16_14x14_40_channels", "v16_stride2_40_channels", "v16_stride2_48_channels_phases"}
 DEPTHWISE_SHUFFLED = DEPTHWISE_BLOCKED | DEPTHWISE_V16
+# with 8- and 16-float vectors, the stride-1 columns of the others: vector rows
+DEPTHWISE_VROWS = {n for n, (_, _, a) in DEPTHWISE.items() if a.get("strides", [1, 1])[1] == 1} - DEPTHWISE_BLOCKED
+
+
+def depthwise_mode(name: str, cpu: str) -> str:
+    """What marks the generated source of DEPTHWISE[name]'s kernel on `cpu`."""
+    if name in DEPTHWISE_BLOCKED or (cpu == "x86-64-v4" and name in DEPTHWISE_V16):
+        return "_Alignas(64) float xt["
+    if cpu != "generic" and name in DEPTHWISE_VROWS:
+        return "float ring["
+    if name in DEPTHWISE_PLANE:
+        return "float xp["
+    return "zero_phases" if name in DEPTHWISE_PHASES else "zero_row"
 
 
 @pytest.mark.parametrize(("cpu", "threads"), RUNS)
@@ -431,21 +451,13 @@ def test_depthwise_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkey
         v16 = cpu == "x86-64-v4"
         source = (tmp_path / "model.c").read_text()
         assert ("typedef float mlcc_v16 " in source) == (v16 and name in DEPTHWISE_SHUFFLED)
-        mode = (
-            "_Alignas(64) float xt["
-            if name in DEPTHWISE_BLOCKED or (v16 and name in DEPTHWISE_V16)
-            else "float xp["
-            if name in DEPTHWISE_PLANE
-            else "zero_phases"
-            if name in DEPTHWISE_PHASES
-            else "zero_row"
-        )
-        assert mode in source
+        assert depthwise_mode(name, cpu) in source
         got = compiled.run({"x": x})["y"]
     assert_close([got], run_ort(model, {"x": x}), rtol=1e-4, atol=1e-4)
 
 
 V4 = pytest.mark.skipif("x86-64-v4" not in HOST_CPUS, reason="this host has no AVX-512")
+V3 = pytest.mark.skipif("x86-64-v3" not in HOST_CPUS, reason="this host has no AVX2")
 
 
 @pytest.mark.parametrize(
@@ -456,8 +468,9 @@ V4 = pytest.mark.skipif("x86-64-v4" not in HOST_CPUS, reason="this host has no A
         (37, 1, 8, "generic", "zero_row"),
         (40, 2, 8, "generic", "zero_phases"),
         pytest.param(11, 2, 28, "x86-64-v4", "typedef float mlcc_v16 ", marks=V4),  # blocked, transposes
+        pytest.param(37, 1, 8, "x86-64-v3", "float ring[", marks=V3),  # vector rows, the epilogue after each row
     ],
-    ids=["blocked", "plane", "rows", "phases", "blocked_v16"],
+    ids=["blocked", "plane", "rows", "phases", "blocked_v16", "vector_rows"],
 )
 def test_depthwise_conv_takes_a_residual_relu_epilogue(width, stride, channels, cpu, mode, tmp_path, monkeypatch):
     out = [1, channels, (13 - 1) // stride + 1, (width - 1) // stride + 1]
