@@ -97,6 +97,7 @@ PLANE_MAX_ROW = 32
 PLANE_MAX = 4096
 MAX_SIDE = 16  # the row kernel unrolls the window's rows and columns
 VECTOR = 8  # the row kernel's buffers run to whole vectors of this many elements
+REG_ROWS_MAX_VECTORS = 16  # rows of the register path, in 8-float vectors, at most (its code is unrolled)
 LOWEST = {
     "float": "-INFINITY",
     "double": "-INFINITY",
@@ -142,7 +143,12 @@ def _row_ranges(p: dict) -> dict | None:
     # thread: 64 channels 111 -> 55 0.103 -> 0.088 ms, 128 channels 55 -> 27 0.080 -> 0.078; onnxruntime
     # 0.074 and 0.030)
     iwv = -(-IW // VECTOR) * VECTOR
-    return {**types, "MW": mw, "IWV": iwv, "VL": max((mw - 1) * SW + KW, PW + iwv)}
+    # float32 windows of 2 or 3 columns at column stride 2, a left padding of at most 1, none on the right: with
+    # AVX2 or AVX-512 the column maxima stay in registers and the windows come from their even and odd columns
+    # by shuffles
+    reg_rows = p["ctype"] == "float" and SW == 2 and KW in (2, 3) and PW <= 1 and (OW - 1) * SW + KW <= PW + IW
+    reg_rows = reg_rows and -(-IW // 8) <= REG_ROWS_MAX_VECTORS
+    return {**types, "MW": mw, "IWV": iwv, "VL": max((mw - 1) * SW + KW, PW + iwv), "reg_rows": reg_rows}
 
 
 @register("MaxPool", since=[8, 10, 11, 12, 22])

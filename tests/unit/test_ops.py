@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from helpers import assert_close, op_mix, run_mlcc, run_ort
+from helpers import HOST_CPUS, assert_close, op_mix, run_mlcc, run_ort
 
 F32, I64 = np.float32, np.int64
 
@@ -420,3 +420,38 @@ def test_max_pooling_kernels_agree_on_nan(k, pads, strides, width, tmp_path, req
     source = (tmp_path / "out" / "model.c").read_text()
     kernel = "plane" if "the whole plane as one run" in source else "rows" if "separably" in source else "general"
     assert request.node.callspec.id.startswith(kernel)
+
+
+@pytest.mark.parametrize("cpu", HOST_CPUS)
+@pytest.mark.parametrize(
+    "k, width, height, pads",
+    [
+        ((3, 3), 36, 9, (0, 0, 0, 0)),
+        ((3, 3), 55, 11, (0, 0, 0, 0)),
+        ((2, 2), 40, 8, (0, 0, 0, 0)),
+        ((3, 3), 111, 7, (0, 0, 0, 0)),
+        ((2, 3), 41, 6, (0, 0, 0, 0)),
+        ((3, 3), 40, 9, (1, 1, 1, 1)),  # resnet50's pool: the first row and column padded
+        ((3, 3), 47, 8, (1, 1, 0, 0)),
+    ],
+    ids=["3x3_w36", "3x3_w55", "2x2_w40", "3x3_w111", "2x3_w41", "3x3_pad1_w40", "3x3_pad1_w47"],
+)
+def test_max_pooling_rows_in_registers_agree_on_nan(k, width, height, pads, cpu, tmp_path):
+    """Windows of 2 or 3 columns at stride 2 with a left padding of at most 1 (squeezenet's and resnet50's
+    pools): with AVX2 and AVX-512 the column maxima stay in registers and the windows come from their even
+    and odd columns by shuffles; rows read past their end into the next one (not on the last plane's last
+    rows, which take the row buffer, as do rows in the top padding), and rows whose first window row holds a
+    NaN go window by window, as in the other kernels."""
+    rng = np.random.default_rng(width)
+    x = rng.standard_normal((2, 3, height, width)).astype(F32)
+    x[rng.random(x.shape) < 0.05] = np.nan
+    x[:, 1] = np.where(np.isnan(x[:, 1]), -0.5, x[:, 1])  # a plane with no NaN
+    node = helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=list(k), strides=[2, 2], pads=list(pads))
+    graph = helper.make_graph(
+        [node], "p", [helper.make_tensor_value_info("x", TensorProto.FLOAT, x.shape)],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)],
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    got = run_mlcc(model, {"x": x}, tmp_path / "out", cpu=cpu)[0]
+    np.testing.assert_array_equal(got, _max_fold(x, k, pads, (2, 2)))
+    assert "in registers" in (tmp_path / "out" / "model.c").read_text()

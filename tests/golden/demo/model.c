@@ -892,6 +892,9 @@ static void k1_fused_conv_relu(const float *X, const float *W, const int32_t *OF
   mlcc_pool_run(x->pool, 1 * args.col_blocks * args.row_chunks, k1_fused_conv_relu_task, &args);
 }
 
+#if (defined(__AVX512F__) || defined(__AVX2__)) && (defined(__clang__) || __GNUC__ >= 12)
+#include <immintrin.h>
+#endif
 static void k2_maxpool(const float *X, float *Y) {
   const int64_t nc_lo = 0, nc_hi = 8;
   /* one output row at a time, separably: the column maxima over the window's rows into v (input column c at
@@ -904,6 +907,72 @@ static void k2_maxpool(const float *X, float *Y) {
       const int64_t kh_lo = h0 < 0 ? -h0 : 0, kh_hi = 32 - h0 < 2 ? 32 - h0 : 2;
       const float *r = x + (h0 + kh_lo) * 32; /* the first row inside the input */
       int nan = 0; /* a NaN in the windows' first row: then this output row goes window by window (below) */
+#if defined(__AVX512F__) && (defined(__clang__) || __GNUC__ >= 12)
+      if (kh_lo == 0 && kh_hi == 2) {
+        /* in registers, 16 floats a vector: the column maxima of 2 vectors,
+           then the windows at column stride 2 from their even and odd columns (register shuffles);
+           through a row buffer, its strided loads spanning several of the stores just made did not forward and
+           waited for them (squeezenet's 128-channel 55 -> 27 pool 0.078 ms, onnxruntime's 0.030) */
+        typedef float pv __attribute__((vector_size(64)));
+        typedef float pvu __attribute__((vector_size(64), aligned(4)));
+        typedef int32_t pvi __attribute__((vector_size(64)));
+        pvi nanv = {0};
+        pv c0 = *(const pvu *)(r + 0);
+        nanv |= c0 != c0;
+        c0 = (pv)_mm512_max_ps((__m512)*(const pvu *)(r + 32), (__m512)c0); /* b > a ? b : a */
+        pv c1 = *(const pvu *)(r + 16);
+        nanv |= c1 != c1;
+        c1 = (pv)_mm512_max_ps((__m512)*(const pvu *)(r + 48), (__m512)c1); /* b > a ? b : a */
+        for (int l = 0; l < 16; ++l) nan |= nanv[l];
+        if (!nan) {
+          float *y = Y + nc * 256 + oh * 16;
+          {
+            const pv e = __builtin_shufflevector(c0, c1, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+            pv a = (pv)_mm512_max_ps((__m512)__builtin_shufflevector(c0, c1, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31), (__m512)e);
+            *(pvu *)(y + 0) = a;
+          }
+          continue;
+        }
+      } else
+#elif defined(__AVX2__) && (defined(__clang__) || __GNUC__ >= 12)
+      if (kh_lo == 0 && kh_hi == 2) {
+        /* in registers, 8 floats a vector: the column maxima of 4 vectors,
+           then the windows at column stride 2 from their even and odd columns (register shuffles);
+           through a row buffer, its strided loads spanning several of the stores just made did not forward and
+           waited for them (squeezenet's 128-channel 55 -> 27 pool 0.078 ms, onnxruntime's 0.030) */
+        typedef float pv __attribute__((vector_size(32)));
+        typedef float pvu __attribute__((vector_size(32), aligned(4)));
+        typedef int32_t pvi __attribute__((vector_size(32)));
+        pvi nanv = {0};
+        pv c0 = *(const pvu *)(r + 0);
+        nanv |= c0 != c0;
+        c0 = (pv)_mm256_max_ps((__m256)*(const pvu *)(r + 32), (__m256)c0); /* b > a ? b : a */
+        pv c1 = *(const pvu *)(r + 8);
+        nanv |= c1 != c1;
+        c1 = (pv)_mm256_max_ps((__m256)*(const pvu *)(r + 40), (__m256)c1); /* b > a ? b : a */
+        pv c2 = *(const pvu *)(r + 16);
+        nanv |= c2 != c2;
+        c2 = (pv)_mm256_max_ps((__m256)*(const pvu *)(r + 48), (__m256)c2); /* b > a ? b : a */
+        pv c3 = *(const pvu *)(r + 24);
+        nanv |= c3 != c3;
+        c3 = (pv)_mm256_max_ps((__m256)*(const pvu *)(r + 56), (__m256)c3); /* b > a ? b : a */
+        for (int l = 0; l < 8; ++l) nan |= nanv[l];
+        if (!nan) {
+          float *y = Y + nc * 256 + oh * 16;
+          {
+            const pv e = __builtin_shufflevector(c0, c1, 0, 2, 4, 6, 8, 10, 12, 14);
+            pv a = (pv)_mm256_max_ps((__m256)__builtin_shufflevector(c0, c1, 1, 3, 5, 7, 9, 11, 13, 15), (__m256)e);
+            *(pvu *)(y + 0) = a;
+          }
+          {
+            const pv e = __builtin_shufflevector(c2, c3, 0, 2, 4, 6, 8, 10, 12, 14);
+            pv a = (pv)_mm256_max_ps((__m256)__builtin_shufflevector(c2, c3, 1, 3, 5, 7, 9, 11, 13, 15), (__m256)e);
+            *(pvu *)(y + 8) = a;
+          }
+          continue;
+        }
+      } else
+#endif
       if (kh_lo == 0 && kh_hi == 2) {
         MLCC_ROW_LOOP
         for (int64_t i = 0; i < 32; ++i) {
