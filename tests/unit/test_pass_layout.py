@@ -659,3 +659,31 @@ def test_packed_conv_references_read_their_layouts(name):
     assert graph.nodes[0].op == ("PadPlanes" if name.startswith("stem") else "PadBlocks")
     want = run_ort(model, {"x": x})
     assert_close([values[id(graph.nodes[-1].outputs[0])]], want, rtol=1e-4, atol=2e-6 * float(np.abs(want[0]).max()))
+
+
+@pytest.mark.parametrize("cpu", CPUS)
+def test_conv_kernels_build_without_warnings(cpu, tmp_path):
+    """-Wall -Wextra -Werror over a 1x1 convolution deeper than KC (K blocks, its input read in place where the
+    cpu packs it channel-major) and a depthwise one with a Clip after each (vector rows with AVX2 and AVX-512:
+    the Clip's bound operands unused there, the clamp in registers)."""
+    rng = np.random.default_rng(5)
+    inits = [
+        numpy_helper.from_array(rng.standard_normal((32, KC_MAX + 16, 1, 1)).astype(np.float32), "w0"),
+        numpy_helper.from_array(rng.standard_normal((32, 1, 3, 3)).astype(np.float32), "w1"),
+        numpy_helper.from_array(rng.standard_normal(32).astype(np.float32), "b1"),
+        numpy_helper.from_array(np.float32(0), "lo"),
+        numpy_helper.from_array(np.float32(6), "hi"),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "w0"], ["c0"]),
+        helper.make_node("Clip", ["c0", "lo", "hi"], ["r0"]),
+        helper.make_node("Conv", ["r0", "w1", "b1"], ["c1"], group=32, pads=[1, 1, 1, 1]),
+        helper.make_node("Clip", ["c1", "lo", "hi"], ["y"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "convs", [helper.make_tensor_value_info("x", TensorProto.FLOAT, (1, KC_MAX + 16, 20, 20))],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, None)], inits,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    source = build_c_strictly(model, tmp_path, cpu=cpu)
+    assert ("float ring[" in source) == (cpu != "generic")
