@@ -30,12 +30,13 @@ SHAPES = {
     "pixel_3x3": ((2, 32, 13, 13), (64, 32, 3, 3), {"pads": [1, 1, 1, 1]}),
     "pixel_1x1": ((1, 136, 7, 7), (40, 136, 1, 1), {}),
     # depthwise by vector rows (8- and 16-float vectors; conv_dw.c.j2): the rows clamped before their store, rows
-    # of 37 (a partial vector) one at a time, rows of 12 four (two) at a time with two left over
+    # of 37 (a partial vector) one at a time, rows of 12 four (two) at a time with two left over, stride 2
     "depthwise_rows": ((1, 20, 11, 37), (20, 1, 3, 3), {"group": 20, "pads": [1, 1, 1, 1]}),
     "depthwise_rows_of_12": ((1, 6, 30, 12), (6, 1, 3, 3), {"group": 6, "pads": [1, 1, 1, 1]}),
+    "depthwise_stride2": ((1, 8, 14, 41), (8, 1, 3, 3), {"group": 8, "pads": [1, 1, 1, 1], "strides": [2, 2]}),
 }
 PIXEL = {"pixel_3x3", "pixel_1x1"}
-DEPTHWISE = {"depthwise_rows", "depthwise_rows_of_12"}
+DEPTHWISE = {"depthwise_rows", "depthwise_rows_of_12", "depthwise_stride2"}
 ACTS = {
     # name: (opset, nodes after the conv output "c" producing "y", initializers, numpy of the conv output)
     "relu": (17, [helper.make_node("Relu", ["c"], ["y"])], [], lambda c: np.maximum(c, 0)),

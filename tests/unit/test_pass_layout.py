@@ -424,8 +424,9 @@ DEPTHWISE_PHASES = {n for n in DEPTHWISE if "phases" in n}
 # window (not so in 2x2_phases_last_column_unread: element by element there)
 DEPTHWISE_V16 = {"v16_14x14_40_channels", "v16_stride2_40_channels", "v16_stride2_48_channels_phases"}
 DEPTHWISE_SHUFFLED = DEPTHWISE_BLOCKED | DEPTHWISE_V16
-# with 8- and 16-float vectors, the stride-1 columns of the others: vector rows
+# with 8- and 16-float vectors, the others at column stride 1, or 2 with rows of 16 or more: vector rows
 DEPTHWISE_VROWS = {n for n, (_, _, a) in DEPTHWISE.items() if a.get("strides", [1, 1])[1] == 1} - DEPTHWISE_BLOCKED
+DEPTHWISE_VROWS |= DEPTHWISE_PHASES - {"3x4_stride3_phases"}
 
 
 def depthwise_mode(name: str, cpu: str) -> str:
@@ -469,8 +470,9 @@ V3 = pytest.mark.skipif("x86-64-v3" not in HOST_CPUS, reason="this host has no A
         (40, 2, 8, "generic", "zero_phases"),
         pytest.param(11, 2, 28, "x86-64-v4", "typedef float mlcc_v16 ", marks=V4),  # blocked, transposes
         pytest.param(37, 1, 8, "x86-64-v3", "float ring[", marks=V3),  # vector rows, the epilogue after each row
+        pytest.param(40, 2, 8, "x86-64-v3", "float ring[", marks=V3),
     ],
-    ids=["blocked", "plane", "rows", "phases", "blocked_v16", "vector_rows"],
+    ids=["blocked", "plane", "rows", "phases", "blocked_v16", "vector_rows", "vector_rows_stride2"],
 )
 def test_depthwise_conv_takes_a_residual_relu_epilogue(width, stride, channels, cpu, mode, tmp_path, monkeypatch):
     out = [1, channels, (13 - 1) // stride + 1, (width - 1) // stride + 1]
