@@ -206,6 +206,11 @@ class PackedConv(OpDef):
             if x.rank != 5 or x.shape[4] != node.attr("blocked"):
                 raise ShapeError(f"PackedConv {node.name!r}: a blocked input should be 5-D, not {list(x.shape)}")
             return conv_geometry(node, (x.shape[0], x.shape[1] * x.shape[4]) + x.shape[2:4], w_shape)
+        if node.attr("phases", 0):  # X is PadPhases' output: the convolution of the padded input it came from
+            s, (hp, wp) = node.attr("phases"), node.attr("padded")
+            if x.rank != 4 or x.shape[1] % (s * s) or (x.shape[2] - node.attr("slack_rows", 0)) * s < hp:
+                raise ShapeError(f"PackedConv {node.name!r}: {list(x.shape)} are not the phases of a {hp}x{wp} input")
+            return conv_geometry(node, (x.shape[0], x.shape[1] // (s * s), hp, wp), w_shape)
         slack = node.attr("slack_rows", 0)
         if slack and (x.rank != 4 or x.shape[2] <= slack):
             raise ShapeError(
@@ -231,6 +236,11 @@ class PackedConv(OpDef):
             w = unpack_conv_weights(inputs[1], tuple(node.attr("w_shape")), node.attr("mr"), node.attr("kc"))
         b = inputs[2] if len(inputs) > 2 else None
         x = x[:, :, : x.shape[2] - node.attr("slack_rows", 0)]
+        if node.attr("phases", 0):  # the padded input back from its phases
+            s, (hp, wp) = node.attr("phases"), node.attr("padded")
+            n, cs, h2, w2 = x.shape
+            x = x.reshape(n, cs // (s * s), s, s, h2, w2).transpose(0, 1, 4, 2, 5, 3).reshape(n, -1, h2 * s, w2 * s)
+            x = x[:, :, :hp, :wp]
         return [conv_reference(x, w, b, self._geometry(node))]
 
     def lower(self, node):
@@ -444,6 +454,58 @@ class PadPlanes(OpDef):
             "scratch_floats": 0,
         }
         return [Kernel("pad_planes", "pad", [x], [y], params, ["X", "Y"])]
+
+
+@register("PadPhases", since=1, domain=PACKED_DOMAIN)
+class PadPhases(OpDef):
+    """Zero padding (pads = [top, left, bottom, right], >= 0) and phase split at `stride` s of a 4-D float32
+    tensor: [N, C, H, W] -> [N, C * s * s, ceil(Hp / s) + slack, ceil(Wp / s)], channel (c * s + pr) * s + pc
+    holding padded rows s * i + pr and columns s * j + pc (zeros past the padded plane and in the `slack`
+    rows): the input of a strided direct convolution (passes/pack_weights.py _direct_conv), which reads each
+    phase as a stride-1 plane."""
+
+    def infer(self, node):
+        x = need_input(node, 0)
+        top, left, bottom, right = node.attr("pads")
+        s, slack = node.attr("stride"), node.attr("slack", 0)
+        if x.rank != 4 or min(top, left, bottom, right) < 0 or s < 1 or slack < 0:
+            raise ShapeError(f"PadPhases {node.name!r}: needs a 4-D input, pads >= 0 and a stride >= 1")
+        hp, wp = x.shape[2] + top + bottom, x.shape[3] + left + right
+        return [(x.dtype, (x.shape[0], x.shape[1] * s * s, -(-hp // s) + slack, -(-wp // s)))]
+
+    def reference(self, node, inputs):
+        top, left, bottom, right = node.attr("pads")
+        s, slack = node.attr("stride"), node.attr("slack", 0)
+        x = np.pad(inputs[0], [(0, 0), (0, 0), (top, bottom), (left, right)])
+        n, c, hp, wp = x.shape
+        h2, w2 = -(-hp // s), -(-wp // s)
+        x = np.pad(x, [(0, 0), (0, 0), (0, h2 * s - hp + slack * s), (0, w2 * s - wp)])
+        phases = x.reshape(n, c, h2 + slack, s, w2, s).transpose(0, 1, 3, 5, 2, 4)
+        return [np.ascontiguousarray(phases.reshape(n, c * s * s, h2 + slack, w2))]
+
+    def lower(self, node):
+        x, y = node.inputs[0], node.outputs[0]
+        top, left, _, _ = node.attr("pads")
+        s, iw, ow = node.attr("stride"), x.shape[3], y.shape[3]
+        # per column phase pc, the phase columns [lo, hi) that hold input columns s * j + pc - left
+        lo = [max(0, min(ow, -(-(left - pc) // s))) for pc in range(s)]
+        hi = [max(lo[pc], min(ow, (iw - 1 + left - pc) // s + 1)) for pc in range(s)]
+        params = {
+            "lo": lo,
+            "hi": hi,
+            "planes": x.shape[0] * x.shape[1],
+            "S": s,
+            "IH": x.shape[2],
+            "IW": x.shape[3],
+            "OH": y.shape[2],
+            "OW": y.shape[3],
+            "top": top,
+            "left": left,
+            "per_task": max(1, 16384 // (x.shape[2] * x.shape[3])),  # planes per task: at least 64 KiB of input
+            "threaded": True,
+            "scratch_floats": 0,
+        }
+        return [Kernel("pad_phases", "pad", [x], [y], params, ["X", "Y"])]
 
 
 @register("PadBlocks", since=1, domain=PACKED_DOMAIN)

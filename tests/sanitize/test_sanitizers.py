@@ -32,8 +32,9 @@ def kernel_mix() -> onnx.ModelProto:
     convolution's one-pass epilogue, max pooling by planes and by rows at stride 2 (padded and not),
     depthwise convolutions in plane, row, blocked and column-phase mode with epilogues, heavy (SiLU)
     epilogues run after the tiles of direct and packed convolutions and of a Gemm, and convolutions of 16
-    channels from a channel-blocked input (PadBlocks: padded, at stride 2, with SiLU), and a 1x1 convolution
-    reading its input in place (with AVX2 and AVX-512 its partial last strip packed)."""
+    channels from a channel-blocked input (PadBlocks: padded, at stride 2, with SiLU), a 1x1 convolution
+    reading its input in place (with AVX2 and AVX-512 its partial last strip packed), and strided ones over
+    their input's phases (PadPhases) and by im2col."""
     from onnx import TensorProto, helper, numpy_helper
 
     rng = np.random.default_rng(5)
@@ -64,9 +65,11 @@ def kernel_mix() -> onnx.ModelProto:
         helper.make_node("Conv", ["x", "w16", "b16"], ["h"], pads=[1, 1, 1, 1], strides=[2, 2]),
         helper.make_node("Sigmoid", ["h"], ["hs"]),
         helper.make_node("Mul", ["h", "hs"], ["y6"]),
-        helper.make_node("Conv", ["x5", "w6p", "b16"], ["u"], strides=[2, 2]),  # 6 channels: im2col
+        helper.make_node("Conv", ["x5", "w6p", "b16"], ["u"], strides=[2, 2]),  # 6 channels: over the phases
         helper.make_node("Sigmoid", ["u"], ["us"]),
         helper.make_node("Mul", ["u", "us"], ["y8"]),
+        helper.make_node("Conv", ["x5", "w40", "b40"], ["t"], strides=[2, 2], pads=[0, 1, 1, 0]),  # 40: im2col
+        helper.make_node("Relu", ["t"], ["y10"]),
         # a 1x1 convolution reading its input in place (200 pixels: 8 past the last whole strip of 16 or 32)
         helper.make_node("Conv", ["x2", "w1x1"], ["v"]),
         helper.make_node("Relu", ["v"], ["y9"]),
@@ -77,13 +80,14 @@ def kernel_mix() -> onnx.ModelProto:
     inits = [weight("w16", (16, 16, 3, 3)), weight("b16", (16,)), weight("wd", (16, 1, 3, 3)),
              weight("wd8", (8, 1, 3, 3)), weight("b8", (8,)), weight("wg", (30, 21)), weight("bg", (21,)),
              weight("w6g", (16, 6, 3, 3)), weight("w6p", (16, 6, 3, 3)), weight("w1x1", (12, 8, 1, 1)),
+             weight("w40", (40, 6, 3, 3)), weight("b40", (40,)),
              numpy_helper.from_array(np.float32(0), "lo"), numpy_helper.from_array(np.float32(6), "hi")]  # fmt: skip
     inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 16, 20, 20]),
               helper.make_tensor_value_info("x2", TensorProto.FLOAT, [1, 8, 5, 40]),
               helper.make_tensor_value_info("x3", TensorProto.FLOAT, [1, 8, 12, 40]),
               helper.make_tensor_value_info("x4", TensorProto.FLOAT, [5, 30]),
               helper.make_tensor_value_info("x5", TensorProto.FLOAT, [1, 6, 12, 40])]  # fmt: skip
-    names = ("y1", "y2", "y3", "p3", "y4", "y5", "y6", "y7", "y8", "y9")
+    names = ("y1", "y2", "y3", "p3", "y4", "y5", "y6", "y7", "y8", "y9", "y10")
     outputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT, None) for n in names]
     graph = helper.make_graph(nodes, "kernel_mix", inputs, outputs, inits)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
@@ -196,5 +200,7 @@ def test_the_kernel_mix_holds_the_kernels_it_names(tmp_path):
         "channels side by side per pixel",  # a channel-blocked input (PadBlocks)
         "mlcc_ukr_gather",  # the pixel-major kernel that reads it
         "mlcc_ukr_strided_clamp(kc",  # a 1x1 convolution reading its input in place, bias and Relu in registers
+        "every column phase inside the row",  # a strided input split into its phases (PadPhases)
+        "mlcc_ukr_packed_clamp(kc, ap, 0, bp",  # im2col strips, bias and Relu in registers
     ):
         assert marker in source, marker

@@ -131,6 +131,11 @@ CONVS = {
     "stem_7x7_s2": ((1, 3, 30, 31), (16, 3, 7, 7), {"strides": [2, 2], "pads": [3, 3, 3, 3]}),
     # SAME_UPPER with an even window at stride 2: more padding after than before
     "blocked_same_upper": ((1, 8, 9, 10), (8, 8, 4, 4), {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
+    # strided, few outputs (PHASE_MAX_CHANNELS): the direct kernel over the input's phases (PadPhases), odd and
+    # even sizes, asymmetric pads, 2 images, two groups, stride 3, a depth past KC (K blocks)
+    "phases_stem": ((2, 3, 33, 36), (16, 3, 3, 3), {"strides": [2, 2], "pads": [1, 0, 2, 1]}),
+    "phases_grouped_s3": ((1, 4, 29, 31), (8, 2, 5, 4), {"strides": [3, 3], "pads": [2, 1, 0, 2], "group": 2}),
+    "phases_k_blocks": ((1, 5, 24, 25), (12, 5, 9, 9), {"strides": [2, 2], "pads": [4, 4, 4, 4]}),
 }
 # cases for the channel-major direct kernel: the blocked one would take them (BLOCKED_MAX_WASTE), and on AVX2
 # the pixel-major one (P_AVX2_DEPTH)
@@ -160,7 +165,8 @@ def packed_ops(model: onnx.ModelProto) -> list[str]:
 
 def test_the_pass_packs_conv_and_gemm_weights_and_leaves_depthwise_and_transposed_a_alone():
     assert packed_ops(conv_model((1, 5, 16, 16), (13, 5, 3, 3))) == ["PadPlanes", "PackedConv"]  # direct
-    assert packed_ops(conv_model((1, 5, 8, 8), (13, 5, 3, 3), strides=[2, 2])) == ["PackedConv"]  # im2col
+    assert packed_ops(conv_model((1, 5, 8, 8), (40, 5, 3, 3), strides=[2, 2])) == ["PackedConv"]  # im2col
+    assert packed_ops(conv_model((1, 5, 8, 8), (13, 5, 3, 3), strides=[2, 2])) == ["PadPhases", "PackedConv"]
     assert packed_ops(conv_model((1, 6, 8, 8), (6, 1, 3, 3), group=6)) == ["DepthwiseConv"]
     assert packed_ops(conv_model((1, 6, 8, 8), (12, 1, 3, 3), group=6)) == ["DepthwiseConv"]  # multiplier 2
     assert packed_ops(conv_model((1, 6, 30), (6, 1, 3), group=6)) == ["Conv"]  # 1-D depthwise: direct kernel
@@ -185,6 +191,8 @@ def test_packed_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkeypat
     padded = kind == "direct" or (kind == "pixel-direct" and (any(attrs.get("pads", [0])) or "auto_pad" in attrs))
     if kind == "blocked":  # padded or not, a blocked copy
         assert ops == ["PadBlocks", "PackedConv"]
+    elif kind == "direct" and max(attrs.get("strides", [1])) > 1:  # strided: over the input's phases
+        assert ops == ["PadPhases", "PackedConv"]
     else:
         assert ops == (["PadPlanes", "PackedConv"] if padded else ["PackedConv"])  # the direct kernel: slack rows
     with compile_and_load(model, tmp_path, cpu=cpu) as compiled:
@@ -284,11 +292,14 @@ def test_the_kernel_choice_per_cpu(monkeypatch):
     assert chosen["generic"]["3x3_pad"] == "direct"  # 5 channels: 3 of the 8 computed would be zeros
     eight = conv_model((1, 8, 9, 9), (4, 8, 3, 3), strides=[2, 2])  # a full block
     twelve = conv_model((1, 12, 9, 9), (4, 12, 3, 3), strides=[2, 2])  # 16 computed: a quarter zeros
-    assert conv_kind(eight, "generic")[0] == "blocked" and conv_kind(twelve, "generic")[0] == "packed"
+    # (4 outputs at stride 2: direct over the input's phases, PHASE_MAX_CHANNELS)
+    assert conv_kind(eight, "generic")[0] == "blocked" and conv_kind(twelve, "generic")[0] == "direct"
     stem = conv_model(*CONVS["stem_7x7_s2"][:2], **CONVS["stem_7x7_s2"][2])
-    assert conv_kind(stem, "x86-64-v3")[0] == "pixel-direct" and conv_kind(stem, "generic")[0] == "packed"
-    shallow = conv_model((1, 3, 30, 31), (16, 3, 3, 3), strides=[2, 2])  # depth 27: im2col on AVX2 too
-    assert conv_kind(shallow, "x86-64-v3")[0] == "packed"
+    assert conv_kind(stem, "x86-64-v3")[0] == "pixel-direct" and conv_kind(stem, "generic")[0] == "direct"
+    shallow = conv_model((1, 3, 30, 31), (16, 3, 3, 3), strides=[2, 2])  # depth 27: not pixel-major on AVX2
+    assert conv_kind(shallow, "x86-64-v3")[0] == "direct"  # 16 outputs: over the phases
+    squeezenet_stem = conv_model((1, 3, 30, 31), (64, 3, 3, 3), strides=[2, 2])  # 64 outputs: im2col
+    assert conv_kind(squeezenet_stem, "x86-64-v4")[0] == "packed"
     assert chosen["generic"]["pixel_direct_strided"] == "blocked"  # 16 channels
     assert chosen["generic"]["deep_k_blocks"] == "direct"  # 33 channels: 7 of the 40 computed would be zeros
     assert chosen["generic"]["wide_output"] == "direct"  # 3 channels (a stem): not blocked
@@ -646,10 +657,20 @@ def test_every_cpu_choice_builds_and_the_flag_reaches_the_makefile(tmp_path):
         assert f"{cpu_target(cpu).vw}-float vectors" in (tmp_path / cpu / "model.c").read_text()
 
 
-@pytest.mark.parametrize("name", ["blocked_partial_block", "blocked_5x5_stride2", "blocked_same_upper", "stem_7x7_s2"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "blocked_partial_block",
+        "blocked_5x5_stride2",
+        "blocked_same_upper",
+        "stem_7x7_s2",
+        "phases_stem",
+        "phases_grouped_s3",
+    ],
+)
 def test_packed_conv_references_read_their_layouts(name):
-    """The numpy references of PadBlocks, PadPlanes and the in-place PackedConvs (what constant folding runs)
-    undo the layouts the pass chose (channel blocks, W^T in block order, padded planes)."""
+    """The numpy references of PadBlocks, PadPlanes, PadPhases and the in-place PackedConvs (what constant
+    folding runs) undo the layouts the pass chose (channel blocks, W^T in block order, padded planes, phases)."""
     x_shape, w_shape, attrs = CONVS[name]
     model = conv_model(x_shape, w_shape, **attrs)
     graph = pack_weights(import_onnx(model, {}), cpu_target("x86-64-v3"))
@@ -658,7 +679,7 @@ def test_packed_conv_references_read_their_layouts(name):
     for node in graph.nodes:
         inputs = [None if v is None else values.get(id(v), v.data) for v in node.inputs]
         (values[id(node.outputs[0])],) = lookup(node.op, node.domain, node.version).reference(node, inputs)
-    assert graph.nodes[0].op == ("PadPlanes" if name.startswith("stem") else "PadBlocks")
+    assert graph.nodes[0].op == {"stem": "PadPlanes", "phases": "PadPhases"}.get(name.split("_")[0], "PadBlocks")
     want = run_ort(model, {"x": x})
     assert_close([values[id(graph.nodes[-1].outputs[0])]], want, rtol=1e-4, atol=2e-6 * float(np.abs(want[0]).max()))
 
