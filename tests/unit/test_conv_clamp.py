@@ -21,7 +21,7 @@ KC_MAX = 384  # deeper than any target's KC: at least two K blocks
 
 SHAPES = {
     # (x shape, w shape, conv attrs)
-    "im2col_3x3_s2": ((1, 5, 17, 19), (13, 5, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),
+    "im2col_3x3_s2": ((1, 5, 17, 19), (40, 5, 3, 3), {"strides": [2, 2], "pads": [1, 1, 1, 1]}),  # 40: not phases
     "pointwise_in_place": ((2, 16, 9, 11), (24, 16, 1, 1), {}),  # whole strips of B read in place
     "pointwise_k_blocks": ((1, KC_MAX + 37, 7, 5), (11, KC_MAX + 37, 1, 1), {}),  # the last K block clamps
     # pixel-major, read in place (AVX-512; conv_pmajor.c.j2): the tile clamped before its transposed store, a
