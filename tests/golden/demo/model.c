@@ -589,14 +589,22 @@ static MLCC_UKERNEL void mlcc_ukr_direct(int64_t kc, const float *restrict a, in
       c[r * ldc + j] = (accumulate ? c[r * ldc + j] : 0.0f) + t[r][j];
 }
 
-typedef int32_t mlcc_vi __attribute__((vector_size(16)));
 /* v < lo ? lo : v, then > hi ? hi (NaN passes, as in the Relu or Clip it stands for), lane by lane */
+#if defined(__SSE__)
+#include <immintrin.h>
 static inline mlcc_vf mlcc_clamp(mlcc_vf v, mlcc_vf lo, mlcc_vf hi) {
-  const mlcc_vi below = v < lo;
-  v = (mlcc_vf)(((mlcc_vi)v & ~below) | ((mlcc_vi)lo & below));
-  const mlcc_vi above = v > hi;
-  return (mlcc_vf)(((mlcc_vi)v & ~above) | ((mlcc_vi)hi & above));
+  return (mlcc_vf)_mm_min_ps((__m128)hi, _mm_max_ps((__m128)lo, (__m128)v));
 }
+#else
+static inline mlcc_vf mlcc_clamp(mlcc_vf v, mlcc_vf lo, mlcc_vf hi) {
+  typedef int32_t vi __attribute__((vector_size(16)));
+  const vi below = v < lo;
+  v = (mlcc_vf)(((vi)v & ~below) | ((vi)lo & below));
+  const vi above = v > hi;
+  return (mlcc_vf)(((vi)v & ~above) | ((vi)hi & above));
+}
+#endif
+
 /* A[r, k] is a[pix[r] + off[k]] (MR valid pixels): a pixel-major convolution's input read in place, one
    tile row per output pixel, the tile stored transposed (conv_pmajor.c.j2). */
 /* C^T: C[r, j] (+)= A[r, 0:kc] * Bp[0:kc, j] + bias[j] at c[j * ldc + r] (bias may be NULL), then clamped to [lo, hi]; rows
