@@ -59,3 +59,57 @@ def test_mlcc_split_balances_threads_with_the_fewest_row_chunks(split_program):
     lines = subprocess.run([str(split_program), *args], check=True, capture_output=True, text=True).stdout.split("\n")
     got = {name: tuple(int(v) for v in line.split()) for name, line in zip(CASES, lines)}
     assert got == {name: want for name, (_, want) in CASES.items()}
+
+
+SHARES = r"""
+#include <stdio.h>
+#include <stdlib.h>
+#include <stdint.h>
+#include "mlcc_pool.h"
+/* every task records its worker; each worker's first task waits (up to 2 s) until all threads have started
+   one, so that no thread takes another's share before that thread arrives */
+typedef struct { atomic_int arrived; int threads; int ran[64]; int first[8]; atomic_int count[64]; } state;
+static void task(void *ctx, int64_t t, int worker) {
+  state *s = (state *)ctx;
+  if (s->first[worker] < 0) {
+    s->first[worker] = (int)t;
+    atomic_fetch_add(&s->arrived, 1);
+    const int64_t until = mlcc_now_ns() + 2000000000;
+    while (atomic_load(&s->arrived) < s->threads && mlcc_now_ns() < until) mlcc_cpu_relax();
+  }
+  s->ran[t] = worker;
+  atomic_fetch_add(&s->count[t], 1);
+}
+int main(int argc, char **argv) {
+  const int threads = atoi(argv[1]), tasks = atoi(argv[2]);
+  mlcc_pool *p = mlcc_pool_create(threads);
+  for (int region = 0; region < 3; ++region) { /* the shares are reset for every region */
+    static state s;
+    atomic_init(&s.arrived, 0);
+    s.threads = threads;
+    for (int w = 0; w < 8; ++w) s.first[w] = -1;
+    for (int t = 0; t < 64; ++t) atomic_init(&s.count[t], 0);
+    mlcc_pool_run(p, tasks, task, &s);
+    for (int w = 0; w < threads; ++w) printf("%d ", s.first[w]);
+    for (int t = 0; t < tasks; ++t) printf("%d ", atomic_load(&s.count[t]));
+    printf("\n");
+  }
+  mlcc_pool_destroy(p);
+  return 0;
+}
+"""
+
+
+@pytest.mark.parametrize(("threads", "tasks"), [(2, 2), (2, 9), (3, 10), (4, 64)])
+def test_each_thread_starts_on_its_own_contiguous_share(threads, tasks, tmp_path):
+    """mlcc_pool_run: thread w first takes task w * tasks / threads (the start of its contiguous share: so the
+    same thread runs the same part of every kernel); every task runs exactly once, in every region."""
+    (tmp_path / "shares.c").write_text(SHARES)
+    exe = tmp_path / "shares"
+    cmd = ["cc", "-std=c11", "-O2", "-Wall", "-Werror", "-pthread", f"-I{RUNTIME}", str(tmp_path / "shares.c")]
+    subprocess.run([*cmd, "-o", str(exe)], check=True)
+    out = subprocess.run([str(exe), str(threads), str(tasks)], check=True, capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        values = [int(v) for v in line.split()]
+        assert values[:threads] == [w * tasks // threads for w in range(threads)]
+        assert values[threads:] == [1] * tasks
