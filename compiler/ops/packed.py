@@ -31,7 +31,7 @@ import math
 import numpy as np
 
 from ..errors import ShapeError
-from ..ir.graph import Node
+from ..ir.graph import Node, Value
 from .common import broadcast_shapes, broadcast_strides, coalesce, contiguous_strides, need_input
 from .conv import as_3d, conv_geometry, conv_reference
 from .registry import INTERNAL_DOMAIN, Kernel, OpDef, register
@@ -421,6 +421,24 @@ class RuntimeMatMul(OpDef):
         return [Kernel("gemm_packed", "matmul", [a, b], [y], params, ["A", "B", "Y"])]
 
 
+def _plane_copy_params(x: Value, y: Value, pads: list[int]) -> dict:
+    """The parameters of PadPlanes' and PadPhases' kernels: planes of x [N, C, IH, IW] copied into y's planes
+    [.., OH, OW] at row `top`, column `left`; tasks of whole planes, at least 64 KiB of output each."""
+    top, left = pads[:2]
+    return {
+        "planes": x.shape[0] * x.shape[1],
+        "IH": x.shape[2],
+        "IW": x.shape[3],
+        "OH": y.shape[2],
+        "OW": y.shape[3],
+        "top": top,
+        "left": left,
+        "per_task": max(1, 16384 // (y.shape[2] * y.shape[3])),
+        "threaded": True,
+        "scratch_floats": 0,
+    }
+
+
 @register("PadPlanes", since=1, domain=PACKED_DOMAIN)
 class PadPlanes(OpDef):
     """Zero padding of the last two axes of a 4-D float32 tensor (attribute pads = [top, left, bottom, right],
@@ -440,20 +458,7 @@ class PadPlanes(OpDef):
 
     def lower(self, node):
         x, y = node.inputs[0], node.outputs[0]
-        top, left, _, _ = node.attr("pads")
-        params = {
-            "planes": x.shape[0] * x.shape[1],
-            "IH": x.shape[2],
-            "IW": x.shape[3],
-            "OH": y.shape[2],
-            "OW": y.shape[3],
-            "top": top,
-            "left": left,
-            "per_task": max(1, 16384 // (y.shape[2] * y.shape[3])),  # planes per task: at least 64 KiB of output
-            "threaded": True,
-            "scratch_floats": 0,
-        }
-        return [Kernel("pad_planes", "pad", [x], [y], params, ["X", "Y"])]
+        return [Kernel("pad_planes", "pad", [x], [y], _plane_copy_params(x, y, node.attr("pads")), ["X", "Y"])]
 
 
 @register("PadPhases", since=1, domain=PACKED_DOMAIN)
@@ -485,26 +490,12 @@ class PadPhases(OpDef):
 
     def lower(self, node):
         x, y = node.inputs[0], node.outputs[0]
-        top, left, _, _ = node.attr("pads")
+        left = node.attr("pads")[1]
         s, iw, ow = node.attr("stride"), x.shape[3], y.shape[3]
         # per column phase pc, the phase columns [lo, hi) that hold input columns s * j + pc - left
         lo = [max(0, min(ow, -(-(left - pc) // s))) for pc in range(s)]
         hi = [max(lo[pc], min(ow, (iw - 1 + left - pc) // s + 1)) for pc in range(s)]
-        params = {
-            "lo": lo,
-            "hi": hi,
-            "planes": x.shape[0] * x.shape[1],
-            "S": s,
-            "IH": x.shape[2],
-            "IW": x.shape[3],
-            "OH": y.shape[2],
-            "OW": y.shape[3],
-            "top": top,
-            "left": left,
-            "per_task": max(1, 16384 // (x.shape[2] * x.shape[3])),  # planes per task: at least 64 KiB of input
-            "threaded": True,
-            "scratch_floats": 0,
-        }
+        params = {**_plane_copy_params(x, y, node.attr("pads")), "S": s, "lo": lo, "hi": hi}
         return [Kernel("pad_phases", "pad", [x], [y], params, ["X", "Y"])]
 
 
