@@ -170,21 +170,7 @@ def _im2col_params(node: Node, group, kernel, out, begin, strides, dil) -> dict:
     }
 
 
-L1_SETS, L1_WAYS, LINE = 64, 8, 64  # 32 KiB, 8-way: Zen 3/4, Intel cores since Skylake
 B_IN_PLACE_PANELS = 32  # row panels (MR output channels each) of a 1x1 convolution reading B in place, at most
-
-
-def strips_stay_in_l1(p: int, kc: int, nr: int) -> bool:
-    """Whether a 1x1 convolution's B strips can be read in place from X ([K, p] rows, p floats apart):
-    the kc rows of nr floats a strip spans (reused by every row panel) must stay in L1 together, so no cache
-    set may hold more than 6 of their lines (of 8 ways; the rest for A and the tile). Row strides of a
-    multiple of 1 KiB put every row in a few sets: 112x112 and 80x80 maps at a depth of 32 or more."""
-    per_set = [0] * L1_SETS
-    for k in range(kc):
-        first, last = k * p * 4 // LINE, (k * p * 4 + nr * 4 - 1) // LINE
-        for line in range(first, last + 1):
-            per_set[line % L1_SETS] += 1
-    return max(per_set) <= L1_WAYS - 2
 
 
 def _block_cols(cpu_nc: int, cols: int, nr: int) -> int:
@@ -257,15 +243,14 @@ class PackedConv(OpDef):
         nc = _block_cols(node.attr("nc"), math.prod(out), node.attr("nr"))
         params = _im2col_params(node, group, kernel, out, begin, strides, dil)
         params.update(panels=panels, NC=nc, scratch_floats=min(kc, k) * nc)
-        # 1x1: B read in place where that keeps the strips in L1; it saves most where few row panels share
-        # each packed block (one convolution + Relu alone, Zen 4, 1 thread, time vs packing: 64->16 and 128->16
-        # at 55x55 0.82, 0.79; 16->64 0.95, 64->64 at 56x56 0.93, 32->192 at 28x28 0.96, 16->96 at 112x112
-        # 0.97; 64->256 at 55x55 1.00, 96->576 at 14x14 1.00, at 28x28 1.01)
-        params["b_in_place"] = (
-            params["pointwise"]
-            and panels <= B_IN_PLACE_PANELS
-            and strips_stay_in_l1(params["P"], params["KC"], node.attr("nr"))
-        )
+        # 1x1: B read in place; it saves most where few row panels share each packed block (one convolution +
+        # Relu alone, Zen 4, 1 thread, time vs packing: 64->16 and 128->16 at 55x55 0.82, 0.79; 16->64 0.95,
+        # 64->64 at 56x56 0.93, 32->192 at 28x28 0.96, 16->96 at 112x112 0.97; 64->256 at 55x55 1.00, 96->576 at
+        # 14x14 1.00, at 28x28 1.01). Also where the strip's rows share a few L1 sets (row strides of a multiple
+        # of 1 KiB: 112x112, 80x80, 64x64, 32x32 maps), which it once packed for: their evictions cost L2 hits,
+        # the packing more (32->16 at 112x112 0.165 -> 0.130 ms, 96->24 0.695 -> 0.550, 64->32 at 80x80 0.287 ->
+        # 0.246, 64->32 at 64x64 (64 rows in one set) 0.203 -> 0.169; 64->256 at 64x64, 32->192 at 112x112 equal)
+        params["b_in_place"] = params["pointwise"] and panels <= B_IN_PLACE_PANELS
         if params["b_in_place"]:  # the scratch holds the partial last strip only
             params["scratch_floats"] = min(kc, k) * node.attr("nr")
         # the bias added in the micro-kernel's registers (ops/fused.py in_register_clamp for a Relu or Clip)

@@ -89,7 +89,7 @@ CONVS = {
     "3x3_pad": ((1, 5, 17, 19), (13, 5, 3, 3), {"pads": [1, 1, 1, 1]}),
     "pointwise": ((2, 40, 9, 9), (11, 40, 1, 1), {}),
     "pointwise_deep": ((1, KC_MAX + 37, 7, 5), (7, KC_MAX + 37, 1, 1), {}),
-    # rows 4 KiB apart: all in one L1 set, so B is packed, not read in place (ops/packed.py strips_stay_in_l1)
+    # rows 4 KiB apart: all in one L1 set, read in place all the same (ops/packed.py b_in_place)
     "pointwise_rows_in_one_set": ((1, 24, 32, 32), (16, 24, 1, 1), {}),
     "deep_k_blocks": ((1, 33, 8, 8), (32, 33, 3, 3), {"pads": [1, 1, 1, 1]}),
     "stride2_dilated": ((1, 4, 23, 21), (8, 4, 3, 3), {"strides": [2, 2], "dilations": [2, 1], "pads": [2, 1, 0, 1]}),
@@ -201,7 +201,7 @@ def test_packed_conv_matches_onnxruntime(name, cpu, threads, tmp_path, monkeypat
         if name.startswith("tail_") and kind in ("pixel-direct", "blocked"):  # the last pixel: a one-row tile
             assert ("mlcc_ukr_gather1(" in source) == (cpu == "x86-64-v4")
         if name in ("pointwise", "pointwise_rows_in_one_set"):  # 1x1: whole strips of B read in place from X
-            assert ("mlcc_ukr_strided_clamp(kc" in source) == (name == "pointwise")  # with its bias
+            assert "mlcc_ukr_strided_clamp(kc" in source  # with its bias
         got = compiled.run({"x": x})["y"]
     want = run_ort(model, {"x": x})
     # float32 sums of up to 3537 terms in another order than onnxruntime's: near-cancelling outputs of the
@@ -254,8 +254,7 @@ def test_packed_conv_takes_a_residual_relu_epilogue(cpu, tmp_path, monkeypatch):
 @pytest.mark.parametrize("cpu", CPUS)
 def test_pointwise_conv_reading_x_in_place_takes_a_residual_over_k_blocks(cpu, tmp_path, monkeypatch):
     # two K blocks or more: the first blocks' sums go to Y, the residual stored there first (or added); 2 images,
-    # 130 pixels: whole strips in place and a partial last one packed, at 2 threads (depths whose K blocks'
-    # rows spread over L1's sets: ops/packed.py strips_stay_in_l1)
+    # 130 pixels: whole strips in place and a partial last one packed, at 2 threads
     k = 300 if cpu == "x86-64-v3" else KC_MAX + 5
     model = conv_model((2, k, 10, 13), (12, k, 1, 1), residual=[2, 12, 10, 13])
     monkeypatch.setenv("MLCC_NUM_THREADS", "2")
