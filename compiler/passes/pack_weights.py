@@ -116,11 +116,12 @@ def _direct_conv(node: Node, packed: Node, cpu: CpuTarget, fresh: FreshNames) ->
     (ops/packed.py): no im2col. The padded input has slack rows at the bottom, so that the micro-kernel's
     full-width reads past the last virtual column stay inside it."""
     x = node.inputs[0]
-    group, kernel, out, begin, end, strides, dil = conv_geometry(node, x.shape, tuple(packed.attrs["w_shape"]))
+    geometry = conv_geometry(node, x.shape, tuple(packed.attrs["w_shape"]))
+    group, kernel, out, begin, end, strides, dil = geometry
     if x.rank != 4 or list(kernel) == [1, 1] or min(begin + end) < 0:
         return None
     if strides != [1, 1]:
-        return _phase_direct_conv(node, packed, cpu, fresh)
+        return _phase_direct_conv(node, packed, geometry, cpu, fresh)
     width = x.shape[3] + begin[1] + end[1]
     if (kernel[1] - 1) * dil[1] > DIRECT_MAX_WASTE * width:
         return None
@@ -133,23 +134,17 @@ def _direct_conv(node: Node, packed: Node, cpu: CpuTarget, fresh: FreshNames) ->
     offsets = (
         (k // taps) * (xp.shape[2] * width) + (k // kernel[1] % kernel[0]) * dil[0] * width + (k % kernel[1]) * dil[1]
     )
-    if offsets.max() + xp.shape[2] * width >= 2**31:
-        return None
-    off = Value(fresh(node.name, "offsets"), INT32, (len(k),), offsets.astype(np.int32))
-    attrs = dict(packed.attrs, direct=1, slack_rows=slack, pads=[0, 0, 0, 0], auto_pad="NOTSET")
-    attrs["strip_group"] = _strip_group(packed, kernel, dil, width, out[0] * width, cpu)
-    b = packed.input(2)
-    conv = Node("PackedConv", [xp, packed.inputs[1], b, off], packed.outputs, attrs, packed.name, PACKED_DOMAIN, 1)
-    return [pad, conv]
+    group_size = _strip_group(packed, kernel, dil, width, out[0] * width, cpu)
+    return _direct_nodes(node, packed, pad, offsets, {"slack_rows": slack, "strip_group": group_size}, fresh)
 
 
-def _phase_direct_conv(node: Node, packed: Node, cpu: CpuTarget, fresh: FreshNames) -> list[Node] | None:
+def _phase_direct_conv(node: Node, packed: Node, geometry, cpu: CpuTarget, fresh: FreshNames) -> list[Node] | None:
     """A 2-D PackedConv at stride s in both axes (no dilation) as PadPhases + a direct PackedConv: the padded
     input split into its s x s phases (rows s*i + pr, columns s*j + pc), so that tap (kh, kw) of output (oh, ow)
     is phase (kh % s, kw % s) at (oh + kh // s, ow + kw // s), a stride-1 window read in place over a virtual
     grid as wide as a phase row: no im2col. The phases have slack rows at the bottom like PadPlanes' planes."""
     x = node.inputs[0]
-    group, kernel, out, begin, end, strides, dil = conv_geometry(node, x.shape, tuple(packed.attrs["w_shape"]))
+    group, kernel, out, begin, end, strides, dil = geometry
     s, mg = strides[0], packed.attrs["w_shape"][0] // group
     if strides != [s, s] or dil != [1, 1] or s > PHASE_MAX_STRIDE or mg > PHASE_MAX_CHANNELS:
         return None
@@ -168,12 +163,19 @@ def _phase_direct_conv(node: Node, packed: Node, cpu: CpuTarget, fresh: FreshNam
     k = np.arange(cg * taps)
     c, kh, kw = k // taps, k // kernel[1] % kernel[0], k % kernel[1]
     offsets = ((c * s + kh % s) * s + kw % s) * ((h2 + slack) * width) + (kh // s) * width + kw // s
-    if offsets.max() + (h2 + slack) * width >= 2**31:
+    group_size = _strip_group(packed, (reach[0] + 1, reach[1] + 1), [1, 1], width, out[0] * width, cpu)
+    attrs = {"phases": s, "padded": [hp, wp], "slack_rows": slack, "strip_group": group_size}
+    return _direct_nodes(node, packed, pad, offsets, attrs, fresh)
+
+
+def _direct_nodes(node: Node, packed: Node, pad: Node, offsets: np.ndarray, attrs: dict, fresh: FreshNames):
+    """`pad` and the direct PackedConv that reads its output in place through the tap offsets, or None where
+    an offset into a plane group would overflow int32."""
+    xp = pad.outputs[0]
+    if offsets.max() + xp.shape[2] * xp.shape[3] >= 2**31:
         return None
-    off = Value(fresh(node.name, "offsets"), INT32, (len(k),), offsets.astype(np.int32))
-    attrs = dict(packed.attrs, direct=1, phases=s, padded=[hp, wp], slack_rows=slack, pads=[0, 0, 0, 0])
-    attrs["auto_pad"] = "NOTSET"
-    attrs["strip_group"] = _strip_group(packed, (reach[0] + 1, reach[1] + 1), [1, 1], width, out[0] * width, cpu)
+    off = Value(fresh(node.name, "offsets"), INT32, (len(offsets),), offsets.astype(np.int32))
+    attrs = dict(packed.attrs, direct=1, pads=[0, 0, 0, 0], auto_pad="NOTSET", **attrs)
     b = packed.input(2)
     conv = Node("PackedConv", [xp, packed.inputs[1], b, off], packed.outputs, attrs, packed.name, PACKED_DOMAIN, 1)
     return [pad, conv]
